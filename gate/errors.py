@@ -1,0 +1,45 @@
+"""One exception tree for the whole daemon, rooted at GateError.
+
+Children also inherit the built-in they resemble (the gpiozero way), so callers
+that only know Python's own exceptions still catch them sensibly.
+"""
+
+
+class GateError(Exception):
+    """Root of every error the gate raises on purpose."""
+
+
+class ConfigError(GateError, ValueError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class CameraError(GateError, RuntimeError):
+    """The frame source could not be opened or stopped producing frames."""
+
+
+class FrameTimeout(CameraError, TimeoutError):
+    """No frame arrived within the configured wait."""
+
+
+class SourceExhausted(CameraError):
+    """A finite frame source (a replay played once) has no more frames."""
+
+
+class DecoderError(GateError, RuntimeError):
+    """A decoder backend is unavailable or failed on a frame."""
+
+
+class ImageReadError(GateError, OSError):
+    """An image file could not be read or is not an image."""
+
+
+class SignalError(GateError, RuntimeError):
+    """The signalling hardware (LEDs, buzzer, relay) could not be set up."""
+
+
+class StorageError(GateError, OSError):
+    """The durable check-in store failed."""
+
+
+class StorageFull(StorageError):
+    """The check-in store reached its cap or the disk is full: refuse new scans."""
