@@ -25,6 +25,12 @@ class Reason(StrEnum):
     ISSUE_BEFORE_BIRTH = "issue_before_birth"
     ISSUE_BEFORE_CHIP_CARDS = "issue_before_chip_cards"
     DATE_IN_FUTURE = "date_in_future"
+    BAD_OLD_ID_NUMBER = "bad_old_id_number"  # CCCD's old CMND field: not 9 or 12 digits, nor empty
+    MISSING_NAME = "missing_name"  # the name field is empty or only whitespace
+    BAD_PROVINCE_CODE = "bad_province_code"  # CCCD ID digits 1-3 are 000 or 097-099
+    ID_CENTURY_MISMATCH = "id_century_mismatch"  # CCCD ID digit 4 encodes another birth century
+    BAD_DECLARATION_TYPE = "bad_declaration_type"  # national QR LoaiDinhDanh is not 0 or 1
+    BAD_QID = "bad_qid"  # national QR platform identifier is empty or not digits
 
     # Policy
     KIND_NOT_ACCEPTED = "kind_not_accepted"
