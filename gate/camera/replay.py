@@ -1,0 +1,110 @@
+"""Replay source: image files played as camera frames, for tests, benchmarks and the demo."""
+
+import glob
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from gate.camera.config import ReplayConfig
+from gate.errors import CameraError, ImageReadError
+
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
+)
+
+
+def expand_paths(patterns: Sequence[Path]) -> list[Path]:
+    """Files, folders (their images, sorted) and globs, in order."""
+    found: list[Path] = []
+    for path in patterns:
+        pattern = str(path)
+        if glob.has_magic(pattern):
+            matches = sorted(Path(p) for p in glob.glob(pattern))
+            if not matches:
+                raise CameraError(f"replay: no file matches {pattern!r}")
+            found.extend(matches)
+        elif path.is_dir():
+            images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not images:
+                raise CameraError(f"replay: folder {pattern!r} holds no images")
+            found.extend(images)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise CameraError(f"replay: {pattern!r} does not exist")
+    return found
+
+
+class ReplaySource:
+    """Plays grey frames held in memory, paced to a frame rate or as fast as possible.
+
+    Images are decoded once, at open, so that replay costs nothing per frame and
+    benchmarks measure the pipeline, not the PNG decoder.
+    """
+
+    name = "replay"
+
+    def __init__(
+        self,
+        frames: Sequence[np.ndarray] | None = None,
+        *,
+        paths: Sequence[Path] = (),
+        fps: float | None = None,
+        loop: bool = False,
+        repeat_each: int = 1,
+    ) -> None:
+        self._given = list(frames) if frames is not None else None
+        self._paths = list(paths)
+        self._fps = fps
+        self._loop = loop
+        self._repeat_each = repeat_each
+        self._frames: list[np.ndarray] = []
+
+    @classmethod
+    def from_config(cls, config: ReplayConfig) -> "ReplaySource":
+        if not config.paths:
+            raise CameraError("camera.replay.paths is empty: nothing to replay")
+        return cls(
+            paths=expand_paths(config.paths),
+            fps=config.fps,
+            loop=config.loop,
+            repeat_each=config.repeat_each,
+        )
+
+    def open(self) -> None:
+        if self._given is not None:
+            self._frames = self._given
+            return
+        from gate.decode import load_grey
+
+        try:
+            self._frames = [load_grey(path) for path in self._paths]
+        except ImageReadError as exc:
+            raise CameraError(f"replay: {exc}") from exc
+
+    def frames(self, stop: threading.Event) -> Iterator[np.ndarray]:
+        if not self._frames:
+            raise CameraError("replay source is not open or has no frames")
+        interval = 1.0 / self._fps if self._fps else 0.0
+        deadline = time.monotonic()
+        while not stop.is_set():
+            for frame in self._frames:
+                for _ in range(self._repeat_each):
+                    if interval:
+                        deadline += interval
+                        delay = deadline - time.monotonic()
+                        if delay > 0 and stop.wait(delay):
+                            return
+                        if delay < -interval:
+                            deadline = time.monotonic()
+                    elif stop.is_set():
+                        return
+                    yield frame
+            if not self._loop:
+                return
+
+    def close(self) -> None:
+        self._frames = []

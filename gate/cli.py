@@ -1,0 +1,269 @@
+"""The `gate` command: run the daemon, and the tools a technician uses at the door."""
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
+
+from gate import __version__
+from gate.config.model import DEFAULT_PATH, GateConfig, load_config
+from gate.errors import ConfigError, GateError
+
+log = logging.getLogger("gate")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args)
+    except GateError as exc:
+        print(f"gate: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gate", description="Unattended QR entrance gate: run the daemon and its tools."
+    )
+    parser.add_argument("--version", action="version", version=f"gate {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run the gate daemon",
+        description=(
+            "Run the gate: capture, decode, decide, signal, store and publish check-ins. "
+            "SIGTERM/SIGINT stop it cleanly (relay safe); SIGHUP reloads the config."
+        ),
+    )
+    _config_option(run)
+    run.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="override log.level from the config",
+    )
+    run.set_defaults(handler=_run)
+
+    decode = commands.add_parser(
+        "decode",
+        help="decode QR codes in image files",
+        description=(
+            'Print one JSON object per file: {"file", "codes": [{"text", "data_hex", '
+            '"backend"}]} or {"file", "error"}; carries on after an unreadable file.'
+        ),
+    )
+    decode.add_argument("files", nargs="+", metavar="FILE")
+    decode.add_argument("--backend", choices=["auto", "zxing", "zbar"], default="auto")
+    decode.set_defaults(handler=_decode)
+
+    parse = commands.add_parser(
+        "parse",
+        help="parse QR payloads into credentials",
+        description=(
+            "Parse payloads given as arguments, or one per line on stdin, and print one JSON "
+            "object per payload: kind, valid, verified, reason, the decision under the policy, "
+            "and the parsed fields."
+        ),
+    )
+    parse.add_argument("payloads", nargs="*", metavar="PAYLOAD")
+    parse.add_argument("--config", type=Path, help="take the policy from this config file")
+    parse.add_argument("--today", type=_iso_date, help="evaluate as of this date (YYYY-MM-DD)")
+    parse.set_defaults(handler=_parse)
+
+    config = commands.add_parser("config", help="check or document the configuration")
+    config_commands = config.add_subparsers(title="config commands", metavar="COMMAND")
+    check = config_commands.add_parser(
+        "check",
+        help="validate a config file",
+        description=(
+            "Print every problem (file:line: key: what was expected) and exit 1, or a short "
+            "summary and exit 0."
+        ),
+    )
+    check.add_argument("file", type=Path, nargs="?", default=DEFAULT_PATH)
+    check.set_defaults(handler=_config_check)
+    reference = config_commands.add_parser(
+        "reference", help="print the configuration reference (Markdown), generated from the models"
+    )
+    reference.set_defaults(handler=_config_reference)
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, default=DEFAULT_PATH, help=f"config file (default {DEFAULT_PATH})"
+    )
+
+
+def _iso_date(text: str) -> Any:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {text!r}") from None
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)-7s %(threadName)-12s %(name)s: %(message)s",
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    _configure_logging(args.log_level or config.log.level)
+    from gate.daemon import run
+    from gate.outbox import open_outbox
+
+    return run(config, args.config, open_outbox)
+
+
+def _decode(args: argparse.Namespace) -> int:
+    from gate.decode import DecoderConfig, decode_files, make_decoder
+
+    decoder = make_decoder(DecoderConfig(backend=args.backend))
+    failed = False
+    for result in decode_files(args.files, decoder):
+        failed |= "error" in result
+        print(json.dumps(result, ensure_ascii=False), flush=True)
+    return 1 if failed else 0
+
+
+def _parse(args: argparse.Namespace) -> int:
+    from gate.credentials import parse
+    from gate.policy import decide
+
+    config = load_config(args.config) if args.config else GateConfig()
+    today = args.today or datetime.now(config.site.zone).date()
+    for payload in _payloads(args.payloads):
+        credential = parse(payload, today=today)
+        decision = decide(credential, config.policy.accept_kinds)
+        print(
+            json.dumps(
+                {
+                    "kind": credential.kind,
+                    "valid": credential.valid,
+                    "verified": credential.verified,
+                    "reason": credential.reason,
+                    "decision": "accepted" if decision.accepted else "refused",
+                    "decision_reason": decision.reason,
+                    "subject_id": credential.subject_id,
+                    "name": credential.name,
+                    "birth_date": credential.birth_date,
+                    "details": dict(credential.details),
+                },
+                ensure_ascii=False,
+            ),
+            flush=True,
+        )
+    return 0
+
+
+def _payloads(arguments: Sequence[str]) -> Iterator[bytes]:
+    if arguments:
+        for text in arguments:
+            yield text.encode("utf-8", "surrogateescape")
+        return
+    for line in sys.stdin.buffer:
+        yield line.rstrip(b"\r\n")
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    site, camera = config.site, config.camera
+    print(f"{args.file}: OK")
+    print(f"  gate {site.province}/{site.venue_id}/{site.gate_id}, state in {site.state_dir}")
+    print(
+        f"  camera {camera.source} {camera.width}x{camera.height} @ {camera.fps:g} fps, "
+        f"decoder {config.decoder.backend}"
+    )
+    print(
+        f"  accepts {', '.join(sorted(config.policy.accept_kinds))}; "
+        f"relay pulse {config.signals.relay_pulse_s:g} s (max {config.signals.relay_max_s:g} s)"
+    )
+    return 0
+
+
+def _config_reference(_args: argparse.Namespace) -> int:
+    print(config_reference(GateConfig))
+    return 0
+
+
+def config_reference(
+    model: type[BaseModel], prefix: str = "", seen: dict[type, str] | None = None
+) -> str:
+    """A Markdown table of every key, its type, default and description, from the models.
+
+    A section type met before (every LED pin, every pattern) is described once, at its
+    first key; later keys point there and show their own default.
+    """
+    seen = {} if seen is None else seen
+    rows = [] if prefix else ["| key | type | default | description |", "|---|---|---|---|"]
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        annotation = field.annotation
+        nested = _section_type(annotation)
+        shown = (
+            "required"
+            if field.is_required()
+            else _default(field.get_default(call_default_factory=True))
+        )
+        description = field.description or ""
+        if nested is not None and nested in seen:
+            rows.append(
+                f"| `{key}` | section | {shown} | {description} (keys as `{seen[nested]}`) |"
+            )
+            continue
+        if nested is not None:
+            seen[nested] = key
+            if _is_optional(annotation):
+                rows.append(f"| `{key}` | section or null | {shown} | {description} |")
+            rows.append(config_reference(nested, f"{key}.", seen))
+            continue
+        rows.append(f"| `{key}` | {_type_name(annotation)} | {shown} | {description} |")
+    return "\n".join(rows)
+
+
+def _default(value: Any) -> str:
+    plain = to_jsonable_python(value)
+    if isinstance(plain, list):
+        plain = sorted(plain, key=str)
+    return f"`{json.dumps(plain, ensure_ascii=False)}`"
+
+
+def _section_type(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def _is_optional(annotation: Any) -> bool:
+    return type(None) in getattr(annotation, "__args__", ())
+
+
+def _type_name(annotation: Any) -> str:
+    text = str(annotation).replace("typing.", "").replace("pathlib.", "")
+    text = text.replace("gate.credentials.model.Kind", "kind")
+    text = text.replace("<class '", "").replace("'>", "")
+    return text.replace("|", "or")

@@ -1,0 +1,142 @@
+"""Read the YAML config into typed models; every problem names the file, the key and the line."""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from gate.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    file: str
+    key: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key or '(top level)'}: {self.message}"
+
+
+class InvalidConfig(ConfigError):
+    """The file parsed but does not describe a valid gate; carries every problem found."""
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def load_model(path: Path, model: type[M]) -> M:
+    """Load `path` and validate it as `model`, raising ConfigError with every problem found."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read config file: {exc}") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.load(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InvalidConfig([ConfigProblem(file, "", line, f"invalid YAML: {problem}")]) from None
+    if data is None:
+        data = {}
+    problems = list(_duplicate_keys(file, root))
+    if not isinstance(data, dict):
+        problems.append(ConfigProblem(file, "", 1, "expected a mapping of sections at the top"))
+        raise InvalidConfig(problems)
+    try:
+        config = model.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_describe(file, root, model, exc))
+    if problems:
+        raise InvalidConfig(problems)
+    return config
+
+
+def _describe(
+    file: str, root: yaml.Node | None, model: type[BaseModel], exc: ValidationError
+) -> Iterator[ConfigProblem]:
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        key = ".".join(str(part) for part in loc)
+        node = _node_at(root, loc)
+        line = node.start_mark.line + 1 if node is not None else None
+        yield ConfigProblem(file, key, line, _message(error, model, loc))
+
+
+def _message(error: Any, model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(model, loc[:-1])
+        hint = f"; expected one of: {', '.join(allowed)}" if allowed else ""
+        return f"unknown key{hint}"
+    if kind == "missing":
+        return "required key is missing"
+    got = error.get("input")
+    shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+    return f"{error['msg']}{shown}"
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys a section accepts, found by walking the model along `loc`."""
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return []
+        current = field.annotation
+        for arg in getattr(current, "__args__", ()):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                current = arg
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(current.model_fields)
+    return []
+
+
+def _node_at(root: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
+    """The YAML node a validation error points at, or the deepest existing parent."""
+    node = root
+    last = len(loc) - 1
+    for depth, part in enumerate(loc):
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(part):
+                    child = key_node if depth == last else value_node
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            child = node.value[part]
+        if child is None:
+            return node
+        node = child
+    return node
+
+
+def _duplicate_keys(file: str, node: yaml.Node | None, path: str = "") -> Iterator[ConfigProblem]:
+    """YAML silently keeps the last of two equal keys: a typo'd copy would hide the first."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = f"{path}.{key_node.value}" if path else str(key_node.value)
+            if key_node.value in seen:
+                line = key_node.start_mark.line + 1
+                yield ConfigProblem(file, key, line, "key appears more than once")
+            seen.add(key_node.value)
+            yield from _duplicate_keys(file, value_node, key)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _duplicate_keys(file, item, f"{path}.{index}")

@@ -1,0 +1,68 @@
+"""The whole gate configuration: one section per feature, each owned by its feature's module."""
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field
+
+from gate.camera.config import CameraConfig
+from gate.config.base import Section
+from gate.config.loader import load_model
+from gate.config.site import SiteConfig
+from gate.decode import DecoderConfig
+from gate.policy import PolicyConfig
+from gate.presentation import PresentationConfig
+from gate.signals import SignalsConfig
+
+M = TypeVar("M", bound=Section)
+
+DEFAULT_PATH = Path("/etc/gate/gate.yaml")
+
+
+class LogConfig(Section):
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level; `debug` adds detail, never per-frame lines."
+    )
+    status_interval_s: float = Field(
+        60.0,
+        ge=1,
+        le=86_400,
+        description="Seconds between the one-line status (fps, decode ms, check-ins) in the log.",
+    )
+
+
+class GateConfig(Section):
+    site: SiteConfig = Field(default_factory=SiteConfig, description="Who this gate is.")
+    camera: CameraConfig = Field(default_factory=CameraConfig, description="The frame source.")
+    decoder: DecoderConfig = Field(default_factory=DecoderConfig, description="QR decoding.")
+    presentation: PresentationConfig = Field(
+        default_factory=PresentationConfig, description="One check-in per presentation."
+    )
+    policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Who may pass.")
+    signals: SignalsConfig = Field(
+        default_factory=SignalsConfig, description="LEDs, buzzer, relay, exit button, door contact."
+    )
+    log: LogConfig = Field(default_factory=LogConfig, description="Logging.")
+
+
+def load_config(path: Path) -> GateConfig:
+    """Load and validate the config; relative paths in it are relative to its folder."""
+    return _resolve_paths(load_model(path, GateConfig), path.parent.resolve())
+
+
+def _resolve_paths(section: M, base: Path) -> M:
+    """Every relative Path (alone or in a list) made absolute against `base`, recursively."""
+    changes: dict[str, Any] = {}
+    for name in type(section).model_fields:
+        value = getattr(section, name)
+        if isinstance(value, Section):
+            resolved = _resolve_paths(value, base)
+        elif isinstance(value, Path):
+            resolved = base / value
+        elif isinstance(value, list) and value and all(isinstance(v, Path) for v in value):
+            resolved = [base / v for v in value]
+        else:
+            continue
+        if resolved is not value:
+            changes[name] = resolved
+    return section.model_copy(update=changes) if changes else section

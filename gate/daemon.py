@@ -1,0 +1,237 @@
+"""`gate run`: wires source, decoder, presentation, policy, store and signals, and keeps them up.
+
+Threads: `capture` (the pipeline), `status` (the periodic log line), `signals-idle`
+(offline heartbeat), gpiozero's own blink and button threads, and `pin-change-log`
+with mock pins. Shutdown order: stop capture, close the camera, relay safe and pins
+released, then the store. The main thread only waits for signals from the OS.
+"""
+
+import copy
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from gpiozero import Factory
+from gpiozero.pins.mock import MockFactory
+
+from gate.camera.source import FrameSource, make_source
+from gate.checkin import CheckinSink
+from gate.config.model import GateConfig, load_config
+from gate.decode import make_decoder
+from gate.errors import CameraError, ConfigError, GateError
+from gate.pipeline import Counters, Pipeline
+from gate.presentation import PresentationTracker
+from gate.signals import PinChangeLog, Signals, make_pin_factory
+
+log = logging.getLogger(__name__)
+
+JOIN_TIMEOUT_S = 5.0
+EXIT_CAMERA_WEDGED = 70
+
+
+class Gate:
+    """The running gate. Hardware and the store come in through the constructor, so tests
+    pass a replay source, gpiozero's MockFactory and a store of their choosing."""
+
+    def __init__(
+        self,
+        config: GateConfig,
+        *,
+        sink: CheckinSink,
+        source: FrameSource | None = None,
+        pin_factory: Factory | None = None,
+        config_path: Path | None = None,
+    ) -> None:
+        self.config = config
+        self._sink = sink
+        self._given_source = source
+        self._pin_factory = pin_factory
+        self._config_path = config_path
+        self.counters = Counters()
+        self.finished = threading.Event()
+        self._stop = threading.Event()
+        self._capture: threading.Thread | None = None
+        self._status: threading.Thread | None = None
+        self._pin_log: PinChangeLog | None = None
+        self.signals: Signals | None = None
+        self._source: FrameSource | None = None
+
+    def start(self) -> None:
+        config = self.config
+        factory = self._pin_factory or make_pin_factory(config.signals.pin_factory)
+        self._pin_factory = factory
+        decoder = make_decoder(config.decoder)
+        self._source = self._given_source or make_source(config.camera)
+        self.signals = Signals(config.signals, factory)
+        if isinstance(factory, MockFactory):
+            self._pin_log = PinChangeLog(self.signals.named_devices())
+            self._pin_log.start()
+        pipeline = Pipeline(
+            decoder,
+            PresentationTracker(config.presentation),
+            config.policy,
+            config.site.zone,
+            self._sink,
+            self.signals,
+            self.counters,
+        )
+        self._stop.clear()
+        self.finished.clear()
+        self._capture = threading.Thread(
+            target=self._capture_loop, args=(pipeline, self._source), name="capture", daemon=True
+        )
+        self._status = threading.Thread(target=self._status_loop, name="status", daemon=True)
+        self._capture.start()
+        self._status.start()
+        log.info(
+            "gate %s/%s/%s running: camera %s, decoder %s, accepting %s",
+            config.site.province,
+            config.site.venue_id,
+            config.site.gate_id,
+            self._source.name,
+            decoder.name,
+            ", ".join(sorted(config.policy.accept_kinds)),
+        )
+
+    def stop(self) -> None:
+        """Capture first (no new check-ins), then the pins with the relay safe."""
+        self._stop.set()
+        for thread in (self._capture, self._status):
+            if thread is not None:
+                thread.join(JOIN_TIMEOUT_S)
+                if thread.is_alive():
+                    log.error("thread %s did not stop within %s s", thread.name, JOIN_TIMEOUT_S)
+        if self.signals is not None:
+            self.signals.close()
+            self.signals = None
+        if self._pin_log is not None:
+            self._pin_log.stop()
+            self._pin_log = None
+
+    def reload(self) -> None:
+        """Re-read the config file; an invalid file is reported and the running config kept."""
+        if self._config_path is None:
+            log.warning("reload requested but the gate was started without a config file")
+            return
+        try:
+            new = load_config(self._config_path)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running config:\n%s", exc)
+            return
+        log.info("reloading %s", self._config_path)
+        old = self.config
+        self.stop()
+        self.config = new
+        try:
+            self.start()
+        except GateError as exc:
+            log.error("reloaded config cannot start (%s): back to the previous one", exc)
+            self.stop()
+            self.config = old
+            self.start()
+
+    def status_line(self, since: Counters, seconds: float) -> str:
+        now = self.counters
+        frames = now.frames - since.frames
+        decode_ms = (now.decode_ns - since.decode_ns) / frames / 1e6 if frames else 0.0
+        return (
+            f"fps={frames / seconds:.1f} decode_ms={decode_ms:.2f} "
+            f"max_ms={now.decode_ns_max / 1e6:.1f} scans={now.scans} accepted={now.accepted} "
+            f"refused={now.refused} duplicates={now.duplicates} errors={now.errors} "
+            f"storage_full={now.storage_full} camera_restarts={now.camera_restarts}"
+        )
+
+    def _capture_loop(self, pipeline: Pipeline, source: FrameSource) -> None:
+        """Run frames through the pipeline; restart a failed camera, rate-limited."""
+        process = pipeline.process
+        last_start = float("-inf")
+        while not self._stop.is_set():
+            wait = last_start + self.config.camera.restart_min_interval_s - time.monotonic()
+            if wait > 0 and self._stop.wait(wait):
+                break
+            last_start = time.monotonic()
+            try:
+                source.open()
+                for frame in source.frames(self._stop):
+                    process(frame)
+                if not self._stop.is_set():
+                    log.info("frame source %s has no more frames", source.name)
+                    self.finished.set()
+                    return
+            except CameraError as exc:
+                self.counters.camera_restarts += 1
+                log.error("camera failed, restarting: %s", exc)
+            finally:
+                self._close_source(source)
+
+    def _close_source(self, source: FrameSource) -> None:
+        """A camera wedged in the driver never returns from close: exit and let systemd restart."""
+        closer = threading.Thread(target=source.close, name="camera-close", daemon=True)
+        closer.start()
+        closer.join(self.config.camera.close_timeout_s)
+        if closer.is_alive():
+            log.critical(
+                "camera did not close within %s s: exiting for a clean restart",
+                self.config.camera.close_timeout_s,
+            )
+            logging.shutdown()
+            os._exit(EXIT_CAMERA_WEDGED)
+
+    def _status_loop(self) -> None:
+        interval = self.config.log.status_interval_s
+        since, at = copy.copy(self.counters), time.monotonic()
+        while not self._stop.wait(interval):
+            now = time.monotonic()
+            log.info("status: %s", self.status_line(since, now - at))
+            since, at = copy.copy(self.counters), now
+            self.counters.decode_ns_max = 0
+
+
+def run(
+    config: GateConfig, config_path: Path | None, sink_factory: Callable[[GateConfig], CheckinSink]
+) -> int:
+    """Run until SIGTERM/SIGINT (or a finite replay ends); SIGHUP reloads the config."""
+    stop = threading.Event()
+    reload_requested = threading.Event()
+
+    def on_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    def on_hup(_signum: int, _frame: FrameType | None) -> None:
+        reload_requested.set()
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    try:
+        sink = sink_factory(config)
+        gate = Gate(config, sink=sink, config_path=config_path)
+        gate.start()
+    except GateError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    try:
+        while True:
+            while not stop.wait(0.2):
+                if gate.finished.is_set():
+                    stop.set()
+            if reload_requested.is_set() and not gate.finished.is_set():
+                reload_requested.clear()
+                stop.clear()
+                gate.reload()
+                continue
+            break
+    finally:
+        gate.stop()
+        close = getattr(sink, "close", None)
+        if close is not None:
+            close()
+    log.info("stopped")
+    return 0
