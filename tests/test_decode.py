@@ -1,0 +1,316 @@
+"""The QR decoder against real libraries and real generated images.
+
+Every backend importable here (zbar always, zxing where its wheel exists) and the `auto`
+decoder must give the symbol's exact bytes, never a charset guess.
+"""
+
+import json
+import sys
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from imagegen import (
+    VIETNAMESE_PAYLOADS,
+    empty_frame,
+    multi_frame,
+    photo_like,
+    qr_frame,
+    qr_modules,
+    save_png,
+)
+from pydantic import ValidationError
+
+import gate.decode as decode
+from gate.decode import (
+    Code,
+    Decoder,
+    DecoderConfig,
+    SecondTryDecoder,
+    available_backends,
+    decode_files,
+    load_grey,
+    make_decoder,
+)
+from gate.errors import DecoderError, ImageReadError
+
+CCCD = VIETNAMESE_PAYLOADS[0]
+HUYNH = "Huỳnh Hiếu Thuận"
+DECODERS = [*available_backends(), "auto"]
+
+
+@pytest.fixture(params=DECODERS, scope="module")
+def decoder(request: pytest.FixtureRequest) -> Decoder:
+    """Each backend on its own, then what the daemon gets by default."""
+    return make_decoder(DecoderConfig(backend=request.param))
+
+
+def payloads(codes: list[Code]) -> list[bytes]:
+    """The bytes found, in a stable order for comparison."""
+    return sorted(c.data for c in codes)
+
+
+def damaged_frame(payload: str, fraction: float, seed: int = 1) -> np.ndarray:
+    """A code whose finder patterns are intact but whose data modules are partly flipped."""
+    modules = qr_modules(payload)
+    n = modules.shape[0]
+    inner = np.zeros_like(modules)
+    inner[13 : n - 13, 13 : n - 13] = True  # away from the finders and format information
+    modules ^= inner & (np.random.default_rng(seed).random(modules.shape) < fraction)
+    code = np.where(modules, 0, 255).astype(np.uint8).repeat(4, 0).repeat(4, 1)
+    frame = np.full((480, 640), 255, np.uint8)
+    frame[10 : 10 + code.shape[0], 10 : 10 + code.shape[1]] = code
+    return frame
+
+
+# --- exact bytes and text -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("payload", [*VIETNAMESE_PAYLOADS, HUYNH], ids=lambda p: p[:16])
+def test_utf8_without_eci_comes_out_byte_for_byte(decoder: Decoder, payload: str) -> None:
+    codes = decoder.decode(qr_frame(payload))
+    assert [c.data for c in codes] == [payload.encode("utf-8")]
+    assert codes[0].text == payload
+    assert codes[0].backend in {"zxing", "zbar"}
+
+
+def test_pyzbar_default_call_garbles_what_our_zbar_reads_right() -> None:
+    """Why the zbar backend sets ZBAR_CFG_BINARY: the library default guesses Shift-JIS."""
+    from pyzbar import pyzbar
+
+    frame = qr_frame(HUYNH)
+    assert pyzbar.decode(frame)[0].data != HUYNH.encode("utf-8")
+    assert make_decoder(DecoderConfig(backend="zbar")).decode(frame)[0].text == HUYNH
+
+
+def test_bytes_that_are_not_utf8_are_kept_exactly(decoder: Decoder) -> None:
+    payload = b"\xff\xfe\x00\x01binary\x80"
+    [code] = decoder.decode(qr_frame(payload))
+    assert code.data == payload
+    assert isinstance(code.text, str) and code.text
+
+
+# --- geometry and image quality -------------------------------------------------------
+
+
+@pytest.mark.parametrize("angle", [15, 45, 90, 180])
+def test_rotated_codes_are_read(decoder: Decoder, angle: float) -> None:
+    assert payloads(decoder.decode(qr_frame(CCCD, angle=angle))) == [CCCD.encode()]
+
+
+@pytest.mark.parametrize(
+    ("kind", "kwargs"),
+    [
+        ("blurred, 4 px modules", {"blur": 1.2, "noise": 4.0}),
+        ("blurred, 6 px modules", {"blur": 2.0, "noise": 4.0, "module_px": 6}),
+        ("small, 2 px modules", {"module_px": 2}),
+        ("large, 8 px modules", {"module_px": 8}),
+        ("off centre on grey", {"center": (180, 150), "background": 140, "module_px": 3}),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_imperfect_frames_are_read(decoder: Decoder, kind: str, kwargs: dict) -> None:
+    assert payloads(decoder.decode(qr_frame(CCCD, **kwargs))) == [CCCD.encode()], kind
+
+
+def test_a_mildly_photographed_code_is_read(decoder: Decoder) -> None:
+    payload = VIETNAMESE_PAYLOADS[1].encode()
+    assert payload in payloads(decoder.decode(photo_like(payload, seed=3, difficulty=0.1)))
+
+
+def test_every_code_in_a_frame_is_found(decoder: Decoder) -> None:
+    texts = ["GATE-PASS-0001", "GATE-PASS-0002", HUYNH, "https://example.vn/p/42"]
+    assert payloads(decoder.decode(multi_frame(texts))) == sorted(t.encode() for t in texts)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_empty_frames_give_nothing(decoder: Decoder, seed: int) -> None:
+    assert decoder.decode(empty_frame(seed=seed)) == []
+
+
+def test_a_flat_frame_gives_nothing(decoder: Decoder) -> None:
+    assert decoder.decode(empty_frame(texture=False)) == []
+
+
+# --- camera buffers: strided views ----------------------------------------------------
+
+
+def test_a_padded_camera_row_view_reads_like_a_contiguous_frame(decoder: Decoder) -> None:
+    """picamera2's Y plane sliced arr[:h, :w] has a row stride larger than the width."""
+    frame = qr_frame(CCCD, angle=15)
+    buffer = np.full((480, 704), 77, np.uint8)
+    buffer[:, :640] = frame
+    view = buffer[:, :640]
+    assert not view.flags.c_contiguous
+    assert decoder.decode(view) == decoder.decode(frame)
+
+
+def test_zbar_reads_a_padded_camera_view_in_place() -> None:
+    """No per-frame copy of the 300 KB frame: zbar is shown the stride and a crop."""
+    zbar = make_decoder(DecoderConfig(backend="zbar"))
+    view = np.full((480, 704), 255, np.uint8)[:, :640]
+    zbar.decode(view)
+    tracemalloc.start()
+    try:
+        zbar.decode(view)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024
+
+
+def test_the_row_padding_is_not_part_of_the_frame(decoder: Decoder) -> None:
+    buffer = np.full((480, 1280), 255, np.uint8)
+    buffer[:, 640:] = qr_frame("only in the padding")
+    assert decoder.decode(buffer[:, :640]) == []
+
+
+def test_a_view_without_trailing_padding_memory_is_still_read(decoder: Decoder) -> None:
+    """The last row's padding is not owned here, so zbar must not be shown it."""
+    flat = np.zeros(704 * 479 + 640, np.uint8)
+    view = np.lib.stride_tricks.as_strided(flat, (480, 640), (704, 1))
+    view[:] = qr_frame(CCCD)
+    assert payloads(decoder.decode(view)) == [CCCD.encode()]
+
+
+@pytest.mark.parametrize("how", ["every other column", "flipped"])
+def test_other_strided_views_are_read(decoder: Decoder, how: str) -> None:
+    frame = qr_frame(CCCD)
+    view = np.repeat(frame, 2, axis=1)[:, ::2] if how == "every other column" else frame[::-1, ::-1]
+    assert payloads(decoder.decode(view)) == [CCCD.encode()]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        np.zeros((480, 640, 3), np.uint8),
+        np.zeros((480, 640), np.float32),
+        np.zeros((0, 640), np.uint8),
+    ],
+    ids=["colour", "float", "empty"],
+)
+def test_frames_no_backend_can_read_are_refused_with_decoder_error(
+    decoder: Decoder, frame: np.ndarray
+) -> None:
+    with pytest.raises(DecoderError, match="frame"):
+        decoder.decode(frame)
+
+
+# --- choosing a backend ---------------------------------------------------------------
+
+
+def test_zbar_is_always_available() -> None:
+    assert "zbar" in available_backends()
+
+
+@pytest.mark.skipif("zxing" not in available_backends(), reason="no zxing-cpp wheel here")
+def test_auto_prefers_zxing_with_a_zbar_second_try() -> None:
+    assert make_decoder(DecoderConfig()).name == "zxing+zbar"
+    assert make_decoder(DecoderConfig(second_try=False)).name == "zxing"
+    assert make_decoder(DecoderConfig(backend="zbar")).name == "zbar"
+
+
+def test_an_unknown_backend_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        DecoderConfig(backend="quirc")
+    with pytest.raises(DecoderError, match="unknown decoder backend 'quirc'"):
+        make_decoder(DecoderConfig.model_construct(backend="quirc", second_try=True))
+
+
+def test_config_refuses_unknown_keys() -> None:
+    with pytest.raises(ValidationError):
+        DecoderConfig.model_validate({"backend": "zbar", "max_payload_bytes": 10})
+
+
+@pytest.fixture
+def without_zxing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """As on a platform with no zxing-cpp wheel: importing zxingcpp fails."""
+    monkeypatch.setitem(sys.modules, "zxingcpp", None)
+    monkeypatch.delitem(sys.modules, "gate.decode.zxing", raising=False)
+    decode._load.cache_clear()
+    decode._why_unavailable.cache_clear()
+    yield
+    decode._load.cache_clear()
+    decode._why_unavailable.cache_clear()
+
+
+@pytest.mark.usefixtures("without_zxing")
+def test_a_missing_zxing_wheel_is_named_and_auto_falls_back_to_zbar() -> None:
+    assert available_backends() == ["zbar"]
+    with pytest.raises(DecoderError, match=r"'zxing' is not available.*zxing-cpp"):
+        make_decoder(DecoderConfig(backend="zxing"))
+    auto = make_decoder(DecoderConfig())
+    assert auto.name == "zbar"
+    assert auto.decode(qr_frame(HUYNH))[0].text == HUYNH
+
+
+# --- the second try -------------------------------------------------------------------
+
+
+class CountingDecoder:
+    """A fallback that records when it is consulted (our own protocol, not a library)."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def decode(self, grey: np.ndarray) -> list[Code]:
+        self.calls += 1
+        return [Code(b"from the fallback", "from the fallback", "zbar")]
+
+
+@pytest.mark.skipif("zxing" not in available_backends(), reason="no zxing-cpp wheel here")
+def test_the_second_backend_runs_only_when_zxing_saw_an_unreadable_symbol() -> None:
+    from gate.decode.zxing import ZxingDecoder
+
+    fallback = CountingDecoder()
+    chained = SecondTryDecoder(ZxingDecoder(), fallback)
+    assert chained.decode(empty_frame()) == []
+    assert payloads(chained.decode(qr_frame(CCCD))) == [CCCD.encode()]
+    assert fallback.calls == 0
+    assert payloads(chained.decode(damaged_frame(CCCD, 0.05))) == [b"from the fallback"]
+    assert fallback.calls == 1
+
+
+# --- files, for `gate decode FILE...` -------------------------------------------------
+
+
+def test_decode_files_reports_each_file_in_order_and_carries_on(
+    decoder: Decoder, tmp_path: Path
+) -> None:
+    good = save_png(qr_frame(HUYNH), tmp_path / "good.png")
+    fake = tmp_path / "notes.png"
+    fake.write_text("not an image\n", encoding="utf-8")
+    missing = tmp_path / "missing.png"
+    folder = tmp_path / "folder"
+    folder.mkdir()
+
+    results = list(decode_files([str(good), str(missing), str(fake), str(folder)], decoder))
+
+    assert [r["file"] for r in results] == [str(p) for p in (good, missing, fake, folder)]
+    [code] = results[0]["codes"]
+    assert code["text"] == HUYNH
+    assert code["data_hex"] == HUYNH.encode().hex()
+    assert code["backend"] in {"zxing", "zbar"}
+    assert "no such file" in results[1]["error"]
+    assert "not an image" in results[2]["error"]
+    assert "directory" in results[3]["error"]
+    assert all(r["file"] in r["error"] for r in results[1:])
+    json.dumps(results)
+
+
+def test_load_grey_converts_colour_files_to_grey(tmp_path: Path) -> None:
+    from PIL import Image
+
+    path = tmp_path / "colour.jpg"
+    Image.fromarray(np.stack([qr_frame(CCCD)] * 3, axis=-1), "RGB").save(path, quality=95)
+    grey = load_grey(path)
+    assert grey.dtype == np.uint8 and grey.shape == (480, 640)
+
+
+def test_load_grey_names_the_file_it_cannot_read(tmp_path: Path) -> None:
+    with pytest.raises(ImageReadError, match=r"absent\.png"):
+        load_grey(tmp_path / "absent.png")
