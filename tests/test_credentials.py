@@ -179,10 +179,10 @@ def test_cccd_accepted_edge_cases(payload: str) -> None:
         ),
         # ID digit 4 carries gender (even men, odd women) and century; digits 5-6 the year.
         pytest.param(
-            with_fields(AN, {GENDER: "Nữ"}), Reason.ID_GENDER_MISMATCH, id="even-digit-but-Nữ"
+            with_fields(AN, {GENDER: "Nữ"}), Reason.ID_GENDER_MISMATCH, id="even-digit-but-woman"
         ),
         pytest.param(
-            with_fields(AN, {ID: "001190123456"}), Reason.ID_GENDER_MISMATCH, id="odd-digit-but-Nam"
+            with_fields(AN, {ID: "001190123456"}), Reason.ID_GENDER_MISMATCH, id="odd-digit-but-man"
         ),
         pytest.param(
             with_fields(AN, {ID: "001290123456"}),
