@@ -305,6 +305,13 @@ class Signals:
         self._devices.clear()
 
 
+def _active_high(device: Any) -> bool:
+    """Outputs say it; a button is active at the level its pull resistor does not give."""
+    if isinstance(device, Button):
+        return not device.pull_up
+    return bool(device.active_high)
+
+
 class PinChangeLog:
     """Logs every change of mock pins in readable form: what the demo shows instead of LEDs.
 
@@ -314,7 +321,7 @@ class PinChangeLog:
 
     def __init__(self, devices: dict[str, Any], interval_s: float = 0.02) -> None:
         self._pins = {name: device.pin for name, device in devices.items()}
-        self._active_high = {name: device.active_high for name, device in devices.items()}
+        self._active_high = {name: _active_high(device) for name, device in devices.items()}
         self._seen = {name: len(pin.states) for name, pin in self._pins.items()}
         self._interval = interval_s
         self._stop = threading.Event()

@@ -1,0 +1,41 @@
+"""Shared fixtures: gpiozero's own MockFactory pins and a check-in store kept in memory."""
+
+from collections.abc import Iterator
+
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from gate.checkin import CheckIn
+from gate.errors import StorageFull
+
+
+@pytest.fixture
+def mock_factory() -> Iterator[MockFactory]:
+    factory = MockFactory()
+    previous = Device.pin_factory
+    Device.pin_factory = factory
+    yield factory
+    factory.reset()
+    Device.pin_factory = previous
+
+
+class ListSink:
+    """A check-in store for tests of the capture side: keeps check-ins in a list, or is full."""
+
+    def __init__(self) -> None:
+        self.checkins: list[CheckIn] = []
+        self.full = False
+
+    def commit(self, checkin: CheckIn) -> None:
+        if self.full:
+            raise StorageFull("test store is full")
+        self.checkins.append(checkin)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+@pytest.fixture
+def sink() -> ListSink:
+    return ListSink()

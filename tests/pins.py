@@ -1,0 +1,27 @@
+"""Reading gpiozero MockPin records as levels and durations, for exact pattern checks."""
+
+from math import isclose
+
+from gpiozero.pins.mock import MockPin
+
+TOLERANCE_S = 0.05
+"""gpiozero's own tolerance in MockPin.assert_states_and_times."""
+
+
+def levels(pin: MockPin) -> list[bool]:
+    """Every level the pin took, the initial one first."""
+    return [bool(state.state) for state in pin.states]
+
+
+def assert_pattern(pin: MockPin, expected: list[tuple[float | None, bool]]) -> None:
+    """The pin went through exactly `expected`: (seconds since the previous change, level),
+    the initial level first. None accepts any time: the wait for the next code to be shown.
+
+    Like MockPin.assert_states_and_times, with two differences it cannot give: the number
+    of changes is asserted (its zip ignores extra or missing ones), and a time can be left open.
+    """
+    actual = [(state.timestamp, bool(state.state)) for state in pin.states]
+    assert [level for _, level in actual] == [level for _, level in expected], actual
+    for (took, _), (want, _) in zip(actual, expected, strict=True):
+        if want is not None:
+            assert isclose(took, want, abs_tol=TOLERANCE_S), (actual, expected)
