@@ -1,0 +1,217 @@
+"""How fast each QR backend is on 640x480 grey frames, and how many hard photos it reads.
+
+Run: .venv/bin/python bench/decode_backends.py   (about 20 s on 2 cores; prints, no asserts)
+
+A gate mostly decodes empty frames, so their cost is the budget that matters; the
+photo-like set (tests/imagegen.py, perspective + uneven light + blur + noise + JPEG, spread
+from easy to unreadable) stands in for real photos since this machine has no camera.
+"""
+
+import importlib.metadata
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from ctypes import byref, c_uint
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from imagegen import (  # noqa: E402 - needs the path set above
+    VIETNAMESE_PAYLOADS,
+    empty_frame,
+    photo_set,
+    qr_frame,
+)
+from pyzbar import pyzbar  # noqa: E402
+from pyzbar import wrapper as zbar_wrapper  # noqa: E402
+
+from gate.decode import DecoderConfig, available_backends, make_decoder  # noqa: E402
+
+Frame = np.ndarray
+Reader = Callable[[Frame], object]
+
+
+def timings_ms(read: Reader, frames: Sequence[Frame], repeats: int) -> np.ndarray:
+    """Per-call wall time in ms, after one warm-up pass."""
+    for frame in frames[:3]:
+        read(frame)
+    out = []
+    for _ in range(repeats):
+        for frame in frames:
+            start = time.perf_counter_ns()
+            read(frame)
+            out.append((time.perf_counter_ns() - start) / 1e6)
+    return np.array(out)
+
+
+def code_frames() -> list[Frame]:
+    """Frames with one code: several payloads, sizes, angles, mild blur and noise."""
+    payloads = [*VIETNAMESE_PAYLOADS, "GATE-PASS-0001", "https://example.vn/p/0123456789"]
+    return [
+        qr_frame(p, module_px=3 + i % 3, angle=(17 * i) % 90, blur=0.6, noise=3.0, seed=i)
+        for i, p in enumerate(payloads * 4)
+    ]
+
+
+def call_overhead() -> None:
+    """What a persistent scanner saves: the fixed cost per call, seen on a tiny frame."""
+    tiny = np.full((16, 16), 128, np.uint8)
+    ours = make_decoder(DecoderConfig(backend="zbar")).decode
+    qr_only = [pyzbar.ZBarSymbol.QRCODE]
+    per_call = {
+        "pyzbar.decode(symbols=[QRCODE])": lambda f: pyzbar.decode(f, symbols=qr_only),
+        "zbar (gate.decode)": ours,
+    }
+    print("\nfixed cost per call on a 16x16 frame (scanner set-up, copy, ctypes)")
+    for name, read in per_call.items():
+        print(f"  {name:44s} {float(np.median(timings_ms(read, [tiny], 3000))) * 1000:6.1f} us")
+
+
+def zbar_version() -> str:
+    """The libzbar actually loaded, not the one packaged."""
+    major, minor = c_uint(), c_uint()
+    zbar_wrapper.zbar_version(byref(major), byref(minor))
+    return f"{major.value}.{minor.value}"
+
+
+Row = tuple[Reader, list[Frame], list[Frame]]
+
+
+def speed(rows: dict[str, Row]) -> dict[str, tuple[float, float]]:
+    """Print p50/p99 per reader on empty frames and frames with a code; return the p50s."""
+    print(f"\n{'reader':44s} {'empty p50':>9s} {'p99':>7s} {'code p50':>9s} {'p99':>7s}  (ms)")
+    medians = {}
+    for name, (read, empties, with_code) in rows.items():
+        slow = name.startswith("pyzbar")
+        e = timings_ms(read, empties, 2 if slow else 6)
+        c = timings_ms(read, with_code, 2 if slow else 6)
+        e50, e99, c50, c99 = (float(np.percentile(x, q)) for x in (e, c) for q in (50, 99))
+        medians[name] = (e50, c50)
+        print(f"{name:44s} {e50:9.2f} {e99:7.2f} {c50:9.2f} {c99:7.2f}")
+    return medians
+
+
+def ratio(medians: dict[str, tuple[float, float]], slow: str, fast: str) -> None:
+    """How many times `fast` beats `slow` on empty frames and on frames with a code."""
+    if slow in medians and fast in medians:
+        (se, sc), (fe, fc) = medians[slow], medians[fast]
+        print(f"  {slow}  /  {fast}:  empty {se / fe:5.1f}x   code {sc / fc:5.1f}x")
+
+
+def photo_reads(photos: list[tuple[bytes, Frame]]) -> None:
+    """How many photos each backend reads, which ones only one of them reads, and auto."""
+    backends = available_backends()
+    decoders = {b: make_decoder(DecoderConfig(backend=b, second_try=False)) for b in backends}
+    ok = {
+        b: [any(c.data == p for c in d.decode(f)) for p, f in photos] for b, d in decoders.items()
+    }
+    n = len(photos)
+    print(f"\nphoto-like set: {n} images, difficulty spread evenly from easy to unreadable")
+    for b in backends:
+        print(f"  {b:6s} reads {sum(ok[b]):4d}/{n}")
+    if "zxing" in ok and "zbar" in ok:
+        zx, zb = np.array(ok["zxing"]), np.array(ok["zbar"])
+        print(
+            f"  zxing only {int(np.sum(zx & ~zb))}, zbar only {int(np.sum(zb & ~zx))}, "
+            f"both {int(np.sum(zx & zb))}, neither {int(np.sum(~zx & ~zb))}"
+        )
+        from gate.decode.zxing import ZxingDecoder
+
+        zxing = ZxingDecoder()
+        triggered = [i for i, (_, f) in enumerate(photos) if zxing.scan(f)[1]]
+        rescued = [i for i in triggered if zb[i] and not zx[i]]
+        print(
+            f"  second-try trigger (zxing located a symbol it could not decode): "
+            f"{len(triggered)} photos, of which zbar read {len(rescued)}"
+        )
+        missed_silently = [i for i in range(n) if zb[i] and not zx[i] and i not in triggered]
+        print(
+            f"  photos zbar reads that zxing missed without any detection: {len(missed_silently)}"
+        )
+    auto = make_decoder(DecoderConfig())
+    auto_ok = sum(any(c.data == p for c in auto.decode(f)) for p, f in photos)
+    print(f"  auto ({auto.name}, second_try on) reads {auto_ok}/{n}")
+
+
+def zxing_options(photos: list[tuple[bytes, Frame]], empties: list[Frame]) -> None:
+    """The read options behind gate/decode/zxing.py's choice."""
+    import zxingcpp
+
+    qr = zxingcpp.BarcodeFormat.QRCode
+    local, histogram = zxingcpp.Binarizer.LocalAverage, zxingcpp.Binarizer.GlobalHistogram
+    print("\nzxing-cpp read options (empty-frame p50, photos read)")
+    for label, options in {
+        "chosen: LocalAverage, no downscale/invert": {"binarizer": local},
+        "library defaults (downscale+invert+rotate)": {
+            "binarizer": local,
+            "try_downscale": True,
+            "try_invert": True,
+            "try_rotate": True,
+        },
+        "LocalAverage + downscale": {"binarizer": local, "try_downscale": True},
+        "LocalAverage + invert": {"binarizer": local, "try_invert": True},
+        "GlobalHistogram": {"binarizer": histogram},
+    }.items():
+        kw = {"try_downscale": False, "try_invert": False, "try_rotate": False, **options}
+
+        def read(frame: Frame, kw: dict = kw) -> list:
+            return zxingcpp.read_barcodes(frame, formats=qr, **kw)
+
+        e50 = float(np.percentile(timings_ms(read, empties, 4), 50))
+        ok = sum(any(b.bytes == p for b in read(f)) for p, f in photos)
+        print(f"  {label:44s} {e50:6.2f} ms   {ok}/{len(photos)}")
+
+
+def main() -> None:
+    """Generate the frames, then time and count."""
+    versions = ", ".join(
+        f"{p} {importlib.metadata.version(p)}" for p in ("pyzbar", "zxing-cpp", "numpy")
+    )
+    print(f"{platform.machine()} {platform.python_version()}, libzbar {zbar_version()}, {versions}")
+    started = time.perf_counter()
+    empties = [empty_frame(seed=s) for s in range(40)]
+    with_code = code_frames()
+    photos = list(photo_set(150, seed=1234))
+    print(
+        f"frames: {len(empties)} empty, {len(with_code)} with a code, {len(photos)} photo-like, "
+        f"generated in {time.perf_counter() - started:.1f} s"
+    )
+
+    def camera_view(frame: Frame) -> Frame:
+        """The frame as a slice of a buffer with 64 bytes of row padding, like picamera2's."""
+        return np.pad(frame, ((0, 0), (0, 64)))[:, :640]
+
+    views = ([camera_view(f) for f in empties], [camera_view(f) for f in with_code])
+    rows: dict[str, Row] = {
+        "pyzbar.decode(frame)  [library default]": (pyzbar.decode, empties, with_code),
+        "pyzbar.decode(frame, symbols=[QRCODE])": (
+            lambda f: pyzbar.decode(f, symbols=[pyzbar.ZBarSymbol.QRCODE]),
+            empties,
+            with_code,
+        ),
+    }
+    for backend in available_backends():
+        decoder = make_decoder(DecoderConfig(backend=backend, second_try=False))
+        rows[f"{backend} (gate.decode)"] = (decoder.decode, empties, with_code)
+        rows[f"{backend} (gate.decode), padded camera view"] = (decoder.decode, *views)
+    rows["auto (gate.decode, second_try)"] = (make_decoder(DecoderConfig()).decode, *views)
+
+    medians = speed(rows)
+    print("\nratios of p50 (higher = the second is faster)")
+    ratio(medians, "pyzbar.decode(frame)  [library default]", "zbar (gate.decode)")
+    ratio(medians, "pyzbar.decode(frame, symbols=[QRCODE])", "zbar (gate.decode)")
+    ratio(medians, "zbar (gate.decode)", "zxing (gate.decode)")
+    call_overhead()
+
+    photo_reads(photos)
+    if "zxing" in available_backends():
+        zxing_options(photos, empties)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
