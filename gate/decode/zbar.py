@@ -1,10 +1,11 @@
 """zbar through pyzbar's ctypes bindings, with one scanner and one image kept per decoder.
 
-pyzbar.decode() creates and configures a scanner and an image on every call and copies the
-frame with tobytes(); on a gate that decodes every frame, that set-up is pure overhead. Here
-they are made once, the scanner is restricted to QR (empty frames get much cheaper) and
-ZBAR_CFG_BINARY is set so zbar hands back the symbol's bytes instead of guessing
-Shift-JIS/Big5 for UTF-8 text without ECI.
+What makes zbar fit the gate is configuration, not the binding: the scanner is restricted to
+QR (empty 640x480 frames about 3x cheaper than pyzbar.decode()'s all-symbologies default)
+and ZBAR_CFG_BINARY is set so zbar hands back the symbol's bytes instead of guessing
+Shift-JIS/Big5 for UTF-8 text without ECI. Keeping the scanner and image, and reading a
+padded camera view in place instead of pyzbar's tobytes() copy, trims the fixed cost per
+call from about 27 us to 4 us (bench/decode_backends.py): small next to a 7 ms scan.
 """
 
 import ctypes
