@@ -9,10 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-from pydantic_core import to_jsonable_python
-
 from gate import __version__
+from gate.config.docs import config_example, config_reference
 from gate.config.model import DEFAULT_PATH, GateConfig, load_config
 from gate.errors import ConfigError, GateError
 
@@ -99,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
         "reference", help="print the configuration reference (Markdown), generated from the models"
     )
     reference.set_defaults(handler=_config_reference)
+    example = config_commands.add_parser(
+        "example", help="print a config file with every key, its default and its description")
+    example.set_defaults(handler=_config_example)
     return parser
 
 
@@ -207,63 +208,6 @@ def _config_reference(_args: argparse.Namespace) -> int:
     return 0
 
 
-def config_reference(
-    model: type[BaseModel], prefix: str = "", seen: dict[type, str] | None = None
-) -> str:
-    """A Markdown table of every key, its type, default and description, from the models.
-
-    A section type met before (every LED pin, every pattern) is described once, at its
-    first key; later keys point there and show their own default.
-    """
-    seen = {} if seen is None else seen
-    rows = [] if prefix else ["| key | type | default | description |", "|---|---|---|---|"]
-    for name, field in model.model_fields.items():
-        key = f"{prefix}{name}"
-        annotation = field.annotation
-        nested = _section_type(annotation)
-        shown = (
-            "required"
-            if field.is_required()
-            else _default(field.get_default(call_default_factory=True))
-        )
-        description = field.description or ""
-        if nested is not None and nested in seen:
-            rows.append(
-                f"| `{key}` | section | {shown} | {description} (keys as `{seen[nested]}`) |"
-            )
-            continue
-        if nested is not None:
-            seen[nested] = key
-            if _is_optional(annotation):
-                rows.append(f"| `{key}` | section or null | {shown} | {description} |")
-            rows.append(config_reference(nested, f"{key}.", seen))
-            continue
-        rows.append(f"| `{key}` | {_type_name(annotation)} | {shown} | {description} |")
-    return "\n".join(rows)
-
-
-def _default(value: Any) -> str:
-    plain = to_jsonable_python(value)
-    if isinstance(plain, list):
-        plain = sorted(plain, key=str)
-    return f"`{json.dumps(plain, ensure_ascii=False)}`"
-
-
-def _section_type(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-    return None
-
-
-def _is_optional(annotation: Any) -> bool:
-    return type(None) in getattr(annotation, "__args__", ())
-
-
-def _type_name(annotation: Any) -> str:
-    text = str(annotation).replace("typing.", "").replace("pathlib.", "")
-    text = text.replace("gate.credentials.model.Kind", "kind")
-    text = text.replace("<class '", "").replace("'>", "")
-    return text.replace("|", "or")
+def _config_example(_args: argparse.Namespace) -> int:
+    print(config_example(GateConfig), end="")
+    return 0

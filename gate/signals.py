@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from gpiozero import Button, DigitalOutputDevice, Factory
 from gpiozero.exc import GPIOZeroError
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from gate.config.base import Section
 from gate.errors import SignalError
@@ -130,19 +130,20 @@ class SignalsConfig(Section):
     door_contact: InputPin | None = Field(
         None, description="Door contact, closed when the door is shut. null when there is none."
     )
-    relay_pulse_s: float = Field(3.0, gt=0, le=60, description="How long an accepted scan opens.")
-    exit_pulse_s: float = Field(5.0, gt=0, le=60, description="How long the exit button opens.")
     relay_max_s: float = Field(
         10.0, gt=0, le=120, description="Upper bound on any relay pulse, whatever asks for it."
     )
+    relay_pulse_s: float = Field(3.0, gt=0, le=60, description="How long an accepted scan opens.")
+    exit_pulse_s: float = Field(5.0, gt=0, le=60, description="How long the exit button opens.")
     patterns: Patterns = Field(default_factory=Patterns, description="Light and sound per outcome.")
 
-    @model_validator(mode="after")
-    def _pulses_within_bound(self) -> "SignalsConfig":
-        for name in ("relay_pulse_s", "exit_pulse_s"):
-            if getattr(self, name) > self.relay_max_s:
-                raise ValueError(f"{name} must not exceed relay_max_s ({self.relay_max_s})")
-        return self
+    @field_validator("relay_pulse_s", "exit_pulse_s")
+    @classmethod
+    def _within_bound(cls, value: float, info: ValidationInfo) -> float:
+        bound = info.data.get("relay_max_s")
+        if bound is not None and value > bound:
+            raise ValueError(f"must not exceed relay_max_s ({bound})")
+        return value
 
 
 def make_pin_factory(name: str) -> Factory | None:

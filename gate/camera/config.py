@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 
 from gate.config.base import Section
 
@@ -72,8 +72,9 @@ class CameraConfig(Section):
         default_factory=ReplayConfig, description="Settings of the replay source."
     )
 
-    @model_validator(mode="after")
-    def _even_size(self) -> "CameraConfig":
-        if self.width % 2 or self.height % 2:
-            raise ValueError("width and height must be even (YUV420 needs it)")
-        return self
+    @field_validator("width", "height")
+    @classmethod
+    def _even(cls, value: int) -> int:
+        if value % 2:
+            raise ValueError("must be even (YUV420 needs it)")
+        return value
