@@ -4,14 +4,13 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from gate import __version__
 from gate.config.docs import config_example, config_reference
 from gate.config.model import DEFAULT_PATH, GateConfig, load_config
+from gate.credentials.cli import add_parse_command
 from gate.errors import ConfigError, GateError
 
 log = logging.getLogger("gate")
@@ -67,19 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument("--backend", choices=["auto", "zxing", "zbar"], default="auto")
     decode.set_defaults(handler=_decode)
 
-    parse = commands.add_parser(
-        "parse",
-        help="parse QR payloads into credentials",
-        description=(
-            "Parse payloads given as arguments, or one per line on stdin, and print one JSON "
-            "object per payload: kind, valid, verified, reason, the decision under the policy, "
-            "and the parsed fields."
-        ),
-    )
-    parse.add_argument("payloads", nargs="*", metavar="PAYLOAD")
-    parse.add_argument("--config", type=Path, help="take the policy from this config file")
-    parse.add_argument("--today", type=_iso_date, help="evaluate as of this date (YYYY-MM-DD)")
-    parse.set_defaults(handler=_parse)
+    add_parse_command(commands)
 
     config = commands.add_parser("config", help="check or document the configuration")
     config_commands = config.add_subparsers(title="config commands", metavar="COMMAND")
@@ -98,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     reference.set_defaults(handler=_config_reference)
     example = config_commands.add_parser(
-        "example", help="print a config file with every key, its default and its description")
+        "example", help="print a config file with every key, its default and its description"
+    )
     example.set_defaults(handler=_config_example)
     return parser
 
@@ -107,13 +95,6 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", type=Path, default=DEFAULT_PATH, help=f"config file (default {DEFAULT_PATH})"
     )
-
-
-def _iso_date(text: str) -> Any:
-    try:
-        return datetime.strptime(text, "%Y-%m-%d").date()
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {text!r}") from None
 
 
 def _configure_logging(level: str) -> None:
@@ -142,45 +123,6 @@ def _decode(args: argparse.Namespace) -> int:
         failed |= "error" in result
         print(json.dumps(result, ensure_ascii=False), flush=True)
     return 1 if failed else 0
-
-
-def _parse(args: argparse.Namespace) -> int:
-    from gate.credentials import parse
-    from gate.policy import decide
-
-    config = load_config(args.config) if args.config else GateConfig()
-    today = args.today or datetime.now(config.site.zone).date()
-    for payload in _payloads(args.payloads):
-        credential = parse(payload, today=today)
-        decision = decide(credential, config.policy.accept_kinds)
-        print(
-            json.dumps(
-                {
-                    "kind": credential.kind,
-                    "valid": credential.valid,
-                    "verified": credential.verified,
-                    "reason": credential.reason,
-                    "decision": "accepted" if decision.accepted else "refused",
-                    "decision_reason": decision.reason,
-                    "subject_id": credential.subject_id,
-                    "name": credential.name,
-                    "birth_date": credential.birth_date,
-                    "details": dict(credential.details),
-                },
-                ensure_ascii=False,
-            ),
-            flush=True,
-        )
-    return 0
-
-
-def _payloads(arguments: Sequence[str]) -> Iterator[bytes]:
-    if arguments:
-        for text in arguments:
-            yield text.encode("utf-8", "surrogateescape")
-        return
-    for line in sys.stdin.buffer:
-        yield line.rstrip(b"\r\n")
 
 
 def _config_check(args: argparse.Namespace) -> int:

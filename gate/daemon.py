@@ -25,6 +25,7 @@ from gate.config.model import GateConfig, load_config
 from gate.decode import make_decoder
 from gate.errors import CameraError, ConfigError, GateError
 from gate.pipeline import Counters, Pipeline
+from gate.policy import Judge
 from gate.presentation import PresentationTracker
 from gate.signals import PinChangeLog, Signals, make_pin_factory
 
@@ -74,8 +75,7 @@ class Gate:
         pipeline = Pipeline(
             decoder,
             PresentationTracker(config.presentation),
-            config.policy,
-            config.site.zone,
+            Judge(config.policy, config.site.zone),
             self._sink,
             self.signals,
             self.counters,

@@ -8,15 +8,13 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from gate.checkin import CheckIn, CheckinSink
-from gate.credentials import parse
 from gate.decode import Decoder
 from gate.errors import StorageError, StorageFull
-from gate.policy import PolicyConfig, decide
+from gate.policy import Judge
 from gate.presentation import PresentationTracker, Sighting
 from gate.signals import Outcome, Signals
 
@@ -45,16 +43,14 @@ class Pipeline:
         self,
         decoder: Decoder,
         tracker: PresentationTracker,
-        policy: PolicyConfig,
-        zone: ZoneInfo,
+        judge: Judge,
         sink: CheckinSink,
         signals: Signals,
         counters: Counters,
     ) -> None:
         self._decode = decoder.decode
         self._tracker = tracker
-        self._accept_kinds = policy.accept_kinds
-        self._zone = zone
+        self._judge = judge.judge
         self._sink = sink
         self._signals = signals
         self.counters = counters
@@ -84,9 +80,9 @@ class Pipeline:
             log.info("duplicate presentation within the cooldown: not opened")
             return
         try:
-            credential = parse(sighting.payload, today=datetime.now(self._zone).date())
-            decision = decide(credential, self._accept_kinds)
-            checkin = CheckIn(datetime.now(UTC), credential, decision)
+            now = datetime.now(UTC)
+            credential, decision = self._judge(sighting.payload, now)
+            checkin = CheckIn(now, credential, decision)
             self._sink.commit(checkin)
         except StorageFull as exc:
             self._tracker.forget_checkin(sighting.payload)

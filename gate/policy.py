@@ -1,11 +1,18 @@
-"""The site's policy: which credentials open this gate. Pure: no I/O, no clock."""
+"""The site's policy: which credentials open this gate.
+
+`decide` is pure (no I/O, no clock). `Judge` is the one object the capture loop asks
+about a payload: it parses, then decides, holding whatever state a policy needs.
+"""
 
 from collections.abc import Set
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
 from gate.config.base import Section
+from gate.credentials import parse
 from gate.credentials.model import Credential, Kind
 from gate.reasons import Reason
 
@@ -31,3 +38,16 @@ def decide(credential: Credential, accept_kinds: Set[Kind]) -> Decision:
     if credential.kind not in accept_kinds:
         return Decision(False, Reason.KIND_NOT_ACCEPTED)
     return Decision(True, Reason.OK)
+
+
+class Judge:
+    """Parse and decide one payload at a given time, as this gate's policy says."""
+
+    def __init__(self, policy: PolicyConfig, zone: ZoneInfo) -> None:
+        self._policy = policy
+        self._zone = zone
+
+    def judge(self, payload: bytes, at: datetime) -> tuple[Credential, Decision]:
+        """`at` is timezone-aware; local dates (birth dates, issue dates) use the site's zone."""
+        credential = parse(payload, today=at.astimezone(self._zone).date())
+        return credential, decide(credential, self._policy.accept_kinds)
