@@ -1,0 +1,23 @@
+"""Every check-in reaches the broker: durable outbox, event format, MQTT publisher.
+
+The daemon uses `Outbox` as its `CheckinSink` and runs one `Publisher` beside it.
+"""
+
+from gate.outbox.config import MqttConfig, OutboxConfig, PrivacyConfig
+from gate.outbox.identity import boot_id, client_id, clock_synced, device_id
+from gate.outbox.publisher import Publisher
+from gate.outbox.store import Outbox, OutboxStats, StoredEvent
+
+__all__ = [
+    "MqttConfig",
+    "Outbox",
+    "OutboxConfig",
+    "OutboxStats",
+    "PrivacyConfig",
+    "Publisher",
+    "StoredEvent",
+    "boot_id",
+    "client_id",
+    "clock_synced",
+    "device_id",
+]

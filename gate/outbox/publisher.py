@@ -1,0 +1,597 @@
+"""The publisher: one named thread owns the paho client and drains the outbox (P2, P3, P5).
+
+Per connection: a fresh paho client (so paho never carries messages over from
+an old connection: the outbox is the only queue), the last will (retained
+`offline`), CONNACK with reason 0 before anything is sent, retained `online`,
+command subscriptions, then the drain: at most `max_inflight` events without a
+PUBACK, a row deleted only on a PUBACK with a success reason code.
+
+Two lanes share the window. Events already in the outbox when the connection
+came up (or being sent again) are the backlog, sent with `replayed: true` in
+seq order; events committed while connected are live, sent in seq order with
+`replayed: false` and first claim on up to half the window, so a week's
+backlog does not delay a check-in happening now. Each lane arrives in seq
+order; across lanes the consumer orders by `seq`.
+
+A refused publish (PUBACK >= 0x80: ACL, quota) keeps its row; sending pauses
+with exponential backoff, then resumes from the oldest unsent row. MQTT 3.1.1
+has no reason codes: a broker that drops a publish (mosquitto on an ACL deny)
+still acknowledges it and the row is deleted; use v5 where that matters.
+"""
+
+import logging
+import random
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gate.config.site import SiteConfig
+from gate.outbox.config import MqttConfig, Protocol, Transport
+from gate.outbox.events import with_replayed
+from gate.outbox.identity import topic_root
+from gate.outbox.presence import (
+    Presence,
+    disk_free,
+    outbox_section,
+    status_payload,
+    telemetry_payload,
+)
+from gate.outbox.store import Outbox, StoredEvent
+
+log = logging.getLogger(__name__)
+
+CommandHandler = Callable[[str, bytes], None]
+"""Called in the publisher thread with (command name, payload): hand work off, return fast."""
+
+_TICK_S = 0.05  # network loop wait: bounds the delay of `notify` and of stopping
+_LIVE_POLL_S = 0.5  # look for live events without a `notify` this often
+_FETCH = 64  # rows read from the outbox at a time, per lane
+_MAX_SEQ = 2**63 - 1
+
+
+class Backoff:
+    """Exponential delay with jitter: `low * 2**n`, capped at `high`, minus up to half."""
+
+    def __init__(self, low: float, high: float, rng: Callable[[], float] = random.random) -> None:
+        self._low, self._high, self._rng = low, high, rng
+        self._attempt = 0
+
+    def next(self) -> float:
+        """The next delay; jitter keeps a fleet of gates from reconnecting in lockstep."""
+        delay = min(self._high, self._low * 2 ** min(self._attempt, 32))
+        self._attempt += 1
+        return delay * (0.5 + 0.5 * self._rng())
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+
+@dataclass(slots=True)
+class _Lane:
+    """Rows of one lane, read ahead a little: `after < seq <= upto`."""
+
+    after: int
+    upto: int
+    replayed: bool
+    rows: deque[StoredEvent] = field(default_factory=deque)
+
+
+@dataclass(slots=True)
+class _Sent:
+    seq: int
+    at: float
+    live: bool
+
+
+@dataclass(slots=True)
+class _Link:
+    """State of one broker connection; touched only by the publisher thread."""
+
+    number: int
+    connack: bool = False
+    connack_ok: bool = False
+    connack_reason: str = ""
+    lost: bool = False
+    status_mid: int | None = None
+    status_acked: bool = False
+    inflight: dict[int, _Sent] = field(default_factory=dict)
+    live_inflight: int = 0
+    acked: list[int] = field(default_factory=list)
+    refused: list[tuple[int, str]] = field(default_factory=list)
+    backlog: _Lane = field(default_factory=lambda: _Lane(0, 0, True))
+    live: _Lane = field(default_factory=lambda: _Lane(0, _MAX_SEQ, False))
+    next_live_poll: float = 0.0
+    paused_until: float = 0.0
+    rewind: bool = False
+    subscribed: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Counters:
+    published: int = 0
+    acked: int = 0
+    refused: int = 0
+    last_refusal: str | None = None
+    connects: int = 0
+    connect_failures: int = 0
+    last_connect_error: str | None = None
+    ack_timeouts: int = 0
+    callback_errors: int = 0
+    loop_errors: int = 0
+    telemetry_errors: int = 0
+
+
+class Publisher:
+    """Drains the outbox to the broker and keeps presence and telemetry."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        site: SiteConfig,
+        outbox: Outbox,
+        telemetry: Callable[[], Mapping[str, object]],
+        *,
+        client_id: str,
+        boot_id: str,
+    ) -> None:
+        self._config = config
+        self._outbox = outbox
+        self._telemetry = telemetry
+        self._client_id = client_id
+        self._boot_id = boot_id
+        self.root = topic_root(config.topic_root, site, client_id.removeprefix("gate-"))
+        self.event_topic = f"{self.root}/event"
+        self.status_topic = f"{self.root}/status"
+        self.telemetry_topic = f"{self.root}/telemetry"
+        self._cmd_prefix = f"{self.root}/cmd/"
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._resubscribe = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._handlers: dict[str, CommandHandler] = {}
+        self._handlers_lock = threading.Lock()
+        self._counters = _Counters()
+        self._connected = False
+        self._session = 0
+        self._connection = 0
+        self._started = time.monotonic()
+        self._heartbeat = time.monotonic()
+        self._stop_by = 0.0
+        self._next_telemetry = 0.0
+        self._refusal_backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s)
+
+    # -- API for the daemon ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Count a new session (persisted) and start the network thread."""
+        if self._thread is not None:
+            raise RuntimeError("publisher already started")
+        self._session = self._outbox.next_session()
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="gate-publisher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publish retained `stopped`, disconnect and join; within `timeout` seconds."""
+        if self._thread is None:
+            return
+        self._stop_by = time.monotonic() + timeout * 0.8
+        self._stop.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("publisher thread did not stop within %.1fs", timeout)
+
+    def notify(self) -> None:
+        """A check-in was committed: send it without waiting for the next poll."""
+        self._wake.set()
+
+    def on_command(self, name: str, handler: CommandHandler) -> None:
+        """Route `<root>/cmd/<name>` to `handler`; subscribed on every (re)connect."""
+        if not name or any(c in name for c in "/+#"):
+            raise ValueError(f"bad command name {name!r}")
+        with self._handlers_lock:
+            self._handlers[name] = handler
+        self._resubscribe.set()
+
+    @property
+    def connected(self) -> bool:
+        """True between a successful CONNACK and the loss of that connection."""
+        return self._connected
+
+    @property
+    def alive(self) -> bool:
+        """True while the network thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def heartbeat(self) -> float:
+        """`time.monotonic()` of the network loop's last turn: the daemon's watchdog reads it."""
+        return self._heartbeat
+
+    def stats(self) -> dict[str, object]:
+        """Our own counters, as telemetry shows them."""
+        c = self._counters
+        return {
+            "client_id": self._client_id,
+            "connected": self._connected,
+            "published": c.published,
+            "acked": c.acked,
+            "refused": c.refused,
+            "last_refusal": c.last_refusal,
+            "connects": c.connects,
+            "connect_failures": c.connect_failures,
+            "last_connect_error": c.last_connect_error,
+            "ack_timeouts": c.ack_timeouts,
+            "callback_errors": c.callback_errors,
+            "loop_errors": c.loop_errors,
+            "telemetry_errors": c.telemetry_errors,
+        }
+
+    # -- the thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = Backoff(self._config.reconnect_min_s, self._config.reconnect_max_s)
+        while not self._stop.is_set():
+            self._heartbeat = time.monotonic()
+            try:
+                self._connection += 1
+                self._session_once(_Link(self._connection), backoff)
+            except Exception:  # the network thread must outlive any failure (P6)
+                self._counters.loop_errors += 1
+                log.exception("publisher loop failed; reconnecting")
+            self._connected = False
+            if self._stop.is_set():
+                break
+            delay = backoff.next()
+            log.info("reconnecting to %s in %.1fs", self._config.host, delay)
+            self._stop.wait(delay)
+        log.info("publisher stopped")
+
+    def _session_once(self, link: _Link, backoff: Backoff) -> None:
+        """One connection: connect, CONNACK, online, drain until lost or stopped."""
+        cfg = self._config
+        try:
+            client = self._make_client(link)
+            if cfg.protocol is Protocol.V5:
+                client.connect(cfg.host, cfg.effective_port, cfg.keepalive, clean_start=True)
+            else:
+                client.connect(cfg.host, cfg.effective_port, cfg.keepalive)
+        except (OSError, ValueError) as exc:
+            self._connect_failed(f"{type(exc).__name__}: {exc}")
+            return
+        try:
+            if not self._await_connack(client, link):
+                return
+            backoff.reset()
+            self._counters.connects += 1
+            self._connected = True
+            log.info("connected to %s:%d as %s", cfg.host, cfg.effective_port, self._client_id)
+            self._begin(client, link)
+            while not self._stop.is_set() and not link.lost:
+                rc = client.loop(timeout=_TICK_S)
+                self._heartbeat = time.monotonic()
+                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    log.warning("connection to broker lost (%s)", mqtt.error_string(rc))
+                    break
+                if not self._service(client, link):
+                    break
+            if self._stop.is_set() and not link.lost and client.is_connected():
+                self._goodbye(client, link)
+        finally:
+            self._connected = False
+            self._close(client)
+
+    def _connect_failed(self, why: str) -> None:
+        self._counters.connect_failures += 1
+        self._counters.last_connect_error = why
+        log.warning("cannot connect to %s: %s", self._config.host, why)
+
+    def _await_connack(self, client: mqtt.Client, link: _Link) -> bool:
+        """Nothing is published before a successful CONNACK (it could be reordered)."""
+        deadline = time.monotonic() + self._config.connect_timeout_s
+        while not link.connack and time.monotonic() < deadline and not self._stop.is_set():
+            if client.loop(timeout=_TICK_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+        if link.connack_ok:
+            return True
+        if self._stop.is_set():
+            return False
+        self._connect_failed(f"CONNACK {link.connack_reason or 'not received'}")
+        return False
+
+    def _make_client(self, link: _Link) -> mqtt.Client:
+        cfg = self._config
+        v5 = cfg.protocol is Protocol.V5
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self._client_id,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if v5 else True,
+            userdata=link,
+        )
+        client.suppress_exceptions = True
+        client.connect_timeout = cfg.connect_timeout_s
+        client.max_inflight_messages_set(cfg.max_inflight + 1)  # + the status message
+        if cfg.transport is Transport.TLS:
+            client.tls_set_context(self._tls_context())
+        if cfg.username is not None:
+            client.username_pw_set(cfg.username, self._password())
+        client.will_set(self.status_topic, self._status(Presence.OFFLINE, link), qos=1, retain=True)
+        client.on_connect = self._guarded("_on_connect")
+        client.on_disconnect = self._guarded("_on_disconnect")
+        client.on_publish = self._guarded("_on_publish")
+        client.on_message = self._guarded("_on_message")
+        client.on_subscribe = self._guarded("_on_subscribe")
+        return client
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """Server verified against `ca_file` (or the system CAs), host name checked."""
+        cfg = self._config
+        ctx = ssl.create_default_context(cafile=cfg.ca_file)
+        if cfg.cert_file is not None and cfg.key_file is not None:
+            ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+        return ctx
+
+    def _password(self) -> str | None:
+        path = self._config.password_file
+        if path is None:
+            return None
+        try:
+            lines = path.read_text().splitlines()
+        except OSError as exc:
+            raise OSError(f"cannot read password_file {path}: {exc.strerror}") from None
+        return lines[0] if lines else ""
+
+    def _status(self, state: Presence, link: _Link) -> bytes:
+        return status_payload(
+            state,
+            client_id=self._client_id,
+            boot_id=self._boot_id,
+            session=self._session,
+            connection=link.number,
+        )
+
+    def _begin(self, client: mqtt.Client, link: _Link) -> None:
+        """Presence, subscriptions, lanes and a first telemetry right after CONNACK."""
+        info = client.publish(
+            self.status_topic, self._status(Presence.ONLINE, link), qos=1, retain=True
+        )
+        link.status_mid = info.mid
+        self._subscribe(client, link)
+        self._reset_lanes(link)
+        self._next_telemetry = 0.0
+
+    def _reset_lanes(self, link: _Link) -> None:
+        """Whatever is stored now is backlog; what is committed from now on is live."""
+        boundary = self._outbox.last_seq
+        link.backlog = _Lane(0, boundary, True)
+        link.live = _Lane(boundary, _MAX_SEQ, False)
+        link.next_live_poll = 0.0
+
+    def _subscribe(self, client: mqtt.Client, link: _Link) -> None:
+        with self._handlers_lock:
+            names = [n for n in self._handlers if n not in link.subscribed]
+        for name in names:
+            client.subscribe(f"{self._cmd_prefix}{name}", qos=1)
+            link.subscribed.add(name)
+
+    def _service(self, client: mqtt.Client, link: _Link) -> bool:
+        """One turn after the network loop: acks, refusals, stuck window, sending, telemetry.
+
+        Returns False when the connection must be dropped.
+        """
+        now = time.monotonic()
+        self._settle(link, now)
+        if link.inflight:
+            oldest = min(sent.at for sent in link.inflight.values())
+            if now - oldest > self._config.ack_timeout_s:
+                self._counters.ack_timeouts += 1
+                log.warning(
+                    "no PUBACK for %.0fs (%d in flight): dropping the connection",
+                    now - oldest,
+                    len(link.inflight),
+                )
+                return False
+        if link.rewind and not link.inflight and now >= link.paused_until:
+            link.rewind = False
+            self._reset_lanes(link)
+        if not link.rewind and not self._fill(client, link, now):
+            return False
+        if self._resubscribe.is_set():
+            self._resubscribe.clear()
+            self._subscribe(client, link)
+        if now >= self._next_telemetry:
+            self._next_telemetry = now + self._config.telemetry_interval_s
+            self._publish_telemetry(client)
+        return True
+
+    def _settle(self, link: _Link, now: float) -> None:
+        """Delete acknowledged rows; pause after refusals (the refused rows stay)."""
+        if link.acked:
+            done, link.acked = link.acked, []
+            self._outbox.ack(done)
+            self._counters.acked += len(done)
+            if not link.refused and not link.rewind:
+                self._refusal_backoff.reset()
+        if link.refused:
+            refused, link.refused = link.refused, []
+            self._counters.refused += len(refused)
+            self._counters.last_refusal = refused[-1][1]
+            delay = self._refusal_backoff.next()
+            link.paused_until = now + delay
+            link.rewind = True
+            log.warning(
+                "broker refused %d event(s) (first seq %d: %s): kept, retrying in %.1fs",
+                len(refused),
+                refused[0][0],
+                refused[0][1],
+                delay,
+            )
+
+    def _fill(self, client: mqtt.Client, link: _Link, now: float) -> bool:
+        """Send until the window is full: live first (up to half), then backlog, then live."""
+        window = self._config.max_inflight
+        live_share = max(1, window // 2)
+        while len(link.inflight) < window:
+            row: StoredEvent | None = None
+            live = False
+            if link.live_inflight < live_share:
+                row, live = self._take_live(link, now), True
+            if row is None:
+                row, live = self._take(link.backlog), False
+            if row is None:
+                row, live = self._take_live(link, now), True
+            if row is None:
+                return True
+            info = client.publish(self.event_topic, with_replayed(row.payload, not live), qos=1)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                log.warning("publish failed (%s): reconnecting", mqtt.error_string(info.rc))
+                return False
+            link.inflight[info.mid] = _Sent(row.seq, now, live)
+            if live:
+                link.live_inflight += 1
+            self._counters.published += 1
+        return True
+
+    def _take(self, lane: _Lane) -> StoredEvent | None:
+        if not lane.rows and lane.after < lane.upto:
+            lane.rows.extend(self._outbox.fetch(lane.after, _FETCH, lane.upto))
+            lane.after = lane.rows[-1].seq if lane.rows else lane.upto
+        return lane.rows.popleft() if lane.rows else None
+
+    def _take_live(self, link: _Link, now: float) -> StoredEvent | None:
+        lane = link.live
+        if not lane.rows and (self._wake.is_set() or now >= link.next_live_poll):
+            self._wake.clear()
+            link.next_live_poll = now + _LIVE_POLL_S
+            lane.rows.extend(self._outbox.fetch(lane.after, _FETCH))
+            if lane.rows:
+                lane.after = lane.rows[-1].seq
+        return lane.rows.popleft() if lane.rows else None
+
+    def _publish_telemetry(self, client: mqtt.Client) -> None:
+        """QoS 0, not retained: a sample lost while offline is not worth a slot in the window."""
+        try:
+            app = self._telemetry()
+        except Exception:  # the daemon's counters must not stop ours
+            self._counters.telemetry_errors += 1
+            log.exception("telemetry callable failed")
+            app = {}
+        stats = self._outbox.stats()
+        payload = telemetry_payload(
+            app,
+            boot_id=self._boot_id,
+            session=self._session,
+            uptime_s=time.monotonic() - self._started,
+            broker="connected" if self._connected else "disconnected",
+            outbox=outbox_section(stats),
+            publisher=self.stats(),
+            disk_free_bytes=disk_free(self._outbox.path.parent),
+        )
+        client.publish(self.telemetry_topic, payload, qos=0, retain=False)
+
+    def _goodbye(self, client: mqtt.Client, link: _Link) -> None:
+        """Clean stop: retained `stopped` (acknowledged if the broker answers), then DISCONNECT."""
+        info = client.publish(
+            self.status_topic, self._status(Presence.STOPPED, link), qos=1, retain=True
+        )
+        link.status_mid, link.status_acked = info.mid, False
+        deadline = max(self._stop_by, time.monotonic() + 0.2)
+        while not link.status_acked and not link.lost and time.monotonic() < deadline:
+            if client.loop(timeout=_TICK_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+        self._settle(link, time.monotonic())
+        client.disconnect()
+        while client.is_connected() and time.monotonic() < deadline:
+            client.loop(timeout=_TICK_S)
+
+    def _close(self, client: mqtt.Client) -> None:
+        """Drop the socket of a finished connection; its client object is not reused."""
+        sock = client.socket()
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError as exc:
+                log.debug("closing socket: %s", exc)
+
+    # -- callbacks: tiny, in the publisher thread, each guarded ----------------------------
+
+    def _guarded(self, name: str) -> Callable[..., None]:
+        def callback(*args: object) -> None:
+            try:
+                getattr(self, name)(*args)
+            except Exception:  # an exception here would kill the network loop
+                self._counters.callback_errors += 1
+                log.exception("publisher callback %s failed", name)
+
+        return callback
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        link: _Link,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        link.connack = True
+        link.connack_ok = reason == 0
+        link.connack_reason = str(reason)
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        link: _Link,
+        flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        link.lost = True
+        self._connected = False
+
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        link: _Link,
+        mid: int,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        sent = link.inflight.pop(mid, None)
+        if sent is None:
+            if mid == link.status_mid:
+                link.status_acked = True
+            return
+        if sent.live:
+            link.live_inflight -= 1
+        if reason.is_failure:
+            link.refused.append((sent.seq, str(reason)))
+        else:
+            link.acked.append(sent.seq)
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        link: _Link,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            log.warning("command subscription refused: %s", ", ".join(refused))
+
+    def _on_message(self, client: mqtt.Client, link: _Link, message: mqtt.MQTTMessage) -> None:
+        name = message.topic.removeprefix(self._cmd_prefix)
+        with self._handlers_lock:
+            handler = self._handlers.get(name)
+        if handler is not None and message.topic.startswith(self._cmd_prefix):
+            handler(name, message.payload)

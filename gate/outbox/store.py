@@ -1,0 +1,510 @@
+"""The durable outbox: every check-in is committed here before the gate opens (P1).
+
+One SQLite file in WAL mode. Two connections behind one lock: the writer
+(capture thread, `synchronous=FULL`: a commit survives a power cut) and the
+drain connection (publisher thread, `synchronous=NORMAL`: losing the last
+deletions to a power cut only re-sends acknowledged events, which P2 allows
+and the consumer de-duplicates by `event_id`).
+"""
+
+import logging
+import os
+import sqlite3
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from gate.checkin import CheckIn
+from gate.config.site import SiteConfig
+from gate.errors import StorageError, StorageFull
+from gate.outbox.config import OutboxConfig, PrivacyConfig
+from gate.outbox.events import GateIdentity, build_event, encode_event, uuid7
+from gate.outbox.identity import clock_synced as system_clock_synced
+from gate.outbox.privacy import load_key
+
+log = logging.getLogger(__name__)
+
+DB_VERSION = 1
+_SQLITE_CORRUPT = 11
+_SQLITE_FULL = 13
+_SQLITE_NOTADB = 26
+_MAX_SEQ = 2**63 - 1
+_LATENCY_WINDOW = 2048
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    committed_ms INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One unsent event as stored: `payload` is the JSON without `replayed`."""
+
+    seq: int
+    event_id: str
+    committed_ms: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """What telemetry and `gate queue` show of the outbox."""
+
+    path: str
+    depth: int
+    bytes: int
+    oldest_committed_ms: int | None
+    last_seq: int
+    last_acked_seq: int | None
+    last_acked_ms: int | None
+    high_water: bool
+    storage_full: bool
+    full_cause: str | None
+    set_aside: int
+    set_aside_last: str | None
+    commits: int
+    refused_full: int
+    commit_ms_p50: float | None
+    commit_ms_p99: float | None
+    commit_ms_max: float | None
+
+
+def outbox_path(config: OutboxConfig, site: SiteConfig) -> Path:
+    """Where the outbox file is."""
+    return config.path or site.state_dir / "outbox.sqlite3"
+
+
+def _errorcode(exc: sqlite3.Error) -> int:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF
+
+
+def is_corruption(exc: sqlite3.Error) -> bool:
+    """True for the errors that mean the file itself is bad (corrupt or not a database)."""
+    if _errorcode(exc) in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return True
+    text = str(exc)
+    return "malformed" in text or "not a database" in text
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Outbox:
+    """The check-in sink: `commit` returns once the event is durable (P1), never overwrites (P4).
+
+    Thread safe: `commit` from the capture thread, `fetch`/`ack` from the publisher.
+    """
+
+    def __init__(
+        self,
+        config: OutboxConfig,
+        site: SiteConfig,
+        privacy: PrivacyConfig,
+        *,
+        clock_synced: Callable[[], bool] = system_clock_synced,
+        privacy_key: bytes | None = None,
+    ) -> None:
+        self.path = outbox_path(config, site)
+        self._config = config
+        self._privacy = privacy
+        self._key = privacy_key if privacy_key is not None else load_key(privacy, site)
+        self._identity = GateIdentity.from_site(site)
+        self._clock_synced = clock_synced
+        self._lock = threading.RLock()
+        self._writer: sqlite3.Connection | None = None
+        self._drain: sqlite3.Connection | None = None
+        self._rows = 0
+        self._bytes = 0
+        self._last_seq = 0
+        self._full_cause: str | None = None
+        self._refused_size = 0
+        self._high_water = False
+        self._set_aside = 0
+        self._set_aside_last: str | None = None
+        self._commits = 0
+        self._refused_full = 0
+        self._latencies: deque[float] = deque(maxlen=_LATENCY_WINDOW)
+        with self._lock:
+            self._open(seed=None)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _open(self, seed: int | None) -> None:
+        """Open the file, setting it aside once if it is corrupt."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._connect(seed)
+        except sqlite3.DatabaseError as exc:
+            self._close_connections()
+            if not is_corruption(exc):
+                raise StorageError(f"outbox {self.path}: {exc}") from exc
+            self._set_aside_file(str(exc), seed)
+
+    def _connect(self, seed: int | None) -> None:
+        writer = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+        )
+        self._writer = writer
+        mode = writer.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
+            raise StorageError(f"outbox {self.path}: cannot use WAL (journal_mode={mode})")
+        writer.execute("PRAGMA synchronous=FULL")
+        version = writer.execute("PRAGMA user_version").fetchone()[0]
+        if version > DB_VERSION:
+            raise StorageError(f"outbox {self.path}: written by a newer gate (v{version})")
+        problems = [row[0] for row in writer.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError(f"database disk image is malformed: {problems[:3]}")
+        writer.executescript(_SCHEMA)
+        writer.execute(f"PRAGMA user_version={DB_VERSION}")
+        now = _now_ms()
+        start = seed if seed is not None else 0
+        writer.execute("BEGIN IMMEDIATE")
+        writer.executemany(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)",
+            [("last_seq", start), ("session", 0), ("created_ms", now)],
+        )
+        writer.execute("COMMIT")
+        drain = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+        )
+        self._drain = drain
+        drain.execute("PRAGMA synchronous=NORMAL")
+        rows, size = writer.execute(
+            "SELECT count(*), coalesce(sum(length(payload)), 0) FROM events"
+        ).fetchone()
+        last_seq = self._meta(writer, "last_seq") or 0
+        max_row = writer.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
+        self._rows, self._bytes, self._last_seq = rows, size, max(last_seq, max_row)
+        self._update_high_water()
+
+    def _close_connections(self) -> None:
+        for conn in (self._drain, self._writer):
+            if conn is not None:
+                try:
+                    conn.close()
+                except sqlite3.Error as exc:
+                    log.warning("outbox close: %s", exc)
+        self._writer = self._drain = None
+
+    def _set_aside_file(self, why: str, known_seq: int | None) -> None:
+        """Rename a bad file (and its WAL) aside, keep it for salvage, start a fresh one.
+
+        The fresh file continues `seq` from what is known or can still be read;
+        failing both, from the Unix time in ms, so `seq` keeps increasing.
+        """
+        salvaged = _salvage_last_seq(self.path)
+        candidates = [s for s in (known_seq, salvaged) if s is not None]
+        seed = max(candidates) if candidates else _now_ms()
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        n = 1
+        while target.exists():
+            target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+            n += 1
+        os.replace(self.path, target)
+        for suffix in ("-wal", "-shm"):
+            side = Path(f"{self.path}{suffix}")
+            if side.exists():
+                os.replace(side, Path(f"{target}{suffix}"))
+        self._set_aside += 1
+        self._set_aside_last = str(target)
+        log.error(
+            "outbox %s is unreadable (%s): set aside as %s, its unsent events are kept there; "
+            "continuing with a fresh outbox from seq %d",
+            self.path,
+            why,
+            target,
+            seed + 1,
+        )
+        try:
+            self._connect(seed)
+        except sqlite3.Error as exc:
+            self._close_connections()
+            raise StorageError(f"outbox {self.path}: fresh file unusable: {exc}") from exc
+
+    def _recover(self, exc: sqlite3.DatabaseError) -> None:
+        """Corruption found while running: set the file aside and go on with a fresh one."""
+        self._close_connections()
+        self._set_aside_file(str(exc), self._last_seq)
+
+    def close(self) -> None:
+        """Close both connections (the last close checkpoints the WAL)."""
+        with self._lock:
+            self._close_connections()
+
+    def __enter__(self) -> "Outbox":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- capture side ----------------------------------------------------------------------
+
+    def commit(self, checkin: CheckIn) -> None:
+        """CheckinSink: durable on return; StorageFull at the cap or on a full disk."""
+        self.store(checkin)
+
+    def store(self, checkin: CheckIn) -> StoredEvent:
+        """`commit`, returning what was stored (for the daemon's log line)."""
+        started = time.perf_counter()
+        with self._lock:
+            try:
+                stored = self._insert(checkin)
+            except sqlite3.DatabaseError as exc:
+                if not is_corruption(exc):
+                    raise StorageError(f"outbox commit failed: {exc}") from exc
+                self._recover(exc)
+                stored = self._insert(checkin)
+            self._latencies.append((time.perf_counter() - started) * 1000)
+            return stored
+
+    def _insert(self, checkin: CheckIn) -> StoredEvent:
+        writer = self._require(self._writer)
+        now = _now_ms()
+        seq = self._last_seq + 1
+        event_id = uuid7(now)
+        payload = encode_event(
+            build_event(
+                checkin,
+                identity=self._identity,
+                seq=seq,
+                event_id=event_id,
+                clock_synced=self._clock_synced(),
+                privacy=self._privacy,
+                privacy_key=self._key,
+            )
+        )
+        if self._rows >= self._config.max_rows or (
+            self._bytes + len(payload) > self._config.max_bytes
+        ):
+            self._refuse("cap", len(payload))
+            raise StorageFull(
+                f"outbox cap reached ({self._rows} events, {self._bytes} bytes): scan refused"
+            )
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            writer.execute(
+                "INSERT INTO events(seq, event_id, committed_ms, payload) VALUES (?, ?, ?, ?)",
+                (seq, event_id, now, payload),
+            )
+            writer.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (seq,))
+            writer.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if writer.in_transaction:
+                writer.execute("ROLLBACK")
+            if _errorcode(exc) == _SQLITE_FULL:
+                self._refuse("disk", len(payload))
+                raise StorageFull(f"disk full, scan refused: {exc}") from exc
+            raise
+        except sqlite3.DatabaseError:
+            if writer.in_transaction:
+                writer.execute("ROLLBACK")
+            raise
+        self._last_seq = seq
+        self._rows += 1
+        self._bytes += len(payload)
+        self._commits += 1
+        if self._full_cause is not None:
+            log.warning("outbox accepts check-ins again (was full: %s)", self._full_cause)
+            self._full_cause = None
+        self._update_high_water()
+        return StoredEvent(seq, event_id, now, payload)
+
+    def _refuse(self, cause: str, size: int) -> None:
+        self._refused_full += 1
+        self._refused_size = size
+        if self._full_cause != cause:
+            log.error(
+                "outbox full (%s): refusing scans until events are acknowledged "
+                "(%d events, %d bytes stored)",
+                cause,
+                self._rows,
+                self._bytes,
+            )
+        self._full_cause = cause
+
+    # -- publisher side --------------------------------------------------------------------
+
+    def fetch(self, after: int, limit: int, upto: int = _MAX_SEQ) -> list[StoredEvent]:
+        """Unsent events with `after < seq <= upto`, in seq order."""
+        with self._lock:
+            try:
+                rows = (
+                    self._require(self._drain)
+                    .execute(
+                        "SELECT seq, event_id, committed_ms, payload FROM events "
+                        "WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                        (after, upto, limit),
+                    )
+                    .fetchall()
+                )
+            except sqlite3.DatabaseError as exc:
+                self._on_drain_error(exc)
+                return []
+        return [StoredEvent(*row) for row in rows]
+
+    def ack(self, seqs: Iterable[int]) -> int:
+        """Delete acknowledged events (P2: only after a successful PUBACK); returns how many."""
+        batch = list(seqs)
+        if not batch:
+            return 0
+        with self._lock:
+            drain = self._require(self._drain)
+            freed = deleted = 0
+            try:
+                drain.execute("BEGIN IMMEDIATE")
+                for seq in batch:
+                    row = drain.execute(
+                        "DELETE FROM events WHERE seq = ? RETURNING length(payload)", (seq,)
+                    ).fetchone()
+                    if row is not None:
+                        deleted += 1
+                        freed += row[0]
+                drain.executemany(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                    [("last_acked_seq", max(batch)), ("last_acked_ms", _now_ms())],
+                )
+                drain.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                if drain.in_transaction:
+                    drain.execute("ROLLBACK")
+                self._on_drain_error(exc)
+                return 0
+            self._rows -= deleted
+            self._bytes -= freed
+            self._update_full()
+            self._update_high_water()
+            return deleted
+
+    def _on_drain_error(self, exc: sqlite3.DatabaseError) -> None:
+        if is_corruption(exc):
+            self._recover(exc)
+            return
+        raise StorageError(f"outbox drain failed: {exc}") from exc
+
+    def next_session(self) -> int:
+        """Count one more publisher session; persisted so it grows across restarts (P5)."""
+        with self._lock:
+            writer = self._require(self._writer)
+            writer.execute("BEGIN IMMEDIATE")
+            writer.execute("UPDATE meta SET value = value + 1 WHERE key = 'session'")
+            session = self._meta(writer, "session") or 0
+            writer.execute("COMMIT")
+            return session
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the newest committed event."""
+        return self._last_seq
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _update_full(self) -> None:
+        if self._full_cause is None:
+            return
+        room = self._rows < self._config.max_rows and (
+            self._bytes + self._refused_size <= self._config.max_bytes
+        )
+        if self._full_cause == "disk" or room:
+            log.warning("outbox has room again (was full: %s)", self._full_cause)
+            self._full_cause = None
+
+    def _update_high_water(self) -> None:
+        fraction = self._config.high_water
+        high = (
+            self._rows >= fraction * self._config.max_rows
+            or self._bytes >= fraction * self._config.max_bytes
+        )
+        if high != self._high_water:
+            if high:
+                log.warning("outbox above high water: %d events, %d bytes", self._rows, self._bytes)
+            else:
+                log.info("outbox back below high water")
+        self._high_water = high
+
+    def stats(self) -> OutboxStats:
+        """A consistent snapshot for telemetry."""
+        with self._lock:
+            oldest = acked_seq = acked_ms = None
+            if self._writer is not None:
+                try:
+                    row = self._writer.execute(
+                        "SELECT committed_ms FROM events ORDER BY seq LIMIT 1"
+                    ).fetchone()
+                    oldest = row[0] if row else None
+                    acked_seq = self._meta(self._writer, "last_acked_seq")
+                    acked_ms = self._meta(self._writer, "last_acked_ms")
+                except sqlite3.Error as exc:  # stats must not fail; the next commit recovers
+                    log.warning("outbox stats: %s", exc)
+            lat = sorted(self._latencies)
+            return OutboxStats(
+                path=str(self.path),
+                depth=self._rows,
+                bytes=self._bytes,
+                oldest_committed_ms=oldest,
+                last_seq=self._last_seq,
+                last_acked_seq=acked_seq,
+                last_acked_ms=acked_ms,
+                high_water=self._high_water,
+                storage_full=self._full_cause is not None,
+                full_cause=self._full_cause,
+                set_aside=self._set_aside,
+                set_aside_last=self._set_aside_last,
+                commits=self._commits,
+                refused_full=self._refused_full,
+                commit_ms_p50=statistics.median(lat) if lat else None,
+                commit_ms_p99=lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None,
+                commit_ms_max=lat[-1] if lat else None,
+            )
+
+    @staticmethod
+    def _meta(conn: sqlite3.Connection, key: str) -> int | None:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def _require(self, conn: sqlite3.Connection | None) -> sqlite3.Connection:
+        if conn is None:
+            raise StorageError(f"outbox {self.path} is closed")
+        return conn
+
+
+def _salvage_last_seq(path: Path) -> int | None:
+    """The highest seq still readable in a bad file, or None."""
+    best: int | None = None
+    try:
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=1.0)
+    except sqlite3.Error:
+        return None
+    try:
+        for query in (
+            "SELECT value FROM meta WHERE key = 'last_seq'",
+            "SELECT max(seq) FROM events",
+        ):
+            try:
+                row = conn.execute(query).fetchone()
+            except sqlite3.Error:
+                continue
+            if row and row[0] is not None:
+                best = max(best or 0, int(row[0]))
+    finally:
+        conn.close()
+    return best
