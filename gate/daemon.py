@@ -75,7 +75,7 @@ class Gate:
         pipeline = Pipeline(
             decoder,
             PresentationTracker(config.presentation),
-            Judge(config.policy, config.site.zone),
+            Judge.from_config(config),
             self._sink,
             self.signals,
             self.counters,

@@ -7,6 +7,7 @@ about a payload: it parses, then decides, holding whatever state a policy needs.
 from collections.abc import Set
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
@@ -15,6 +16,9 @@ from gate.config.base import Section
 from gate.credentials import parse
 from gate.credentials.model import Credential, Kind
 from gate.reasons import Reason
+
+if TYPE_CHECKING:
+    from gate.config.model import GateConfig
 
 
 class PolicyConfig(Section):
@@ -46,6 +50,10 @@ class Judge:
     def __init__(self, policy: PolicyConfig, zone: ZoneInfo) -> None:
         self._policy = policy
         self._zone = zone
+
+    @classmethod
+    def from_config(cls, config: "GateConfig") -> "Judge":
+        return cls(config.policy, config.site.zone)
 
     def judge(self, payload: bytes, at: datetime) -> tuple[Credential, Decision]:
         """`at` is timezone-aware; local dates (birth dates, issue dates) use the site's zone."""

@@ -38,7 +38,7 @@ def _instant(text: str) -> datetime:
 
 def run_parse(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config else GateConfig()
-    judge = Judge(config.policy, config.site.zone)
+    judge = Judge.from_config(config)
     at = args.at or datetime.now(UTC)
     for payload in _payloads(args.payloads):
         credential, decision = judge.judge(payload, at)
