@@ -144,7 +144,8 @@ class Publisher:
     ) -> None:
         self._config = config
         self._outbox = outbox
-        self._telemetry = telemetry
+        self.telemetry = telemetry
+        """The daemon's counters, merged into each telemetry message; may be replaced."""
         self._client_id = client_id
         self._boot_id = boot_id
         self.root = topic_root(config.topic_root, site, client_id.removeprefix("gate-"))
@@ -480,7 +481,7 @@ class Publisher:
     def _publish_telemetry(self, client: mqtt.Client) -> None:
         """QoS 0, not retained: a sample lost while offline is not worth a slot in the window."""
         try:
-            app = self._telemetry()
+            app = self.telemetry()
         except Exception:  # the daemon's counters must not stop ours
             self._counters.telemetry_errors += 1
             log.exception("telemetry callable failed")

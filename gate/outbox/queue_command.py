@@ -1,0 +1,121 @@
+"""`gate queue`: what waits in the outbox, and an export of it, without disturbing the gate.
+
+Opens the file read-only (`mode=ro`): safe beside a running gate (WAL readers do
+not block its writer) and on a stopped one.
+"""
+
+import argparse
+import json
+import sqlite3
+import sys
+import time
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Protocol
+
+from gate.config.site import SiteConfig
+from gate.outbox.config import OutboxConfig
+from gate.outbox.events import with_replayed
+from gate.outbox.store import outbox_path
+
+_EXPORT_BATCH = 500
+
+
+class QueueConfig(Protocol):
+    """The part of the root config `gate queue` reads."""
+
+    @property
+    def site(self) -> SiteConfig: ...
+
+    @property
+    def outbox(self) -> OutboxConfig: ...
+
+
+def add_queue_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `gate queue`."""
+    parser.add_argument(
+        "--export",
+        metavar="FILE",
+        help='write the unsent events as JSON lines (with "replayed": true) to FILE, '
+        "or to standard output with '-' (the summary then goes to standard error)",
+    )
+    parser.add_argument(
+        "--db",
+        type=Path,
+        metavar="PATH",
+        help="read this outbox file instead of the configured one, "
+        "e.g. a set-aside outbox.sqlite3.corrupt-* file",
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def summary(conn: sqlite3.Connection, path: Path) -> dict[str, object]:
+    """Depth, oldest unsent, last acknowledged, as read from the file now."""
+    depth, size, first, last = conn.execute(
+        "SELECT count(*), coalesce(sum(length(payload)), 0), min(seq), max(seq) FROM events"
+    ).fetchone()
+    oldest = conn.execute("SELECT committed_ms FROM events ORDER BY seq LIMIT 1").fetchone()
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    now = time.time()
+    oldest_ms = oldest[0] if oldest else None
+    return {
+        "path": str(path),
+        "depth": depth,
+        "bytes": size,
+        "first_unsent_seq": first,
+        "last_unsent_seq": last,
+        "oldest_unsent_at": _iso(oldest_ms),
+        "oldest_unsent_age_s": None if oldest_ms is None else round(now - oldest_ms / 1000, 3),
+        "last_seq": meta.get("last_seq"),
+        "last_acked_seq": meta.get("last_acked_seq"),
+        "last_acked_at": _iso(meta.get("last_acked_ms")),
+        "sessions": meta.get("session"),
+    }
+
+
+def export(conn: sqlite3.Connection, out: IO[bytes]) -> int:
+    """Every unsent event as one JSON line, in seq order; returns how many."""
+    count = 0
+    cursor = conn.execute("SELECT payload FROM events ORDER BY seq")
+    while rows := cursor.fetchmany(_EXPORT_BATCH):
+        for (payload,) in rows:
+            out.write(with_replayed(bytes(payload), True) + b"\n")
+            count += 1
+    out.flush()
+    return count
+
+
+def run_queue(args: argparse.Namespace, config: QueueConfig) -> int:
+    """Print the outbox summary (and export); 0 on success, 1 when the file cannot be read."""
+    path: Path = args.db or outbox_path(config.outbox, config.site)
+    to_stdout = args.export == "-"
+    report = sys.stderr if to_stdout else sys.stdout
+    if not path.is_file():
+        print(f"gate queue: no outbox at {path}", file=sys.stderr)
+        return 1
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            conn.execute("BEGIN")  # one snapshot for the summary and the export
+            info = summary(conn, path)
+            if args.export:
+                if to_stdout:
+                    info["exported"] = export(conn, sys.stdout.buffer)
+                else:
+                    with open(args.export, "wb") as out:
+                        info["exported"] = export(conn, out)
+    except (sqlite3.Error, OSError) as exc:
+        print(f"gate queue: cannot read {path}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(info), file=report)
+    else:
+        for key, value in info.items():
+            print(f"{key:>20}: {'-' if value is None else value}", file=report)
+    return 0
