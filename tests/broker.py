@@ -11,20 +11,26 @@ import base64
 import datetime
 import hashlib
 import ipaddress
+import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+import paho.mqtt.client as mqtt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from paho.mqtt.enums import CallbackAPIVersion
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
@@ -291,3 +297,121 @@ class Broker:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, step: float = 0.02) -> bool:
+    """Poll `predicate` until it is truthy or `timeout` passes (correctness, not speed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return bool(predicate())
+
+
+@dataclass(frozen=True)
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+class Watcher:
+    """A real paho subscriber recording what arrives, as the provincial consumer would.
+
+    Its session is persistent (clean_session false) so messages queued for it by the
+    broker survive the broker's restart and the watcher's reconnects.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        topic: str = "#",
+        *,
+        client_id: str = "watcher",
+        persistent: bool = True,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._received: list[Received] = []
+        self._subscribed = threading.Event()
+        self._topic = topic
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv311,
+            clean_session=not persistent,
+        )
+        client.max_inflight_messages_set(100)
+        client.reconnect_delay_set(0.05, 0.5)
+        if broker.pki is not None:
+            ctx = ssl.create_default_context(cafile=broker.pki.ca)
+            ctx.load_cert_chain(broker.pki.client_cert, broker.pki.client_key)
+            client.tls_set_context(ctx)
+        if username is not None:
+            client.username_pw_set(username, password)
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        self._client = client
+        client.connect(broker.host, broker.port, keepalive=30)
+        client.loop_start()
+        if not self._subscribed.wait(10):
+            raise RuntimeError("watcher did not subscribe")
+
+    def _on_connect(self, client: mqtt.Client, *_: object) -> None:
+        client.subscribe(self._topic, qos=1)
+
+    def _on_subscribe(self, *_: object) -> None:
+        self._subscribed.set()
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self._received.append(Received(msg.topic, msg.payload, bool(msg.retain)))
+
+    def received(self, suffix: str = "") -> list[Received]:
+        """Everything so far (on topics ending with `suffix`), in arrival order."""
+        with self._lock:
+            return [r for r in self._received if r.topic.endswith(suffix)]
+
+    def events(self) -> list[dict[str, object]]:
+        """The check-in events so far, decoded, in arrival order (duplicates included)."""
+        return [json.loads(r.payload) for r in self.received("/event")]
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def retained(broker: Broker, topic: str, timeout: float = 5.0, **auth: str) -> bytes | None:
+    """The retained message on `topic` right now, as a fresh subscriber gets it."""
+    got: list[bytes] = []
+    done = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="", protocol=mqtt.MQTTv311)
+    if broker.pki is not None:
+        ctx = ssl.create_default_context(cafile=broker.pki.ca)
+        ctx.load_cert_chain(broker.pki.client_cert, broker.pki.client_key)
+        client.tls_set_context(ctx)
+    if auth:
+        client.username_pw_set(auth["username"], auth.get("password"))
+
+    def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        if msg.retain:
+            got.append(msg.payload)
+            done.set()
+
+    def on_subscribe(*_: object) -> None:
+        # the broker sends retained messages before the SUBACK is processed here; give
+        # it a moment, then there is none
+        threading.Timer(0.3, done.set).start()
+
+    client.on_message = on_message
+    client.on_subscribe = on_subscribe
+    client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    done.wait(timeout)
+    client.disconnect()
+    client.loop_stop()
+    return got[-1] if got else None
