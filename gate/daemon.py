@@ -24,6 +24,7 @@ from gate.checkin import CheckinSink
 from gate.config.model import GateConfig, load_config
 from gate.decode import make_decoder
 from gate.errors import CameraError, ConfigError, GateError
+from gate.notify import Notifier
 from gate.pipeline import Counters, Pipeline
 from gate.policy import Judge
 from gate.presentation import PresentationTracker
@@ -47,17 +48,21 @@ class Gate:
         source: FrameSource | None = None,
         pin_factory: Factory | None = None,
         config_path: Path | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
         self._sink = sink
         self._given_source = source
         self._pin_factory = pin_factory
         self._config_path = config_path
+        self._notifier = notifier or Notifier({})
+        self._ready_sent = False
         self.counters = Counters()
         self.finished = threading.Event()
         self._stop = threading.Event()
         self._capture: threading.Thread | None = None
         self._status: threading.Thread | None = None
+        self._watchdog: threading.Thread | None = None
         self._pin_log: PinChangeLog | None = None
         self.signals: Signals | None = None
         self._source: FrameSource | None = None
@@ -86,8 +91,10 @@ class Gate:
             target=self._capture_loop, args=(pipeline, self._source), name="capture", daemon=True
         )
         self._status = threading.Thread(target=self._status_loop, name="status", daemon=True)
+        self._watchdog = threading.Thread(target=self._watchdog_loop, name="watchdog", daemon=True)
         self._capture.start()
         self._status.start()
+        self._watchdog.start()
         log.info(
             "gate %s/%s/%s running: camera %s, decoder %s, accepting %s",
             config.site.province,
@@ -101,7 +108,7 @@ class Gate:
     def stop(self) -> None:
         """Capture first (no new check-ins), then the pins with the relay safe."""
         self._stop.set()
-        for thread in (self._capture, self._status):
+        for thread in (self._capture, self._status, self._watchdog):
             if thread is not None:
                 thread.join(JOIN_TIMEOUT_S)
                 if thread.is_alive():
@@ -187,9 +194,34 @@ class Gate:
         since, at = copy.copy(self.counters), time.monotonic()
         while not self._stop.wait(interval):
             now = time.monotonic()
-            log.info("status: %s", self.status_line(since, now - at))
+            line = self.status_line(since, now - at)
+            log.info("status: %s", line)
+            self._notifier.notify(f"STATUS={line}")
             since, at = copy.copy(self.counters), now
             self.counters.decode_ns_max = 0
+
+    def _watchdog_loop(self) -> None:
+        """READY once frames flow; then WATCHDOG pings only while the capture loop progresses.
+
+        The pings come from the capture loop's own progress (the time of its last frame), so
+        a hung camera or a dead capture thread stops them and systemd restarts the service.
+        """
+        stall_s = self.config.service.stall_s
+        period = min(self._notifier.watchdog_s / 2, 1.0) if self._notifier.watchdog_s else 1.0
+        reported_stall = False
+        while not self._stop.wait(period if self._ready_sent else 0.1):
+            last = self.counters.last_frame_at
+            if not self._ready_sent:
+                if last:
+                    self._notifier.notify("READY=1")
+                    self._ready_sent = True
+                continue
+            stalled = time.monotonic() - last > stall_s
+            if not stalled:
+                self._notifier.notify("WATCHDOG=1")
+            elif not reported_stall:
+                log.error("no frame processed for %.0f s: withholding watchdog pings", stall_s)
+            reported_stall = stalled
 
 
 def run(
@@ -210,9 +242,10 @@ def run(
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
+    notifier = Notifier()
     try:
         sink = sink_factory(config)
-        gate = Gate(config, sink=sink, config_path=config_path)
+        gate = Gate(config, sink=sink, config_path=config_path, notifier=notifier)
         gate.start()
     except GateError as exc:
         log.error("cannot start: %s", exc)
@@ -229,6 +262,7 @@ def run(
                 continue
             break
     finally:
+        notifier.notify("STOPPING=1")
         gate.stop()
         close = getattr(sink, "close", None)
         if close is not None:

@@ -31,6 +31,16 @@ class LogConfig(Section):
     )
 
 
+class ServiceConfig(Section):
+    stall_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="No frame processed for this long is a stall: the systemd watchdog pings "
+        "stop, and systemd restarts the service once WatchdogSec passes.",
+    )
+
+
 class GateConfig(Section):
     site: SiteConfig = Field(default_factory=SiteConfig, description="Who this gate is.")
     camera: CameraConfig = Field(default_factory=CameraConfig, description="The frame source.")
@@ -43,6 +53,9 @@ class GateConfig(Section):
         default_factory=SignalsConfig, description="LEDs, buzzer, relay, exit button, door contact."
     )
     log: LogConfig = Field(default_factory=LogConfig, description="Logging.")
+    service: ServiceConfig = Field(
+        default_factory=ServiceConfig, description="Supervision by systemd."
+    )
 
 
 def load_config(path: Path) -> GateConfig:
