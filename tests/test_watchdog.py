@@ -1,0 +1,109 @@
+"""The systemd watchdog means something: pings follow the capture loop's own progress."""
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from itertools import pairwise
+
+import numpy as np
+import pytest
+from imagegen import empty_frame
+
+from gate.config.model import GateConfig
+from gate.daemon import Gate
+from gate.notify import Notifier
+
+
+class StallingSource:
+    """Frames at 20 fps for `flowing_s`, then nothing: a camera that hangs without an error."""
+
+    name = "stalling"
+
+    def __init__(self, flowing_s: float) -> None:
+        self._flowing_s = flowing_s
+        self._frame = empty_frame(seed=5)
+
+    def open(self) -> None:
+        """Nothing to open."""
+
+    def frames(self, stop: threading.Event) -> Iterator[np.ndarray]:
+        until = time.monotonic() + self._flowing_s
+        while time.monotonic() < until and not stop.wait(0.05):
+            yield self._frame
+        stop.wait()
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+@pytest.fixture
+def notify_socket(tmp_path) -> Iterator[tuple[socket.socket, str]]:
+    path = str(tmp_path / "notify.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    server.settimeout(0.05)
+    yield server, path
+    server.close()
+
+
+def messages_until(server: socket.socket, seconds: float) -> list[tuple[float, str]]:
+    started, received = time.monotonic(), []
+    while time.monotonic() - started < seconds:
+        try:
+            received.append((time.monotonic() - started, server.recv(4096).decode()))
+        except TimeoutError:
+            continue
+    return received
+
+
+def test_ready_then_pings_while_frames_flow_and_none_after_a_stall(notify_socket, sink,
+                                                                   mock_factory):
+    server, path = notify_socket
+    notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+    config = GateConfig.model_validate({"camera": {"source": "replay"},
+                                        "signals": {"pin_factory": "mock"},
+                                        "service": {"stall_s": 0.5}})
+    gate = Gate(config, sink=sink, source=StallingSource(flowing_s=1.5),
+                pin_factory=mock_factory, notifier=notifier)
+    gate.start()
+    try:
+        received = messages_until(server, 3.5)
+    finally:
+        gate.stop()
+
+    kinds = [text for _, text in received]
+    assert kinds[0] == "READY=1"
+    pings = [at for at, text in received if text == "WATCHDOG=1"]
+    assert len(pings) >= 5, received  # every 0.2 s (half of WatchdogSec) while frames flow
+    assert max(pings) < 1.5 + 0.5 + 0.3, received  # none once stall_s has passed without a frame
+    assert all(b - a < 0.35 for a, b in pairwise(pings)), pings
+
+
+def test_no_ready_before_the_first_frame(notify_socket, sink, mock_factory):
+    server, path = notify_socket
+    config = GateConfig.model_validate({"camera": {"source": "replay"},
+                                        "signals": {"pin_factory": "mock"}})
+    gate = Gate(config, sink=sink, source=StallingSource(flowing_s=0.0),
+                pin_factory=mock_factory, notifier=Notifier({"NOTIFY_SOCKET": path}))
+    gate.start()
+    try:
+        received = messages_until(server, 1.0)
+    finally:
+        gate.stop()
+
+    assert received == []
+
+
+def test_without_notify_socket_nothing_is_sent():
+    notifier = Notifier({})
+
+    notifier.notify("READY=1")
+
+    assert not notifier.enabled
+    assert notifier.watchdog_s is None
+
+
+def test_watchdog_for_another_pid_is_ignored():
+    assert Notifier({"WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}).watchdog_s is None
+    assert Notifier({"WATCHDOG_USEC": "1000000"}).watchdog_s == 1.0
