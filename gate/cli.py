@@ -105,8 +105,16 @@ def _configure_logging(level: str) -> None:
     )
 
 
+EXIT_CONFIG = 78
+"""EX_CONFIG: systemd's unit does not restart a gate whose config is invalid."""
+
+
 def _run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"gate: invalid configuration:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
     _configure_logging(args.log_level or config.log.level)
     from gate.daemon import run
     from gate.outbox import open_outbox
