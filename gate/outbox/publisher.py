@@ -167,6 +167,7 @@ class Publisher:
         self._heartbeat = time.monotonic()
         self._stop_by = 0.0
         self._next_telemetry = 0.0
+        self._next_ack_retry = 0.0
         self._refusal_backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s)
 
     # -- API for the daemon ----------------------------------------------------------------
@@ -416,7 +417,8 @@ class Publisher:
 
     def _settle(self, link: _Link, now: float) -> None:
         """Delete acknowledged rows; pause after refusals (the refused rows stay)."""
-        if link.acked:
+        if link.acked or (self._outbox.pending_acks and now >= self._next_ack_retry):
+            self._next_ack_retry = now + 1.0
             done, link.acked = link.acked, []
             self._outbox.ack(done)
             self._counters.acked += len(done)

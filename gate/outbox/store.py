@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 from gate.checkin import CheckIn
 from gate.config.site import SiteConfig
@@ -36,6 +37,7 @@ _SQLITE_FULL = 13
 _SQLITE_NOTADB = 26
 _MAX_SEQ = 2**63 - 1
 _LATENCY_WINDOW = 2048
+_T = TypeVar("_T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -137,6 +139,7 @@ class Outbox:
         self._commits = 0
         self._refused_full = 0
         self._latencies: deque[float] = deque(maxlen=_LATENCY_WINDOW)
+        self._unapplied_acks: list[int] = []
         with self._lock:
             self._open(seed=None)
 
@@ -300,25 +303,14 @@ class Outbox:
             raise StorageFull(
                 f"outbox cap reached ({self._rows} events, {self._bytes} bytes): scan refused"
             )
+        row = (seq, event_id, now, payload)
         try:
-            writer.execute("BEGIN IMMEDIATE")
-            writer.execute(
-                "INSERT INTO events(seq, event_id, committed_ms, payload) VALUES (?, ?, ?, ?)",
-                (seq, event_id, now, payload),
-            )
-            writer.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (seq,))
-            writer.execute("COMMIT")
+            self._transact(writer, lambda conn: _insert_row(conn, row))
         except sqlite3.OperationalError as exc:
-            if writer.in_transaction:
-                writer.execute("ROLLBACK")
-            if _errorcode(exc) == _SQLITE_FULL:
-                self._refuse("disk", len(payload))
-                raise StorageFull(f"disk full, scan refused: {exc}") from exc
-            raise
-        except sqlite3.DatabaseError:
-            if writer.in_transaction:
-                writer.execute("ROLLBACK")
-            raise
+            if _errorcode(exc) != _SQLITE_FULL:
+                raise
+            self._refuse("disk", len(payload))
+            raise StorageFull(f"disk full, scan refused: {exc}") from exc
         self._last_seq = seq
         self._rows += 1
         self._bytes += len(payload)
@@ -364,36 +356,57 @@ class Outbox:
 
     def ack(self, seqs: Iterable[int]) -> int:
         """Delete acknowledged events (P2: only after a successful PUBACK); returns how many."""
-        batch = list(seqs)
-        if not batch:
-            return 0
         with self._lock:
-            drain = self._require(self._drain)
-            freed = deleted = 0
+            batch = self._unapplied_acks + list(seqs)
+            if not batch:
+                return 0
             try:
-                drain.execute("BEGIN IMMEDIATE")
-                for seq in batch:
-                    row = drain.execute(
-                        "DELETE FROM events WHERE seq = ? RETURNING length(payload)", (seq,)
-                    ).fetchone()
-                    if row is not None:
-                        deleted += 1
-                        freed += row[0]
-                drain.executemany(
-                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                    [("last_acked_seq", max(batch)), ("last_acked_ms", _now_ms())],
+                deleted, freed = self._transact(
+                    self._require(self._drain), lambda conn: _delete_rows(conn, batch)
                 )
-                drain.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if _errorcode(exc) != _SQLITE_FULL:
+                    self._on_drain_error(exc)
+                    return 0
+                # the rows stay (and may be sent again); the deletions are retried next time
+                self._unapplied_acks = batch
+                if self._full_cause is None:
+                    log.error("outbox: disk full, cannot delete acknowledged events: %s", exc)
+                self._full_cause = "disk"
+                return 0
             except sqlite3.DatabaseError as exc:
-                if drain.in_transaction:
-                    drain.execute("ROLLBACK")
                 self._on_drain_error(exc)
                 return 0
+            self._unapplied_acks = []
             self._rows -= deleted
             self._bytes -= freed
             self._update_full()
             self._update_high_water()
             return deleted
+
+    def _transact(self, conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """One write transaction; on a full disk, reclaim the WAL's space and try once more.
+
+        The WAL only grows until a checkpoint: truncating it is what lets a full disk
+        accept the deletions (and often the next check-in) again.
+        """
+        try:
+            return _once(conn, work)
+        except sqlite3.OperationalError as exc:
+            if _errorcode(exc) != _SQLITE_FULL:
+                raise
+        self._reclaim(conn)
+        return _once(conn, work)
+
+    def _reclaim(self, conn: sqlite3.Connection) -> None:
+        try:
+            busy, wal_pages, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            log.warning("outbox: cannot checkpoint the WAL on a full disk: %s", exc)
+            return
+        log.warning(
+            "outbox: disk full, WAL checkpointed (%d/%d pages, busy=%d)", done, wal_pages, busy
+        )
 
     def _on_drain_error(self, exc: sqlite3.DatabaseError) -> None:
         if is_corruption(exc):
@@ -406,10 +419,19 @@ class Outbox:
         with self._lock:
             writer = self._require(self._writer)
             writer.execute("BEGIN IMMEDIATE")
-            writer.execute("UPDATE meta SET value = value + 1 WHERE key = 'session'")
-            session = self._meta(writer, "session") or 0
-            writer.execute("COMMIT")
+            try:
+                writer.execute("UPDATE meta SET value = value + 1 WHERE key = 'session'")
+                session = self._meta(writer, "session") or 0
+                writer.execute("COMMIT")
+            except sqlite3.Error as exc:
+                writer.execute("ROLLBACK")
+                raise StorageError(f"outbox: cannot count the session: {exc}") from exc
             return session
+
+    @property
+    def pending_acks(self) -> bool:
+        """Acknowledged events whose deletion failed on a full disk wait to be deleted."""
+        return bool(self._unapplied_acks)
 
     @property
     def last_seq(self) -> int:
@@ -485,6 +507,42 @@ class Outbox:
         if conn is None:
             raise StorageError(f"outbox {self.path} is closed")
         return conn
+
+
+def _once(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+        conn.execute("COMMIT")
+    except sqlite3.Error:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _insert_row(conn: sqlite3.Connection, row: tuple[int, str, int, bytes]) -> None:
+    conn.execute(
+        "INSERT INTO events(seq, event_id, committed_ms, payload) VALUES (?, ?, ?, ?)", row
+    )
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (row[0],))
+
+
+def _delete_rows(conn: sqlite3.Connection, seqs: list[int]) -> tuple[int, int]:
+    """Delete rows; returns (rows deleted, payload bytes freed)."""
+    deleted = freed = 0
+    for seq in seqs:
+        found = conn.execute(
+            "DELETE FROM events WHERE seq = ? RETURNING length(payload)", (seq,)
+        ).fetchone()
+        if found is not None:
+            deleted += 1
+            freed += found[0]
+    conn.executemany(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+        [("last_acked_seq", max(seqs)), ("last_acked_ms", _now_ms())],
+    )
+    return deleted, freed
 
 
 def _salvage_last_seq(path: Path) -> int | None:

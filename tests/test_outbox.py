@@ -1,0 +1,259 @@
+"""The outbox on its own: durability settings, seq, caps, full disk, corrupt files, threads."""
+
+import json
+import os
+import sqlite3
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from outbox_driver import KEY, make_checkin, make_site
+
+from gate.errors import StorageError, StorageFull
+from gate.outbox.config import OutboxConfig, PrivacyConfig
+from gate.outbox.store import Outbox
+
+
+def open_outbox(state: Path, **config: object) -> Outbox:
+    return Outbox(OutboxConfig(**config), make_site(state), PrivacyConfig(), privacy_key=KEY)
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    box = open_outbox(tmp_path)
+    yield box
+    box.close()
+
+
+def seqs(box: Outbox) -> list[int]:
+    return [row.seq for row in box.fetch(0, 1_000_000)]
+
+
+def test_commit_is_durable_in_wal_with_synchronous_full(outbox: Outbox) -> None:
+    outbox.commit(make_checkin(1))
+    probe = sqlite3.connect(outbox.path)
+    assert probe.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert probe.execute("SELECT count(*) FROM events").fetchone()[0] == 1  # visible to others
+    probe.close()
+    assert outbox._writer is not None
+    assert outbox._writer.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_seq_increases_and_survives_reopen(tmp_path: Path) -> None:
+    box = open_outbox(tmp_path)
+    stored = [box.store(make_checkin(i)) for i in range(5)]
+    assert [s.seq for s in stored] == [1, 2, 3, 4, 5]
+    assert len({s.event_id for s in stored}) == 5
+    box.ack([1, 2, 3, 4, 5])
+    box.close()
+    box = open_outbox(tmp_path)
+    assert box.store(make_checkin(6)).seq == 6  # not reused after the rows were deleted
+    payload = json.loads(box.fetch(0, 10)[0].payload)
+    assert payload["seq"] == 6 and "replayed" not in payload
+    box.close()
+
+
+def test_fetch_ranges_and_ack(outbox: Outbox) -> None:
+    for i in range(10):
+        outbox.commit(make_checkin(i))
+    assert [r.seq for r in outbox.fetch(3, 4)] == [4, 5, 6, 7]
+    assert [r.seq for r in outbox.fetch(3, 100, upto=5)] == [4, 5]
+    assert outbox.ack([4, 5, 99]) == 2
+    assert seqs(outbox) == [1, 2, 3, 6, 7, 8, 9, 10]
+    stats = outbox.stats()
+    assert (stats.depth, stats.last_acked_seq, stats.last_seq) == (8, 99, 10)
+    assert stats.bytes == sum(len(r.payload) for r in outbox.fetch(0, 100))
+
+
+def test_session_counter_persists(tmp_path: Path) -> None:
+    box = open_outbox(tmp_path)
+    assert [box.next_session(), box.next_session()] == [1, 2]
+    box.close()
+    box = open_outbox(tmp_path)
+    assert box.next_session() == 3
+    box.close()
+
+
+def test_row_cap_refuses_keeps_everything_and_recovers(tmp_path: Path) -> None:
+    box = open_outbox(tmp_path, max_rows=5, high_water=0.6)
+    for i in range(5):
+        box.commit(make_checkin(i))
+    before = box.fetch(0, 100)
+    assert box.stats().high_water
+    with pytest.raises(StorageFull):
+        box.commit(make_checkin(99))
+    stats = box.stats()
+    assert stats.storage_full and stats.full_cause == "cap" and stats.refused_full == 1
+    assert box.fetch(0, 100) == before  # nothing overwritten, nothing lost
+    box.ack([1, 2])
+    assert not box.stats().storage_full  # recovered by the acknowledgements
+    assert box.store(make_checkin(6)).seq == 6  # the refused scan took no seq
+    assert not box.stats().high_water or box.stats().depth >= 3
+    box.close()
+
+
+def test_byte_cap(tmp_path: Path) -> None:
+    box = open_outbox(tmp_path, max_bytes=4096)
+    committed = 0
+    with pytest.raises(StorageFull):
+        for i in range(100):
+            box.commit(make_checkin(i))
+            committed += 1
+    assert 0 < committed < 100
+    assert box.stats().bytes <= 4096
+    assert len(seqs(box)) == committed
+    box.close()
+
+
+def test_database_full_is_storage_full_and_recovers(tmp_path: Path) -> None:
+    """SQLITE_FULL from the file's page limit: the same path as a full disk."""
+    box = open_outbox(tmp_path)
+    assert box._writer is not None
+    pages = box._writer.execute("PRAGMA page_count").fetchone()[0]
+    box._writer.execute(f"PRAGMA max_page_count={pages + 8}")
+    committed = 0
+    with pytest.raises(StorageFull, match="disk full"):
+        for i in range(10_000):
+            box.commit(make_checkin(i))
+            committed += 1
+    stats = box.stats()
+    assert stats.storage_full and stats.full_cause == "disk"
+    assert len(seqs(box)) == committed
+    half = seqs(box)[: committed // 2]  # frees whole pages for the right edge of the b-tree
+    box.ack(half)
+    assert not box.stats().storage_full
+    box.commit(make_checkin(10_001))
+    assert len(seqs(box)) == committed - len(half) + 1
+    box.close()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_full_disk_is_a_signalled_state_and_recovers_when_space_frees(tiny_disk: Path) -> None:
+    box = open_outbox(tiny_disk)
+    for i in range(20):
+        box.commit(make_checkin(i))
+    filler = tiny_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)  # another program fills the disk
+    try:
+        while os.write(fd, b"x" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    committed = 20
+    with pytest.raises(StorageFull):
+        for i in range(20, 10_000):
+            box.commit(make_checkin(i))
+            committed += 1
+    assert box.stats().full_cause == "disk"
+    assert box.ack([1, 2]) in (0, 2)  # may not even delete on a full disk; never raises
+    filler.unlink()
+    box.ack([])  # the publisher retries deletions that failed
+    assert not box.pending_acks
+    assert seqs(box)[0] == 3
+    box.commit(make_checkin(10_000))
+    assert not box.stats().storage_full
+    assert len(seqs(box)) == committed - 2 + 1
+    box.close()
+
+
+def test_garbage_file_is_set_aside_and_a_fresh_outbox_works(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    garbage = os.urandom(8192)
+    path.write_bytes(garbage)
+    box = open_outbox(tmp_path)
+    stats = box.stats()
+    assert stats.set_aside == 1 and stats.set_aside_last is not None
+    aside = Path(stats.set_aside_last)
+    assert aside.name.startswith("outbox.sqlite3.corrupt-")
+    assert aside.read_bytes() == garbage  # kept, not deleted
+    stored = box.store(make_checkin(1))
+    assert stored.seq > 1_600_000_000_000  # nothing readable: seq jumps to Unix ms, still rising
+    box.close()
+
+
+def test_damaged_database_continues_seq_from_what_is_readable(tmp_path: Path) -> None:
+    box = open_outbox(tmp_path)
+    for i in range(200):
+        box.commit(make_checkin(i))
+    box.close()
+    path = tmp_path / "outbox.sqlite3"
+    data = bytearray(path.read_bytes())
+    data[2 * 4096 : 6 * 4096] = os.urandom(4 * 4096)  # event pages, not the meta table
+    path.write_bytes(bytes(data))
+    box = open_outbox(tmp_path)
+    assert box.stats().set_aside == 1
+    assert box.store(make_checkin(1)).seq > 200
+    box.close()
+
+
+def test_corruption_while_running_is_set_aside_and_commit_goes_on(outbox: Outbox) -> None:
+    for i in range(100):
+        outbox.commit(make_checkin(i))
+    assert outbox._writer is not None
+    outbox._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = outbox.path.stat().st_size
+    with open(outbox.path, "r+b") as f:
+        f.seek(4096)
+        f.write(os.urandom(size - 4096))
+    assert outbox.fetch(0, 1000) == []  # the publisher's read finds it corrupt
+    stats = outbox.stats()
+    assert stats.set_aside == 1
+    assert outbox.store(make_checkin(1)).seq == 101
+    assert Path(f"{stats.set_aside_last}").exists()
+
+
+def test_newer_database_is_not_set_aside(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version=99")
+    conn.close()
+    with pytest.raises(StorageError, match="newer"):
+        open_outbox(tmp_path)
+    assert path.exists()
+
+
+def test_commits_and_acks_from_two_threads(outbox: Outbox) -> None:
+    total = 1500
+    seen: list[int] = []
+    errors: list[Exception] = []
+    done = threading.Event()
+
+    def drain() -> None:
+        after = 0
+        try:
+            while not (done.is_set() and outbox.stats().depth == 0):
+                rows = outbox.fetch(after, 37)
+                if rows:
+                    after = rows[-1].seq
+                    seen.extend(r.seq for r in rows)
+                    outbox.ack(r.seq for r in rows)
+        except (sqlite3.Error, StorageError, AssertionError) as exc:  # reported to the test
+            errors.append(exc)
+
+    drainer = threading.Thread(target=drain, name="test-drain")
+    drainer.start()
+    for i in range(total):
+        outbox.commit(make_checkin(i))
+    done.set()
+    drainer.join(30)
+    assert not errors
+    assert seen == list(range(1, total + 1))
+    stats = outbox.stats()
+    assert stats.depth == 0 and stats.bytes == 0 and stats.commits == total
+    assert stats.commit_ms_p50 is not None and stats.commit_ms_p99 is not None
