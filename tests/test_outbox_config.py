@@ -1,0 +1,172 @@
+"""Config sections, device identity, the privacy key and `gate queue`."""
+
+import argparse
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from outbox_driver import KEY, make_checkin, make_site
+from pydantic import ValidationError
+
+from gate.config.site import SiteConfig
+from gate.errors import ConfigError
+from gate.outbox.config import MqttConfig, OutboxConfig, PrivacyConfig, SubjectMode
+from gate.outbox.identity import boot_id, client_id, clock_synced, device_id, topic_root
+from gate.outbox.privacy import load_key
+from gate.outbox.queue_command import add_queue_arguments, run_queue
+from gate.outbox.store import Outbox
+
+
+def test_production_defaults() -> None:
+    mqtt = MqttConfig()
+    assert mqtt.transport == "tls" and mqtt.protocol == "v5" and mqtt.effective_port == 8883
+    assert mqtt.max_inflight == 10
+    assert MqttConfig(transport="plain").effective_port == 1883
+    assert PrivacyConfig().subject == "hmac" and PrivacyConfig().name == "initials"
+    for section in (MqttConfig, OutboxConfig, PrivacyConfig):
+        assert all(f.description for f in section.model_fields.values()), section
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "message"),
+    [
+        (MqttConfig, {"topic_root": "gate/{site}"}, "unknown placeholder"),
+        (MqttConfig, {"topic_root": "gate/#"}, "must not contain"),
+        (MqttConfig, {"topic_root": "gate/{gate_id}/"}, "must not contain"),
+        (MqttConfig, {"cert_file": "/c.pem"}, "cert_file and key_file go together"),
+        (MqttConfig, {"password_file": "/pw"}, "password_file needs a username"),
+        (MqttConfig, {"transport": "plain", "ca_file": "/ca.pem"}, "need transport: tls"),
+        (MqttConfig, {"transport": "udp"}, "'tls' or 'plain'"),
+        (MqttConfig, {"protocol": "v3"}, "'v5' or 'v311'"),
+        (MqttConfig, {"port": 0}, "greater than or equal to 1"),
+        (MqttConfig, {"max_inflight": 0}, "greater than or equal to 1"),
+        (MqttConfig, {"reconnect_min_s": 10, "reconnect_max_s": 1}, "reconnect_max_s"),
+        (MqttConfig, {"password": "secret"}, "Extra inputs are not permitted"),
+        (OutboxConfig, {"high_water": 1.5}, "less than or equal to 1"),
+        (OutboxConfig, {"max_rows": 0}, "greater than or equal to 1"),
+        (PrivacyConfig, {"subject": "sha1"}, "'hmac', 'masked' or 'plain'"),
+        (PrivacyConfig, {"name": "last"}, "'initials', 'none' or 'full'"),
+    ],
+)
+def test_invalid_config_is_explained(
+    section: type[MqttConfig | OutboxConfig | PrivacyConfig],
+    values: dict[str, object],
+    message: str,
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        section(**values)
+
+
+def test_paths_are_paths() -> None:
+    mqtt = MqttConfig(ca_file="ca.pem", cert_file="c.pem", key_file="k.pem")
+    assert isinstance(mqtt.ca_file, Path) and isinstance(mqtt.key_file, Path)
+    assert isinstance(OutboxConfig(path="x.sqlite3").path, Path)
+
+
+def test_device_id_prefers_config_then_cpu_serial_then_machine_id(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nHardware\t: BCM2835\nSerial\t\t: 10000000a1b2c3d4\n")
+    dt = tmp_path / "serial-number"
+    machine = tmp_path / "machine-id"
+    machine.write_text("3d1219c7c4c5404aaa1f6d2a48adfda4\n")
+    paths = {"cpuinfo": cpuinfo, "dt_serial": dt, "machine_id": machine}
+    site = SiteConfig()
+    assert device_id(SiteConfig(device_id="override"), **paths) == "override"
+    assert device_id(site, **paths) == "10000000a1b2c3d4"
+    cpuinfo.write_text("processor\t: 0\nSerial\t\t: 0000000000000000\n")  # zeros: no serial
+    dt.write_bytes(b"00000000deadbeef\x00")
+    assert device_id(site, **paths) == "00000000deadbeef"
+    dt.unlink()
+    assert device_id(site, **paths) == "3d1219c7c4c5404aaa1f6d2a48adfda4"
+    machine.unlink()
+    with pytest.raises(RuntimeError, match="device_id"):
+        device_id(site, **paths)
+    assert client_id("abc") == "gate-abc"
+
+
+def test_boot_id_clock_and_topic_root(tmp_path: Path) -> None:
+    assert len(boot_id()) == 36
+    assert len(boot_id(tmp_path / "missing")) == 36
+    assert isinstance(clock_synced(), bool)
+    site = make_site(tmp_path)
+    assert topic_root(MqttConfig().topic_root, site, "d1") == "checkin/hn/stadium/gate-1"
+    assert topic_root("x/{device_id}", site, "d1") == "x/d1"
+
+
+def test_privacy_key(tmp_path: Path) -> None:
+    site = make_site(tmp_path / "state")
+    assert load_key(PrivacyConfig(subject=SubjectMode.MASKED), site) is None
+    key = load_key(PrivacyConfig(), site)
+    assert key is not None and len(key) >= 16
+    created = tmp_path / "state" / "privacy.key"
+    assert stat.S_IMODE(created.stat().st_mode) == 0o600
+    assert load_key(PrivacyConfig(), site) == key  # stable across restarts
+    shared = tmp_path / "venue.key"
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_key(PrivacyConfig(secret_file=shared), site)
+    shared.write_text("short\n")
+    with pytest.raises(ConfigError, match="shorter"):
+        load_key(PrivacyConfig(secret_file=shared), site)
+    shared.write_text("a venue-wide secret of some length\n")
+    assert (
+        load_key(PrivacyConfig(secret_file=shared), site) == b"a venue-wide secret of some length"
+    )
+
+
+@dataclass
+class RootConfig:
+    site: SiteConfig
+    outbox: OutboxConfig
+
+
+def queue(argv: list[str], config: RootConfig) -> int:
+    parser = argparse.ArgumentParser()
+    add_queue_arguments(parser)
+    return run_queue(parser.parse_args(argv), config)
+
+
+def test_gate_queue_on_a_running_outbox(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = RootConfig(make_site(tmp_path), OutboxConfig())
+    box = Outbox(config.outbox, config.site, PrivacyConfig(), privacy_key=KEY)
+    for i in range(5):
+        box.commit(make_checkin(i))
+    box.ack([1, 2])
+    assert queue(["--json"], config) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["depth"] == 3 and info["first_unsent_seq"] == 3 and info["last_unsent_seq"] == 5
+    assert info["last_acked_seq"] == 2 and info["last_acked_at"] is not None
+    assert info["oldest_unsent_age_s"] >= 0
+    export = tmp_path / "unsent.jsonl"
+    assert queue(["--export", str(export)], config) == 0
+    assert "depth" in capsys.readouterr().out
+    lines = [json.loads(line) for line in export.read_text().splitlines()]
+    assert [e["seq"] for e in lines] == [3, 4, 5] and all(e["replayed"] for e in lines)
+    box.commit(make_checkin(9))  # the reader held no lock
+    assert queue(["--export", "-", "--json"], config) == 0
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["seq"] for line in out.splitlines()] == [3, 4, 5, 6]
+    assert json.loads(err)["exported"] == 4
+    box.close()
+
+
+def test_gate_queue_on_a_stopped_gate_is_read_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = RootConfig(make_site(tmp_path), OutboxConfig())
+    box = Outbox(config.outbox, config.site, PrivacyConfig(), privacy_key=KEY)
+    box.commit(make_checkin(1))
+    box.close()
+    path = tmp_path / "outbox.sqlite3"
+    before = path.read_bytes()
+    assert queue([], config) == 0
+    assert "depth" in capsys.readouterr().out
+    assert path.read_bytes() == before
+    assert queue(["--db", str(tmp_path / "none.sqlite3")], config) == 1
+    assert "no outbox" in capsys.readouterr().err
+    garbage = tmp_path / "outbox.sqlite3.corrupt-x"
+    garbage.write_bytes(os.urandom(4096))
+    assert queue(["--db", str(garbage)], config) == 1
+    assert "cannot read" in capsys.readouterr().err
