@@ -355,9 +355,7 @@ def test_close_ends_an_emergency_hold(make_signals, mock_factory):
     assert mock_factory.pin(RELAY).state is False
 
 
-def test_close_releases_every_pin_for_a_new_signals_on_the_same_factory(
-    make_signals, mock_factory
-):
+def test_close_releases_every_pin_for_a_new_signals_on_the_same_factory(make_signals, mock_factory):
     cfg = config(door_contact={"pin": DOOR})
     first = make_signals(cfg)
     first.close()
@@ -398,7 +396,13 @@ def test_named_devices_are_the_config_names(make_signals):
     signals = make_signals(config(door_contact={"pin": DOOR}))
 
     assert set(signals.named_devices()) == {
-        "relay", "green", "red", "buzzer", "exit_button", "door_contact"}
+        "relay",
+        "green",
+        "red",
+        "buzzer",
+        "exit_button",
+        "door_contact",
+    }
 
 
 def normalised(messages: list[str]) -> list[str]:
@@ -442,9 +446,7 @@ def test_pin_change_log_ignores_changes_before_it_was_made(make_signals, caplog)
     assert normalised(caplog.messages) == []
 
 
-def test_pin_change_log_thread_logs_while_running_and_flushes_at_stop(
-    make_signals, caplog
-):
+def test_pin_change_log_thread_logs_while_running_and_flushes_at_stop(make_signals, caplog):
     caplog.set_level(logging.INFO, logger="gate.signals")
     signals = make_signals()
     pin_log = PinChangeLog(signals.named_devices(), interval_s=0.02)

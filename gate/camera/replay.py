@@ -27,7 +27,9 @@ def expand_paths(patterns: Sequence[Path]) -> list[Path]:
                 raise CameraError(f"replay: no file matches {pattern!r}")
             found.extend(matches)
         elif path.is_dir():
-            images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            images = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
             if not images:
                 raise CameraError(f"replay: folder {pattern!r} holds no images")
             found.extend(images)
@@ -96,7 +98,7 @@ class ReplaySource:
                     if interval:
                         deadline += interval
                         delay = deadline - time.monotonic()
-                        if delay > 0 and stop.wait(delay):
+                        if stop.wait(max(delay, 0.0)):
                             return
                         if delay < -interval:
                             deadline = time.monotonic()
