@@ -275,6 +275,11 @@ class Broker:
         if self._proc is not None:
             self._proc.send_signal(signal.SIGCONT)
 
+    def reload(self) -> None:
+        """SIGHUP: mosquitto re-reads its password and ACL files."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGHUP)
+
     def restart(self) -> "Broker":
         """Stop, then start on the same port with the same persistence."""
         self.stop()
@@ -415,3 +420,36 @@ def retained(broker: Broker, topic: str, timeout: float = 5.0, **auth: str) -> b
     client.disconnect()
     client.loop_stop()
     return got[-1] if got else None
+
+
+def delivery_problems(events: list[dict[str, object]], committed: set[str]) -> list[str]:
+    """What breaks the promises in what a consumer received (empty when all is well).
+
+    Every committed event_id arrived at least once (P2); first arrivals are in seq
+    order within the backlog (`replayed`) and within the live events (P3); one seq
+    per event_id.
+    """
+    problems: list[str] = []
+    first: dict[object, dict[str, object]] = {}
+    seq_of: dict[object, object] = {}
+    for event in events:
+        event_id = event["event_id"]
+        if seq_of.setdefault(event_id, event["seq"]) != event["seq"]:
+            problems.append(f"{event_id} arrived with two seqs")
+        first.setdefault(event_id, event)
+    missing = committed - set(first)
+    if missing:
+        problems.append(
+            f"{len(missing)} committed events never arrived, e.g. {sorted(missing)[:3]}"
+        )
+    if len(set(seq_of.values())) != len(seq_of):
+        problems.append("two event_ids share a seq")
+    for replayed in (True, False):
+        lane = [int(str(e["seq"])) for e in first.values() if e["replayed"] is replayed]
+        if lane != sorted(lane):
+            bad = next(i for i in range(1, len(lane)) if lane[i] < lane[i - 1])
+            problems.append(
+                f"{'backlog' if replayed else 'live'} first arrivals out of seq order at "
+                f"{lane[bad - 1]} -> {lane[bad]}"
+            )
+    return problems
