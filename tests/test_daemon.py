@@ -1,0 +1,402 @@
+"""Gate (the daemon): camera restarts with a rate limit, config reload, the status line.
+
+Hardware comes in through the constructor: a scripted frame source written against our own
+FrameSource interface (the camera failing on cue), real frames from tests/imagegen.py, the
+real decoder, and gpiozero's MockFactory pins.
+"""
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from imagegen import empty_frame, qr_frame
+from pins import assert_pattern
+
+from gate.camera.replay import ReplaySource
+from gate.config.model import GateConfig, load_config
+from gate.daemon import Gate
+from gate.errors import CameraError
+from gate.pipeline import Counters
+
+CCCD = (
+    "001090123456|012345678|Nguyễn Văn An|01011990|Nam|Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh"
+    "|15042021"
+)
+RELAY, EXIT = 23, 24
+EPSILON_S = 0.01
+"""Slack for clock reads either side of a wait; never a speed bound."""
+
+
+class ScriptedCamera:
+    """A FrameSource whose camera fails on cue.
+
+    The first `open_failures` opens raise CameraError (no camera, cable out); after that each
+    open plays `frames` and then either ends (a finite source) or, with `fail_after_frames`,
+    raises CameraError as a camera that stops mid-stream does.
+    """
+
+    name = "scripted"
+
+    def __init__(
+        self,
+        frames: Sequence[np.ndarray] = (),
+        *,
+        open_failures: float = 0,
+        fail_after_frames: bool = False,
+    ) -> None:
+        self._frames = list(frames)
+        self._open_failures = open_failures
+        self._fail_after_frames = fail_after_frames
+        self.opens: list[float] = []
+        self.closes = 0
+
+    def open(self) -> None:
+        self.opens.append(time.monotonic())
+        if len(self.opens) <= self._open_failures:
+            raise CameraError("no camera found (scripted)")
+
+    def frames(self, stop: threading.Event) -> Iterator[np.ndarray]:
+        for frame in self._frames:
+            if stop.is_set():
+                return
+            yield frame
+        if self._fail_after_frames:
+            raise CameraError("no frame within the timeout (scripted)")
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+def gate_config(**sections: object) -> dict:
+    """A test gate's config as data: replay camera, mock pins, fast pulses, quiet status."""
+    config: dict = {
+        "camera": {"source": "replay", "restart_min_interval_s": 0.25},
+        "presentation": {"confirm_frames": 2, "cooldown_s": 30, "leave_after_s": 0.3},
+        "signals": {"pin_factory": "mock", "relay_pulse_s": 0.3, "exit_pulse_s": 0.3},
+        "log": {"status_interval_s": 60},
+    }
+    for name, values in sections.items():
+        config[name] = {**config.get(name, {}), **values}  # type: ignore[dict-item]
+    return config
+
+
+def make_gate(source, sink, factory, **sections: object) -> Gate:
+    return Gate(
+        GateConfig.model_validate(gate_config(**sections)),
+        sink=sink,
+        source=source,
+        pin_factory=factory,
+    )
+
+
+def wait_for(condition, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def press_exit_button(factory) -> None:
+    button = factory.pin(EXIT)
+    button.drive_low()
+    button.drive_high()
+
+
+@pytest.fixture
+def running() -> Iterator[list[Gate]]:
+    """Gates a test started; stopped at the end whatever happened."""
+    gates: list[Gate] = []
+    yield gates
+    for gate in gates:
+        gate.stop()
+
+
+# --- camera restarts --------------------------------------------------------------------
+
+
+def test_a_camera_that_fails_to_open_is_retried_no_more_often_than_the_minimum_interval(
+    sink, mock_factory, running
+):
+    camera = ScriptedCamera(open_failures=math.inf)
+    gate = make_gate(camera, sink, mock_factory, camera={"restart_min_interval_s": 0.25})
+    running.append(gate)
+    gate.start()
+
+    time.sleep(1.0)
+    gate.stop()
+
+    assert len(camera.opens) >= 2
+    assert all(b - a >= 0.25 - EPSILON_S for a, b in pairwise(camera.opens)), camera.opens
+    assert gate.counters.camera_restarts == len(camera.opens)
+    assert camera.closes == len(camera.opens)  # closed after every failure
+
+
+def test_a_camera_that_fails_mid_stream_is_restarted_and_its_frames_counted(
+    sink, mock_factory, running
+):
+    camera = ScriptedCamera([empty_frame(seed=1)] * 3, fail_after_frames=True)
+    gate = make_gate(camera, sink, mock_factory, camera={"restart_min_interval_s": 0.25})
+    running.append(gate)
+    gate.start()
+
+    assert wait_for(lambda: gate.counters.camera_restarts >= 3)
+    gate.stop()
+
+    assert all(b - a >= 0.25 - EPSILON_S for a, b in pairwise(camera.opens)), camera.opens
+    assert gate.counters.frames == 3 * len(camera.opens)
+    assert gate.counters.camera_restarts == len(camera.opens)
+
+
+def test_camera_failures_are_logged_with_their_reason(sink, mock_factory, running, caplog):
+    caplog.set_level(logging.ERROR, logger="gate.daemon")
+    camera = ScriptedCamera(open_failures=1, frames=[empty_frame(seed=1)])
+    gate = make_gate(camera, sink, mock_factory, camera={"restart_min_interval_s": 0.05})
+    running.append(gate)
+    gate.start()
+
+    assert gate.finished.wait(5)
+
+    assert "camera failed, restarting: no camera found (scripted)" in caplog.messages
+
+
+def test_a_camera_that_comes_back_carries_on_checking_people_in(sink, mock_factory, running):
+    code, empty = qr_frame(CCCD, seed=1), empty_frame(seed=2)
+    camera = ScriptedCamera([code] * 4 + [empty] * 4, open_failures=2)
+    gate = make_gate(camera, sink, mock_factory, camera={"restart_min_interval_s": 0.2})
+    running.append(gate)
+    gate.start()
+
+    assert gate.finished.wait(5), "the recovered camera's frames did not play"
+
+    assert gate.counters.camera_restarts == 2
+    assert len(camera.opens) == 3
+    assert all(b - a >= 0.2 - EPSILON_S for a, b in pairwise(camera.opens)), camera.opens
+    assert [c.decision.accepted for c in sink.checkins] == [True]
+    assert gate.counters.accepted == 1
+
+
+def test_stop_does_not_wait_out_the_restart_interval(sink, mock_factory, caplog):
+    caplog.set_level(logging.ERROR, logger="gate.daemon")
+    camera = ScriptedCamera(open_failures=math.inf)
+    gate = make_gate(camera, sink, mock_factory, camera={"restart_min_interval_s": 600})
+    gate.start()
+    assert wait_for(lambda: gate.counters.camera_restarts == 1)
+
+    stopped = time.monotonic()
+    gate.stop()
+
+    assert time.monotonic() - stopped < 3.0  # far from the 600 s interval (or the 5 s join)
+    assert not any("did not stop" in m for m in caplog.messages)
+    assert len(camera.opens) == 1
+
+
+def test_a_finite_source_ends_the_run_once_and_is_closed(sink, mock_factory, running):
+    camera = ScriptedCamera([empty_frame(seed=1)] * 5)
+    gate = make_gate(camera, sink, mock_factory)
+    running.append(gate)
+    gate.start()
+
+    assert gate.finished.wait(5)
+    assert wait_for(lambda: camera.closes == 1)
+
+    assert len(camera.opens) == 1
+    assert gate.counters.frames == 5
+    assert gate.counters.camera_restarts == 0
+
+
+def test_start_logs_who_the_gate_is_and_what_it_runs(sink, mock_factory, running, caplog):
+    caplog.set_level(logging.INFO, logger="gate.daemon")
+    gate = make_gate(
+        ScriptedCamera([empty_frame(seed=1)]),
+        sink,
+        mock_factory,
+        site={"province": "hn", "venue_id": "hall-a", "gate_id": "north"},
+    )
+    running.append(gate)
+    gate.start()
+
+    (line,) = [m for m in caplog.messages if " running: " in m]
+    assert line.startswith("gate hn/hall-a/north running: camera scripted, decoder ")
+    assert line.endswith("accepting cccd, national_qr")
+
+
+# --- reload -----------------------------------------------------------------------------
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def reloadable_gate(tmp_path, sink, factory, config: dict) -> Gate:
+    path = write_config(tmp_path / "gate.yaml", config)
+    return Gate(
+        load_config(path),
+        sink=sink,
+        source=ReplaySource([empty_frame(seed=4)], fps=20, loop=True),
+        pin_factory=factory,
+        config_path=path,
+    )
+
+
+def test_reload_with_a_valid_file_applies_the_new_config(tmp_path, sink, mock_factory, running):
+    gate = reloadable_gate(tmp_path, sink, mock_factory, gate_config())
+    running.append(gate)
+    gate.start()
+
+    write_config(tmp_path / "gate.yaml", gate_config(signals={"exit_pulse_s": 0.6}))
+    gate.reload()
+    mock_factory.pin(RELAY).clear_states()
+    press_exit_button(mock_factory)
+    time.sleep(0.8)
+
+    assert gate.config.signals.exit_pulse_s == 0.6
+    # The rebuilt signals claimed the same pins again and pulse for the new time.
+    assert_pattern(mock_factory.pin(RELAY), [(0.0, False), (0.0, True), (0.6, False)])
+    assert wait_for(lambda: gate.counters.frames > 0)  # frames flow again after the reload
+
+
+def test_reload_with_an_invalid_file_keeps_the_running_config(
+    tmp_path, sink, mock_factory, running, caplog
+):
+    caplog.set_level(logging.ERROR, logger="gate.daemon")
+    gate = reloadable_gate(tmp_path, sink, mock_factory, gate_config())
+    running.append(gate)
+    gate.start()
+    before = gate.config
+    signals = gate.signals
+
+    (tmp_path / "gate.yaml").write_text("signals:\n  exit_pulse_s: 0.6\n  relay_max_s: 0.5\n")
+    gate.reload()
+
+    assert gate.config is before
+    assert gate.signals is signals  # not even restarted
+    (message,) = [m for m in caplog.messages if m.startswith("reload refused")]
+    assert "gate.yaml:2: signals.exit_pulse_s" in message
+    mock_factory.pin(RELAY).clear_states()
+    press_exit_button(mock_factory)
+    time.sleep(0.5)
+    assert_pattern(mock_factory.pin(RELAY), [(0.0, False), (0.0, True), (0.3, False)])
+
+
+def test_reload_of_a_config_that_cannot_start_goes_back_to_the_previous_one(
+    tmp_path, sink, mock_factory, running, caplog
+):
+    caplog.set_level(logging.ERROR, logger="gate.daemon")
+    gate = reloadable_gate(tmp_path, sink, mock_factory, gate_config())
+    running.append(gate)
+    gate.start()
+    before = gate.config
+
+    # Valid as a file, but two devices on one pin: the signals cannot be set up.
+    write_config(tmp_path / "gate.yaml", gate_config(signals={"red_led": {"pin": 17}}))
+    gate.reload()
+
+    assert gate.config is before
+    assert any(m.startswith("reloaded config cannot start") for m in caplog.messages)
+    assert gate.signals is not None
+    frames = gate.counters.frames
+    assert wait_for(lambda: gate.counters.frames > frames)  # capturing again
+    mock_factory.pin(RELAY).clear_states()
+    press_exit_button(mock_factory)
+    time.sleep(0.5)
+    assert_pattern(mock_factory.pin(RELAY), [(0.0, False), (0.0, True), (0.3, False)])
+
+
+def test_reload_without_a_config_file_changes_nothing(sink, mock_factory, running, caplog):
+    caplog.set_level(logging.WARNING, logger="gate.daemon")
+    gate = make_gate(ReplaySource([empty_frame(seed=4)], fps=20, loop=True), sink, mock_factory)
+    running.append(gate)
+    gate.start()
+    before, signals = gate.config, gate.signals
+
+    gate.reload()
+
+    assert gate.config is before and gate.signals is signals
+    assert "reload requested but the gate was started without a config file" in caplog.messages
+
+
+def test_a_reload_keeps_the_counters(tmp_path, sink, mock_factory, running):
+    gate = reloadable_gate(tmp_path, sink, mock_factory, gate_config())
+    running.append(gate)
+    gate.start()
+    assert wait_for(lambda: gate.counters.frames >= 3)
+
+    gate.reload()
+
+    assert gate.counters.frames >= 3
+
+
+# --- status -----------------------------------------------------------------------------
+
+
+def test_status_line_reports_rates_since_the_last_one_and_totals(sink):
+    gate = Gate(GateConfig.model_validate(gate_config()), sink=sink)
+    since = Counters(frames=100, decode_ns=1_000_000_000)
+    gate.counters = Counters(
+        frames=300,
+        decode_ns=1_500_000_000,  # 0.5 s of decoding over the last 200 frames
+        decode_ns_max=7_300_000,
+        scans=5,
+        accepted=3,
+        refused=1,
+        duplicates=1,
+        errors=0,
+        storage_full=0,
+        camera_restarts=2,
+    )
+
+    assert gate.status_line(since, 10.0) == (
+        "fps=20.0 decode_ms=2.50 max_ms=7.3 scans=5 accepted=3 refused=1 duplicates=1 "
+        "errors=0 storage_full=0 camera_restarts=2"
+    )
+
+
+def test_status_line_without_frames_shows_zero_rates(sink):
+    gate = Gate(GateConfig.model_validate(gate_config()), sink=sink)
+
+    assert gate.status_line(Counters(), 60.0).startswith("fps=0.0 decode_ms=0.00 max_ms=0.0 ")
+
+
+def test_status_is_logged_every_interval_while_running(sink, mock_factory, running, caplog):
+    caplog.set_level(logging.INFO, logger="gate.daemon")
+    gate = make_gate(
+        ReplaySource([empty_frame(seed=4)], fps=20, loop=True),
+        sink,
+        mock_factory,
+        log={"status_interval_s": 1},
+    )
+    running.append(gate)
+    gate.start()
+
+    assert wait_for(lambda: any(m.startswith("status: ") for m in caplog.messages), 3.0)
+    (line,) = [m for m in caplog.messages if m.startswith("status: ")]
+    assert line.startswith("status: fps=")
+    assert line.endswith("camera_restarts=0")
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: any exception other than CameraError in the capture loop (here the "
+    "decoder's DecoderError on a malformed frame) ends the capture thread for good; "
+    "the gate keeps running without capture until a systemd watchdog restart",
+)
+def test_a_frame_the_decoder_rejects_does_not_stop_capture(sink, mock_factory, running):
+    malformed = np.zeros((48, 64, 3), np.uint8)  # colour, not the grey plane
+    camera = ScriptedCamera([empty_frame(seed=1), malformed, *[empty_frame(seed=1)] * 3])
+    gate = make_gate(camera, sink, mock_factory)
+    running.append(gate)
+    gate.start()
+
+    assert gate.finished.wait(1.5)
+    assert gate.counters.frames >= 4
