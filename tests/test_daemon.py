@@ -7,6 +7,8 @@ real decoder, and gpiozero's MockFactory pins.
 
 import logging
 import math
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -16,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from imagegen import empty_frame, qr_frame
+from conftest import ListSink
+from imagegen import empty_frame, qr_frame, save_png
 from pins import assert_pattern
 
 from gate.camera.replay import ReplaySource
 from gate.config.model import GateConfig, load_config
-from gate.daemon import Gate
+from gate.daemon import Gate, run
 from gate.errors import CameraError
 from gate.pipeline import Counters
 
@@ -400,3 +403,93 @@ def test_a_frame_the_decoder_rejects_does_not_stop_capture(sink, mock_factory, r
 
     assert gate.finished.wait(1.5)
     assert gate.counters.frames >= 4
+
+
+# --- run(): the process around the gate --------------------------------------------------
+
+
+class ClosableSink(ListSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def os_signal_handlers() -> Iterator[None]:
+    """run() installs SIGTERM/SIGINT/SIGHUP handlers in this process: put pytest's back."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+def replay_config_file(tmp_path: Path, *, loop: bool) -> Path:
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    save_png(empty_frame(size=(320, 240), seed=1), frames / "0-empty.png")
+    save_png(qr_frame(CCCD, size=(320, 240), module_px=3), frames / "1-cccd.png")
+    save_png(empty_frame(size=(320, 240), seed=2), frames / "2-empty.png")
+    replay = {"paths": ["frames"], "fps": 20, "repeat_each": 4, "loop": loop}
+    return write_config(tmp_path / "gate.yaml", gate_config(camera={"replay": replay}))
+
+
+def test_run_returns_0_when_a_finite_replay_ends_and_closes_the_sink(
+    tmp_path, os_signal_handlers, caplog
+):
+    caplog.set_level(logging.INFO)
+    path = replay_config_file(tmp_path, loop=False)
+    sinks: list[ClosableSink] = []
+
+    def open_sink(_config: GateConfig) -> ClosableSink:
+        sinks.append(ClosableSink())
+        return sinks[-1]
+
+    assert run(load_config(path), path, open_sink) == 0
+
+    [sink] = sinks
+    assert [c.decision.accepted for c in sink.checkins] == [True]
+    assert sink.closed
+    assert caplog.messages[-1] == "stopped"
+
+
+def test_sighup_reloads_the_config_and_sigterm_stops_cleanly(tmp_path, os_signal_handlers, caplog):
+    caplog.set_level(logging.INFO, logger="gate.daemon")
+    path = replay_config_file(tmp_path, loop=True)
+    sink = ClosableSink()
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGHUP)).start()
+    threading.Timer(1.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
+
+    assert run(load_config(path), path, lambda _config: sink) == 0
+
+    assert f"reloading {path}" in caplog.messages
+    assert "received SIGTERM: stopping" in caplog.messages
+    assert sum(" running: " in m for m in caplog.messages) == 2  # started, then again
+    assert sink.closed
+
+
+def test_run_returns_1_when_the_gate_cannot_start(tmp_path, os_signal_handlers, caplog):
+    caplog.set_level(logging.ERROR, logger="gate.daemon")
+    config = GateConfig.model_validate(
+        gate_config(camera={"replay": {"paths": [str(tmp_path / "no-such-frames")]}})
+    )
+
+    assert run(config, None, lambda _config: ClosableSink()) == 1
+    assert any(m.startswith("cannot start: replay: ") for m in caplog.messages)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: run() opens the sink (the outbox and its publisher) and returns 1 without "
+    "closing it when the gate cannot start",
+)
+def test_a_gate_that_cannot_start_still_closes_its_sink(tmp_path, os_signal_handlers):
+    sink = ClosableSink()
+    config = GateConfig.model_validate(
+        gate_config(camera={"replay": {"paths": [str(tmp_path / "no-such-frames")]}})
+    )
+
+    assert run(config, None, lambda _config: sink) == 1
+    assert sink.closed
