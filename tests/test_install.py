@@ -1,0 +1,504 @@
+"""scripts/install.sh, run for real into a staging root (--root) with apt and pip skipped.
+
+Every test installs a copy of this checkout's source (gate/, pyproject.toml, README.md, config/,
+systemd/) into its own tmp_path root holding a minimal /etc/passwd and /etc/group, then checks
+the tree, the modes, the owners (when the tests run as root), the config as the daemon loads it,
+and what re-runs, upgrades, rollbacks, dry runs and uninstalls do and do not change.
+"""
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gate.config.model import GateConfig, load_config
+from gate.config.site import SiteConfig
+from gate.outbox.config import MqttConfig
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "scripts" / "install.sh"
+SOURCE_PARTS = ("gate", "pyproject.toml", "README.md", "config", "systemd")
+FLAGS = ("--venue", "venue-7", "--gate", "north-1", "--province", "HN",
+         "--broker", "broker.example.org:8883")
+AS_ROOT = os.geteuid() == 0
+
+CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
+KEY_PEM = "-----BEGIN PRIVATE KEY-----\nMIIEfake\n-----END PRIVATE KEY-----\n"
+
+
+# ----- helpers -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pristine_source(tmp_path_factory) -> Path:
+    """A copy of what a release is made of (no .venv, no .git, no caches)."""
+    source = tmp_path_factory.mktemp("source")
+    for part in SOURCE_PARTS:
+        origin = REPO / part
+        if origin.is_dir():
+            shutil.copytree(origin, source / part,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+        else:
+            shutil.copy2(origin, source / part)
+    return source
+
+
+@pytest.fixture
+def source(pristine_source, tmp_path) -> Path:
+    """This test's own copy of the source, free to modify (an upgrade)."""
+    copy = tmp_path / "src"
+    shutil.copytree(pristine_source, copy)
+    return copy
+
+
+@pytest.fixture
+def root(tmp_path) -> Path:
+    """A staging root with just enough of /etc for the installer to add its user and groups."""
+    staged = tmp_path / "root"
+    (staged / "etc").mkdir(parents=True)
+    (staged / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/bash\npi:x:1000:1000::/home/pi:/bin/bash\n")
+    (staged / "etc" / "group").write_text("root:x:0:\nvideo:x:44:pi\npi:x:1000:\n")
+    return staged
+
+
+def install(root: Path, source: Path, *args: str, check: bool = True,
+            skip_packages: bool = True) -> subprocess.CompletedProcess[str]:
+    command = ["bash", str(SCRIPT), "--root", str(root), "--source", str(source)]
+    if skip_packages:
+        command.append("--skip-packages")
+    result = subprocess.run([*command, *args], capture_output=True, text=True, timeout=60)
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def snapshot(top: Path) -> dict[str, tuple]:
+    """Every path under `top`: type, mode, owner and content hash (or link target)."""
+    tree: dict[str, tuple] = {}
+    for directory, dirs, files in os.walk(top):
+        for name in dirs + files:
+            path = Path(directory, name)
+            info = path.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                content = "-> " + os.readlink(path)
+            elif stat.S_ISREG(info.st_mode):
+                content = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:
+                content = "dir"
+            tree[str(path.relative_to(top))] = (
+                stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, content)
+    return tree
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def account_ids(root: Path) -> tuple[int, int]:
+    """uid and gid of `gate` in the staged passwd and group."""
+    users = {f[0]: f for f in (line.split(":") for line in
+                                (root / "etc/passwd").read_text().splitlines())}
+    groups = {f[0]: f for f in (line.split(":") for line in
+                                 (root / "etc/group").read_text().splitlines())}
+    return int(users["gate"][2]), int(groups["gate"][2])
+
+
+def group_members(root: Path, group: str) -> list[str]:
+    for line in (root / "etc/group").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == group:
+            return [m for m in fields[3].split(",") if m]
+    raise AssertionError(f"no group {group} in the staged /etc/group")
+
+
+def load_written(path: Path) -> tuple[SiteConfig, MqttConfig]:
+    """The written config through the daemon's own loader.
+
+    While GateConfig does not carry the `mqtt` section yet, the file is checked section by
+    section with the same models instead (the rest through GateConfig).
+    """
+    if "mqtt" in GateConfig.model_fields:
+        config = load_config(path)
+        return config.site, config.mqtt  # type: ignore[attr-defined]
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    GateConfig.model_validate({k: v for k, v in data.items() if k != "mqtt"})
+    return SiteConfig.model_validate(data["site"]), MqttConfig.model_validate(data["mqtt"])
+
+
+def releases(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / "opt/gate/releases").iterdir())
+
+
+def link(root: Path, name: str) -> str:
+    return os.readlink(root / "opt/gate" / name)
+
+
+def seed_outbox(root: Path) -> bytes:
+    """An outbox with unsent events, as the daemon leaves it in /var/lib/gate."""
+    path = root / "var/lib/gate/outbox.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, payload BLOB)")
+        db.executemany("INSERT INTO events (payload) VALUES (?)",
+                       [(f'{{"n": {n}}}'.encode(),) for n in range(50)])
+    db.close()
+    return path.read_bytes()
+
+
+def change_source(source: Path, marker: str) -> None:
+    with (source / "gate" / "__init__.py").open("a", encoding="utf-8") as f:
+        f.write(f"# {marker}\n")
+
+
+# ----- first install -------------------------------------------------------------------------
+
+def test_first_install_builds_the_tree(root, source):
+    result = install(root, source, *FLAGS)
+
+    opt = root / "opt/gate"
+    [release] = releases(root)
+    assert release.startswith("0.1.0-")
+    assert link(root, "current") == f"releases/{release}"
+    assert not (opt / "previous").exists()
+    assert link(root, "venv") == "current/venv" and link(root, "app") == "current/app"
+    assert os.readlink(root / "usr/local/bin/gate") == "/opt/gate/venv/bin/gate"
+    app = opt / "current" / "app"
+    for part in SOURCE_PARTS:
+        assert (app / part).exists(), part
+    assert (app / "gate/__init__.py").read_bytes() == (source / "gate/__init__.py").read_bytes()
+    stamp = dict(line.split("=", 1) for line in
+                 (opt / "releases" / release / "RELEASE").read_text().splitlines())
+    assert stamp["name"] == release and stamp["version"] == "0.1.0" and stamp["venv"] == "no"
+    assert len(stamp["source_sha256"]) == 64
+
+    unit = root / "etc/systemd/system/gate.service"
+    assert unit.read_bytes() == (source / "systemd/gate.service").read_bytes()
+    assert mode(unit) == 0o644
+    wants = root / "etc/systemd/system/multi-user.target.wants/gate.service"
+    assert os.readlink(wants) == "/etc/systemd/system/gate.service"
+
+    etc = root / "etc/gate"
+    assert mode(etc) == 0o750 and mode(etc / "gate.yaml") == 0o640
+    example = etc / "gate.example.yaml"
+    assert example.read_bytes() == (source / "config/gate.example.yaml").read_bytes()
+    assert mode(root / "var/lib/gate") == 0o750
+    assert list((root / "var/lib/gate").iterdir()) == []
+
+    site, mqtt = load_written(etc / "gate.yaml")
+    assert (site.province, site.venue_id, site.gate_id) == ("HN", "venue-7", "north-1")
+    assert site.device_id is None
+    assert str(site.state_dir) == "/var/lib/gate"
+    assert (mqtt.host, mqtt.port, mqtt.transport) == ("broker.example.org", 8883, "tls")
+    assert mqtt.ca_file is None and mqtt.cert_file is None and mqtt.username is None
+    assert "device id:" in result.stdout or "no CPU serial" in result.stdout
+    assert "systemctl not run" in result.stdout
+
+
+def test_first_install_adds_the_gate_user_and_groups(root, source):
+    install(root, source, *FLAGS)
+
+    uid, gid = account_ids(root)
+    assert 100 <= uid < 1000 and uid == gid
+    passwd = (root / "etc/passwd").read_text()
+    assert f"gate:x:{uid}:{gid}:QR entrance gate:/var/lib/gate:/usr/sbin/nologin" in passwd
+    assert group_members(root, "gpio") == ["gate"]
+    assert group_members(root, "video") == ["pi", "gate"]
+    if AS_ROOT:
+        assert (root / "var/lib/gate").stat()[4:6] == (uid, gid)
+        assert (root / "etc/gate").stat()[4:6] == (0, gid)
+        assert (root / "etc/gate/gate.yaml").stat()[4:6] == (0, gid)
+        assert (root / "etc/systemd/system/gate.service").stat()[4:6] == (0, 0)
+
+
+def test_secrets_are_copied_0600_to_gate_and_referenced(root, source, tmp_path):
+    (tmp_path / "ca.pem").write_text(CA_PEM)
+    (tmp_path / "client.pem").write_text(CA_PEM.replace("fake", "client"))
+    (tmp_path / "client.key").write_text(KEY_PEM)
+    (tmp_path / "password").write_text("s3cret\n")
+    install(root, source, *FLAGS, "--ca", str(tmp_path / "ca.pem"),
+            "--cert", str(tmp_path / "client.pem"), "--key", str(tmp_path / "client.key"),
+            "--username", "gate-HN-venue-7", "--password-file", str(tmp_path / "password"))
+
+    etc = root / "etc/gate"
+    assert (etc / "mqtt-client.key").read_text() == KEY_PEM
+    assert (etc / "mqtt-password").read_text() == "s3cret\n"
+    assert mode(etc / "mqtt-client.key") == 0o600 and mode(etc / "mqtt-password") == 0o600
+    assert mode(etc / "mqtt-ca.pem") == 0o640 and mode(etc / "mqtt-client.pem") == 0o640
+    if AS_ROOT:
+        uid, gid = account_ids(root)
+        assert (etc / "mqtt-client.key").stat()[4:6] == (uid, gid)
+        assert (etc / "mqtt-password").stat()[4:6] == (uid, gid)
+    _, mqtt = load_written(etc / "gate.yaml")
+    assert mqtt.ca_file == Path("/etc/gate/mqtt-ca.pem")
+    assert mqtt.cert_file == Path("/etc/gate/mqtt-client.pem")
+    assert mqtt.key_file == Path("/etc/gate/mqtt-client.key")
+    assert mqtt.password_file == Path("/etc/gate/mqtt-password")
+    assert mqtt.username == "gate-HN-venue-7"
+    assert "s3cret" not in (etc / "gate.yaml").read_text()
+
+
+def test_yaml_lookalike_ids_stay_strings_and_plain_needs_asking(root, source):
+    install(root, source, "--venue", "0123", "--gate", "on", "--province", "null",
+            "--device-id", "1e3", "--broker", "10.0.0.5", "--plain")
+
+    site, mqtt = load_written(root / "etc/gate/gate.yaml")
+    assert (site.venue_id, site.gate_id, site.province, site.device_id) == (
+        "0123", "on", "null", "1e3")
+    assert (mqtt.host, mqtt.port, mqtt.transport, mqtt.effective_port) == (
+        "10.0.0.5", None, "plain", 1883)
+
+
+def test_without_passwd_in_the_root_accounts_are_skipped_with_a_note(source, tmp_path):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    result = install(bare, source, *FLAGS)
+
+    assert "the gate user and groups are not created" in result.stdout
+    assert not (bare / "etc/passwd").exists()
+    assert (bare / "etc/gate/gate.yaml").is_file()
+
+
+# ----- re-runs -------------------------------------------------------------------------------
+
+def test_a_second_run_changes_nothing(root, source, tmp_path):
+    (tmp_path / "ca.pem").write_text(CA_PEM)
+    (tmp_path / "password").write_text("s3cret\n")
+    flags = (*FLAGS, "--ca", str(tmp_path / "ca.pem"), "--username", "u1",
+             "--password-file", str(tmp_path / "password"))
+    install(root, source, *flags)
+    before = snapshot(root)
+
+    again = install(root, source, *flags)
+    without_flags = install(root, source)
+
+    assert snapshot(root) == before
+    for result in (again, without_flags):
+        assert "nothing to change" in result.stdout
+        assert "+ " not in result.stdout
+
+
+def test_flags_on_a_rerun_update_only_their_keys(root, source):
+    install(root, source, *FLAGS)
+    config = root / "etc/gate/gate.yaml"
+    hand_edit = "\n# the relay board here is active-low\nlog:\n  level: debug\n"
+    hand_edited = config.read_text() + hand_edit
+    config.write_text(hand_edited)
+
+    result = install(root, source, "--broker", "mqtt.hn.example:8884", "--gate", "south-2")
+
+    site, mqtt = load_written(config)
+    assert (site.gate_id, site.venue_id, site.province) == ("south-2", "venue-7", "HN")
+    assert (mqtt.host, mqtt.port) == ("mqtt.hn.example", 8884)
+    text = config.read_text()
+    assert text.endswith(hand_edit)
+    assert (root / "etc/gate/gate.yaml.bak").read_text() == hand_edited
+    assert mode(root / "etc/gate/gate.yaml.bak") == 0o640
+    assert '-  host: "broker.example.org"' in result.stdout
+    assert '+  host: "mqtt.hn.example"' in result.stdout
+    changed = [a for a, b in zip(hand_edited.splitlines(), text.splitlines(), strict=True)
+               if a != b]
+    assert len(changed) == 3  # gate_id, host, port; every other line as it was
+
+
+def test_a_config_it_cannot_edit_safely_is_refused_and_kept(root, source):
+    install(root, source, *FLAGS)
+    config = root / "etc/gate/gate.yaml"
+    config.write_text('site: {province: "HN", venue_id: "v", gate_id: "g"}\n')
+    before = snapshot(root)
+
+    result = install(root, source, "--venue", "other", check=False)
+
+    assert result.returncode == 1
+    assert "cannot update site.venue_id" in result.stderr and "flow style" in result.stderr
+    assert snapshot(root) == before
+
+
+# ----- upgrade and rollback ------------------------------------------------------------------
+
+def test_upgrade_keeps_config_and_outbox_and_rollback_returns(root, source):
+    install(root, source, *FLAGS)
+    [first] = releases(root)
+    outbox = seed_outbox(root)
+    config = (root / "etc/gate/gate.yaml").read_bytes()
+    change_source(source, "upgrade 1")
+
+    upgrade = install(root, source)
+
+    second = link(root, "current").removeprefix("releases/")
+    assert second != first and sorted([first, second]) == releases(root)
+    assert link(root, "previous") == f"releases/{first}"
+    assert "upgrade 1" in (root / "opt/gate/app/gate/__init__.py").read_text()
+    assert (root / "etc/gate/gate.yaml").read_bytes() == config
+    assert (root / "var/lib/gate/outbox.sqlite3").read_bytes() == outbox
+    assert not (root / "etc/gate/gate.yaml.bak").exists()
+    assert "copy " in upgrade.stdout
+
+    rollback = subprocess.run(["bash", str(SCRIPT), "--root", str(root), "--rollback"],
+                              capture_output=True, text=True, timeout=60)
+    assert rollback.returncode == 0, rollback.stderr
+    assert link(root, "current") == f"releases/{first}"
+    assert link(root, "previous") == f"releases/{second}"
+    assert "upgrade 1" not in (root / "opt/gate/app/gate/__init__.py").read_text()
+    assert (root / "etc/gate/gate.yaml").read_bytes() == config
+    assert (root / "var/lib/gate/outbox.sqlite3").read_bytes() == outbox
+
+    # Installing the upgraded source again switches to its release; nothing is rebuilt.
+    forward = install(root, source)
+    assert link(root, "current") == f"releases/{second}"
+    assert link(root, "previous") == f"releases/{first}"
+    assert releases(root) == sorted([first, second])
+    assert "holds this source already" in forward.stdout and "copy " not in forward.stdout
+    assert (root / "var/lib/gate/outbox.sqlite3").read_bytes() == outbox
+
+
+def test_rollback_without_a_previous_release_fails_clearly(root, source):
+    install(root, source, *FLAGS)
+    before = snapshot(root)
+
+    result = subprocess.run(["bash", str(SCRIPT), "--root", str(root), "--rollback"],
+                            capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 1
+    assert "no previous release" in result.stderr
+    assert snapshot(root) == before
+
+
+def test_at_most_three_releases_are_kept(root, source):
+    install(root, source, *FLAGS)
+    [oldest] = releases(root)
+    for n in range(3):
+        change_source(source, f"upgrade {n}")
+        install(root, source)
+
+    kept = releases(root)
+    assert len(kept) == 3 and oldest not in kept
+    assert link(root, "current").removeprefix("releases/") in kept
+    assert link(root, "previous").removeprefix("releases/") in kept
+
+
+# ----- dry run -------------------------------------------------------------------------------
+
+def test_dry_run_prints_every_action_and_changes_nothing(root, source):
+    before = snapshot(root)
+    first = install(root, source, *FLAGS, "--dry-run")
+    assert snapshot(root) == before
+    assert "would: add system user gate" in first.stdout
+    assert f"would: write {root}/etc/gate/gate.yaml (0640 root:gate)" in first.stdout
+    assert f"would: point {root}/opt/gate/current -> releases/0.1.0-" in first.stdout
+    assert "would: write " + str(root / "etc/systemd/system/gate.service") in first.stdout
+    assert "nothing was changed" in first.stdout and "+ " not in first.stdout
+
+    install(root, source, *FLAGS)
+    change_source(source, "upgrade")
+    installed = snapshot(root)
+    upgrade = install(root, source, "--gate", "other", "--dry-run")
+    uninstall = install(root, source, "--uninstall", "--purge", "--dry-run")
+    assert snapshot(root) == installed
+    assert "would: copy " in upgrade.stdout and "+  gate_id: \"other\"" in upgrade.stdout
+    assert f"would: remove {root}/var/lib/gate" in uninstall.stdout
+
+
+# ----- uninstall -----------------------------------------------------------------------------
+
+def test_uninstall_keeps_data_and_purge_removes_it(root, source):
+    install(root, source, *FLAGS)
+    outbox = seed_outbox(root)
+    config = (root / "etc/gate/gate.yaml").read_bytes()
+
+    result = install(root, source, "--uninstall")
+
+    assert not (root / "opt/gate").exists()
+    assert not (root / "etc/systemd/system/gate.service").exists()
+    assert not (root / "etc/systemd/system/multi-user.target.wants/gate.service").is_symlink()
+    assert not (root / "usr/local/bin/gate").is_symlink()
+    assert (root / "etc/gate/gate.yaml").read_bytes() == config
+    assert (root / "var/lib/gate/outbox.sqlite3").read_bytes() == outbox
+    assert "gate:" in (root / "etc/passwd").read_text()
+    assert "kept" in result.stdout
+    assert "nothing to change" in install(root, source, "--uninstall").stdout
+
+    # A reinstall finds the kept config: no flags needed.
+    install(root, source)
+    assert (root / "etc/gate/gate.yaml").read_bytes() == config
+
+    purge = install(root, source, "--uninstall", "--purge")
+
+    assert not (root / "etc/gate").exists() and not (root / "var/lib/gate").exists()
+    assert "gate:" not in (root / "etc/passwd").read_text()
+    assert not any(line.startswith("gate:") for line in (root / "etc/group").read_text().split())
+    assert group_members(root, "video") == ["pi"]
+    assert "not yet sent to the broker are lost" in purge.stderr
+
+
+# ----- refusals ------------------------------------------------------------------------------
+
+def without(flag: str) -> list[str]:
+    args = list(FLAGS)
+    i = args.index(flag)
+    del args[i:i + 2]
+    return args
+
+
+def replaced(flag: str, value: str) -> list[str]:
+    args = list(FLAGS)
+    args[args.index(flag) + 1] = value
+    return args
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "first install (no "),
+        (without("--venue"), "missing --venue"),
+        (without("--broker"), "missing --broker"),
+        (replaced("--venue", "venue 7"), "--venue 'venue 7': an id is 1 to 64 characters"),
+        (replaced("--gate", "north/1"), "--gate 'north/1'"),
+        (replaced("--province", 'HN"; x'), "--province"),
+        (replaced("--venue", "v" * 65), "an id is 1 to 64"),
+        ([*FLAGS, "--device-id", "a:b"], "--device-id 'a:b'"),
+        (replaced("--broker", "host:70000"), "port must be 1-65535"),
+        (replaced("--broker", "bad host"), "not a host name"),
+        ([*FLAGS, "--plain", "--ca", "/etc/hostname"], "--plain excludes"),
+        ([*without("--broker"), "--plain"], "--plain goes with --broker"),
+        ([*FLAGS, "--cert", "/etc/hostname"], "--cert needs --key"),
+        ([*FLAGS, "--password-file", "/etc/hostname"], "--password-file needs --username"),
+        ([*FLAGS, "--ca", "/no/such.pem"], "no such readable file"),
+        ([*FLAGS, "--username", "a b"], "--username"),
+        ([*FLAGS, "--venue"], "--venue needs a value"),
+        (["--purge"], "--purge goes with --uninstall"),
+        (["--uninstall", "--venue", "x"], "takes no config flags"),
+        (["--bogus"], "unknown option: --bogus"),
+    ],
+)
+def test_bad_flags_fail_clearly_and_change_nothing(root, source, args, message):
+    before = snapshot(root)
+
+    result = install(root, source, *args, check=False)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert "--help" in result.stderr
+    assert snapshot(root) == before
+
+
+def test_help_states_the_decisions():
+    result = subprocess.run(["bash", str(SCRIPT), "--help"], capture_output=True, text=True,
+                            timeout=30)
+
+    assert result.returncode == 0
+    for words in ("--venue ID", "--root DIR", "--skip-packages", "--dry-run", "--rollback",
+                  "--uninstall", "--purge", "update only their keys", "gate.yaml.bak"):
+        assert words in result.stdout, words
+
+
+def test_shellcheck_is_clean():
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (apt install shellcheck)")
+    result = subprocess.run(["shellcheck", str(SCRIPT)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout
