@@ -119,7 +119,7 @@ def main() -> int:
         if args.interval:
             time.sleep(args.interval)
     if args.exit_when_drained:
-        while outbox.stats().depth and not stop.wait(0.01):
+        while outbox.depth and not stop.wait(0.01):
             pass
         after = _rss_kb()
         traced = tracemalloc.get_traced_memory() if args.trace_memory else (0, 0)

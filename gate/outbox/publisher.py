@@ -19,8 +19,11 @@ has no reason codes: a broker that drops a publish (mosquitto on an ACL deny)
 still acknowledges it and the row is deleted; use v5 where that matters.
 """
 
+import contextlib
 import logging
 import random
+import select
+import socket
 import ssl
 import threading
 import time
@@ -51,9 +54,11 @@ log = logging.getLogger(__name__)
 CommandHandler = Callable[[str, bytes], None]
 """Called in the publisher thread with (command name, payload): hand work off, return fast."""
 
-_TICK_S = 0.05  # network loop wait: bounds the delay of `notify` and of stopping
+_TICK_S = 0.25  # longest network wait; `notify` and `stop` wake it at once
 _LIVE_POLL_S = 0.5  # look for live events without a `notify` this often
 _FETCH = 64  # rows read from the outbox at a time, per lane
+_DELETE_BATCH = 256  # acknowledged rows deleted in one transaction...
+_DELETE_EVERY_S = 0.05  # ...or this long after the first of them was acknowledged
 _MAX_SEQ = 2**63 - 1
 
 
@@ -155,6 +160,9 @@ class Publisher:
         self._cmd_prefix = f"{self.root}/cmd/"
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self._resubscribe = threading.Event()
         self._thread: threading.Thread | None = None
         self._handlers: dict[str, CommandHandler] = {}
@@ -167,7 +175,8 @@ class Publisher:
         self._heartbeat = time.monotonic()
         self._stop_by = 0.0
         self._next_telemetry = 0.0
-        self._next_ack_retry = 0.0
+        self._to_delete: list[int] = []
+        self._delete_by = 0.0
         self._refusal_backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s)
 
     # -- API for the daemon ----------------------------------------------------------------
@@ -183,17 +192,28 @@ class Publisher:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Publish retained `stopped`, disconnect and join; within `timeout` seconds."""
-        if self._thread is None:
+        if self._thread is None or not self._thread.is_alive():
             return
         self._stop_by = time.monotonic() + timeout * 0.8
         self._stop.set()
+        self._poke()
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.error("publisher thread did not stop within %.1fs", timeout)
+            return
+        self._wake_r.close()
+        self._wake_w.close()
 
     def notify(self) -> None:
         """A check-in was committed: send it without waiting for the next poll."""
         self._wake.set()
+        self._poke()
+
+    def _poke(self) -> None:
+        """Wake the network thread out of its select."""
+        # full of wake-ups: awake anyway; closed: stopped
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
 
     def on_command(self, name: str, handler: CommandHandler) -> None:
         """Route `<root>/cmd/<name>` to `handler`; subscribed on every (re)connect."""
@@ -202,6 +222,8 @@ class Publisher:
         with self._handlers_lock:
             self._handlers[name] = handler
         self._resubscribe.set()
+        if self._thread is not None:
+            self._poke()
 
     @property
     def connected(self) -> bool:
@@ -266,6 +288,9 @@ class Publisher:
                 client.connect(cfg.host, cfg.effective_port, cfg.keepalive, clean_start=True)
             else:
                 client.connect(cfg.host, cfg.effective_port, cfg.keepalive)
+            sock = client.socket()
+            if sock is not None:  # a lone check-in must not wait for Nagle's algorithm
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (OSError, ValueError) as exc:
             self._connect_failed(f"{type(exc).__name__}: {exc}")
             return
@@ -278,7 +303,7 @@ class Publisher:
             log.info("connected to %s:%d as %s", cfg.host, cfg.effective_port, self._client_id)
             self._begin(client, link)
             while not self._stop.is_set() and not link.lost:
-                rc = client.loop(timeout=_TICK_S)
+                rc = self._turn(client, _TICK_S)
                 self._heartbeat = time.monotonic()
                 if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     log.warning("connection to broker lost (%s)", mqtt.error_string(rc))
@@ -290,6 +315,37 @@ class Publisher:
         finally:
             self._connected = False
             self._close(client)
+            self._flush_deletes(time.monotonic())
+
+    def _turn(self, client: mqtt.Client, timeout: float) -> MQTTErrorCode:
+        """One network turn: our own select over paho's socket and the wake socket.
+
+        Not `client.loop()`: that makes paho write a wake-up byte to its own socket
+        pair on every publish, one extra syscall and select per event.
+        """
+        sock = client.socket()
+        if sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
+        wanted = [sock] if client.want_write() else []
+        try:
+            readable, writable, _ = select.select(
+                [sock, self._wake_r], wanted, [], 0.0 if pending else timeout
+            )
+        except (OSError, ValueError):
+            return MQTTErrorCode.MQTT_ERR_CONN_LOST
+        if self._wake_r in readable:
+            with contextlib.suppress(BlockingIOError):
+                self._wake_r.recv(4096)
+        if sock in readable or pending:
+            rc = client.loop_read()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or client.socket() is None:
+                return rc or MQTTErrorCode.MQTT_ERR_CONN_LOST
+        if writable:
+            rc = client.loop_write()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return rc
+        return client.loop_misc()
 
     def _connect_failed(self, why: str) -> None:
         self._counters.connect_failures += 1
@@ -300,7 +356,7 @@ class Publisher:
         """Nothing is published before a successful CONNACK (it could be reordered)."""
         deadline = time.monotonic() + self._config.connect_timeout_s
         while not link.connack and time.monotonic() < deadline and not self._stop.is_set():
-            if client.loop(timeout=_TICK_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            if self._turn(client, _TICK_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
         if link.connack_ok:
             return True
@@ -373,6 +429,7 @@ class Publisher:
 
     def _reset_lanes(self, link: _Link) -> None:
         """Whatever is stored now is backlog; what is committed from now on is live."""
+        self._flush_deletes(time.monotonic())
         boundary = self._outbox.last_seq
         link.backlog = _Lane(0, boundary, True)
         link.live = _Lane(boundary, _MAX_SEQ, False)
@@ -407,6 +464,8 @@ class Publisher:
             self._reset_lanes(link)
         if not link.rewind and not self._fill(client, link, now):
             return False
+        if self._to_delete and not link.inflight:  # idle: no reason to wait for a batch
+            self._flush_deletes(now)
         if self._resubscribe.is_set():
             self._resubscribe.clear()
             self._subscribe(client, link)
@@ -416,14 +475,19 @@ class Publisher:
         return True
 
     def _settle(self, link: _Link, now: float) -> None:
-        """Delete acknowledged rows; pause after refusals (the refused rows stay)."""
-        if link.acked or (self._outbox.pending_acks and now >= self._next_ack_retry):
-            self._next_ack_retry = now + 1.0
-            done, link.acked = link.acked, []
-            self._outbox.ack(done)
-            self._counters.acked += len(done)
+        """Delete acknowledged rows (in batches); pause after refusals (refused rows stay)."""
+        if link.acked:
+            if not self._to_delete:
+                self._delete_by = now + _DELETE_EVERY_S
+            self._to_delete.extend(link.acked)
+            self._counters.acked += len(link.acked)
+            link.acked = []
             if not link.refused and not link.rewind:
                 self._refusal_backoff.reset()
+        if (
+            self._to_delete and (len(self._to_delete) >= _DELETE_BATCH or now >= self._delete_by)
+        ) or (self._outbox.pending_acks and now >= self._delete_by):
+            self._flush_deletes(now)
         if link.refused:
             refused, link.refused = link.refused, []
             self._counters.refused += len(refused)
@@ -438,6 +502,16 @@ class Publisher:
                 refused[0][1],
                 delay,
             )
+
+    def _flush_deletes(self, now: float) -> None:
+        """One transaction for many acknowledged rows: the drain's main saving.
+
+        Until flushed, an acknowledged row is only kept from being sent again in
+        this connection by the lane cursors; every lane reset flushes first.
+        """
+        done, self._to_delete = self._to_delete, []
+        self._delete_by = now + _DELETE_EVERY_S
+        self._outbox.ack(done)
 
     def _fill(self, client: mqtt.Client, link: _Link, now: float) -> bool:
         """Send until the window is full: live first (up to half), then backlog, then live."""
@@ -509,12 +583,12 @@ class Publisher:
         link.status_mid, link.status_acked = info.mid, False
         deadline = max(self._stop_by, time.monotonic() + 0.2)
         while not link.status_acked and not link.lost and time.monotonic() < deadline:
-            if client.loop(timeout=_TICK_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            if self._turn(client, _TICK_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
         self._settle(link, time.monotonic())
         client.disconnect()
         while client.is_connected() and time.monotonic() < deadline:
-            client.loop(timeout=_TICK_S)
+            self._turn(client, _TICK_S)
 
     def _close(self, client: mqtt.Client) -> None:
         """Drop the socket of a finished connection; its client object is not reused."""

@@ -37,6 +37,7 @@ _SQLITE_FULL = 13
 _SQLITE_NOTADB = 26
 _MAX_SEQ = 2**63 - 1
 _LATENCY_WINDOW = 2048
+_DELETE_CHUNK = 500  # rows per DELETE statement (well under SQLite's variable limit)
 _T = TypeVar("_T")
 
 _SCHEMA = """
@@ -429,6 +430,11 @@ class Outbox:
             return session
 
     @property
+    def depth(self) -> int:
+        """Unsent events now (cheap: no query)."""
+        return self._rows
+
+    @property
     def pending_acks(self) -> bool:
         """Acknowledged events whose deletion failed on a full disk wait to be deleted."""
         return bool(self._unapplied_acks)
@@ -531,13 +537,14 @@ def _insert_row(conn: sqlite3.Connection, row: tuple[int, str, int, bytes]) -> N
 def _delete_rows(conn: sqlite3.Connection, seqs: list[int]) -> tuple[int, int]:
     """Delete rows; returns (rows deleted, payload bytes freed)."""
     deleted = freed = 0
-    for seq in seqs:
-        found = conn.execute(
-            "DELETE FROM events WHERE seq = ? RETURNING length(payload)", (seq,)
-        ).fetchone()
-        if found is not None:
+    for start in range(0, len(seqs), _DELETE_CHUNK):
+        chunk = seqs[start : start + _DELETE_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for (size,) in conn.execute(
+            f"DELETE FROM events WHERE seq IN ({marks}) RETURNING length(payload)", chunk
+        ):
             deleted += 1
-            freed += found[0]
+            freed += size
     conn.executemany(
         "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
         [("last_acked_seq", max(seqs)), ("last_acked_ms", _now_ms())],
