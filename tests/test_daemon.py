@@ -25,14 +25,18 @@ from pins import assert_pattern
 from gate.camera.replay import ReplaySource
 from gate.config.model import GateConfig, load_config
 from gate.daemon import Gate, run
-from gate.errors import CameraError
-from gate.pipeline import Counters
+from gate.decode import make_decoder
+from gate.errors import CameraError, StorageError, StorageFull
+from gate.pipeline import Counters, Pipeline
+from gate.policy import Judge
+from gate.presentation import PresentationTracker
+from gate.signals import Signals
 
 CCCD = (
     "001090123456|012345678|Nguyễn Văn An|01011990|Nam|Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh"
     "|15042021"
 )
-RELAY, EXIT = 23, 24
+RELAY, EXIT, RED = 23, 24, 27
 EPSILON_S = 0.01
 """Slack for clock reads either side of a wait; never a speed bound."""
 
@@ -493,3 +497,126 @@ def test_a_gate_that_cannot_start_still_closes_its_sink(tmp_path, os_signal_hand
 
     assert run(config, None, lambda _config: sink) == 1
     assert sink.closed
+
+
+# --- Pipeline: one frame through decode, confirm, judge, commit, signal -------------------
+
+
+class FailingSink(ListSink):
+    """A store that fails the next `failures` commits with `error`, then works."""
+
+    def __init__(self, error: Exception, failures: int = 1) -> None:
+        super().__init__()
+        self._error = error
+        self._failures = failures
+
+    def commit(self, checkin) -> None:
+        if self._failures:
+            self._failures -= 1
+            raise self._error
+        super().commit(checkin)
+
+
+@pytest.fixture
+def frames() -> dict[str, np.ndarray]:
+    return {"code": qr_frame(CCCD, size=(320, 240), module_px=3), "empty": empty_frame(seed=6)}
+
+
+def make_pipeline(sink, factory, leave_after_s: float = 0.1) -> tuple[Pipeline, Signals]:
+    config = GateConfig.model_validate(
+        gate_config(
+            presentation={"confirm_frames": 1, "cooldown_s": 30, "leave_after_s": leave_after_s},
+            signals={"patterns": {"error": {"red": {"on_s": 0.1}}}},
+        )
+    )
+    signals = Signals(config.signals, factory)
+    pipeline = Pipeline(
+        make_decoder(config.decoder),
+        PresentationTracker(config.presentation),
+        Judge.from_config(config),
+        sink,
+        signals,
+        Counters(),
+    )
+    return pipeline, signals
+
+
+def present_again(pipeline: Pipeline, frames: dict[str, np.ndarray]) -> None:
+    """Take the code away for longer than leave_after_s, then show it again."""
+    pipeline.process(frames["empty"])
+    time.sleep(0.15)
+    pipeline.process(frames["empty"])
+    pipeline.process(frames["code"])
+
+
+def test_a_frame_without_a_code_is_counted_and_nothing_else(sink, mock_factory, frames):
+    pipeline, signals = make_pipeline(sink, mock_factory)
+    try:
+        pipeline.process(frames["empty"])
+    finally:
+        signals.close()
+
+    counters = pipeline.counters
+    assert counters.frames == 1
+    assert counters.decode_ns > 0 and counters.decode_ns_max == counters.decode_ns
+    assert counters.last_frame_at > 0
+    assert counters.scans == 0 and sink.checkins == []
+
+
+def test_a_store_failure_signals_an_error_and_the_next_presentation_is_retried(
+    mock_factory, frames, caplog
+):
+    sink = FailingSink(StorageError("disk I/O error"))
+    pipeline, signals = make_pipeline(sink, mock_factory)
+    try:
+        pipeline.process(frames["code"])
+        assert wait_for(lambda: mock_factory.pin(RED).state is True)  # the error pattern
+        assert mock_factory.pin(RELAY).state is False  # not stored: not opened (P1)
+        present_again(pipeline, frames)
+    finally:
+        signals.close()
+
+    counters = pipeline.counters
+    assert (counters.scans, counters.errors, counters.accepted, counters.duplicates) == (2, 1, 1, 0)
+    assert [c.decision.accepted for c in sink.checkins] == [True]
+    assert "check-in not stored: disk I/O error" in caplog.messages
+
+
+def test_a_full_store_is_retried_as_a_new_presentation_not_a_duplicate(mock_factory, frames):
+    sink = FailingSink(StorageFull("cap reached"))
+    pipeline, signals = make_pipeline(sink, mock_factory)
+    try:
+        pipeline.process(frames["code"])
+        present_again(pipeline, frames)
+    finally:
+        signals.close()
+
+    counters = pipeline.counters
+    assert (counters.storage_full, counters.accepted, counters.duplicates) == (1, 1, 0)
+    assert len(sink.checkins) == 1
+
+
+def test_an_unexpected_failure_after_a_scan_is_an_error_not_a_crash(mock_factory, frames, caplog):
+    sink = FailingSink(KeyError("bug"))
+    pipeline, signals = make_pipeline(sink, mock_factory)
+    try:
+        pipeline.process(frames["code"])
+        pipeline.process(frames["empty"])  # the loop carries on
+    finally:
+        signals.close()
+
+    assert pipeline.counters.errors == 1 and pipeline.counters.frames == 2
+    assert "internal error handling a scan: KeyError('bug')" in caplog.messages
+
+
+def test_a_duplicate_is_signalled_but_never_stored(sink, mock_factory, frames):
+    pipeline, signals = make_pipeline(sink, mock_factory)
+    try:
+        pipeline.process(frames["code"])
+        present_again(pipeline, frames)
+    finally:
+        signals.close()
+
+    counters = pipeline.counters
+    assert (counters.scans, counters.accepted, counters.duplicates) == (2, 1, 1)
+    assert len(sink.checkins) == 1
