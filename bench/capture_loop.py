@@ -39,8 +39,10 @@ FRAME_INTERVAL_MS = 1000 / 30
 
 def cccd(i: int) -> str:
     """A distinct valid chip-ID payload per i: every presentation is a new person."""
-    return (f"0010901{i:05d}|012345678|Nguyễn Văn An|01011990|Nam|"
-            "Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh|15042021")
+    return (
+        f"0010901{i:05d}|012345678|Nguyễn Văn An|01011990|Nam|"
+        "Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh|15042021"
+    )
 
 
 def fps(run: Callable[[Frame], object], frames: Sequence[Frame], repeats: int) -> float:
@@ -64,12 +66,20 @@ class TimedSignals(Signals):
 def make_pipeline(config: GateConfig, state_dir: Path) -> tuple[Pipeline, TimedSignals, object]:
     from gate.outbox import open_outbox
 
-    config = config.model_copy(update={"site": config.site.model_copy(update={"state_dir": state_dir})})
+    config = config.model_copy(
+        update={"site": config.site.model_copy(update={"state_dir": state_dir})}
+    )
     sink = open_outbox(config)
     signals = TimedSignals(config.signals, MockFactory())
     signals.opened_at = []
-    pipeline = Pipeline(make_decoder(config.decoder), PresentationTracker(config.presentation),
-                        Judge.from_config(config), sink, signals, Counters())
+    pipeline = Pipeline(
+        make_decoder(config.decoder),
+        PresentationTracker(config.presentation),
+        Judge.from_config(config),
+        sink,
+        signals,
+        Counters(),
+    )
     return pipeline, signals, sink
 
 
@@ -101,10 +111,12 @@ def latency(config: GateConfig, tmp: Path) -> None:
         pipeline.process(frame)
         lat.append((signals.opened_at[-1] - started) * 1000)
     p50, p99 = np.percentile(lat, [50, 99])
-    print(f"frame-to-relay latency: p50 {p50:.2f} ms, p99 {p99:.2f} ms "
-          f"(goal: p99 < one frame interval {FRAME_INTERVAL_MS:.1f} ms + one decode "
-          f"{decode_ms:.2f} ms = {FRAME_INTERVAL_MS + decode_ms:.1f} ms); "
-          f"{pipeline.counters.accepted} accepted")
+    print(
+        f"frame-to-relay latency: p50 {p50:.2f} ms, p99 {p99:.2f} ms "
+        f"(goal: p99 < one frame interval {FRAME_INTERVAL_MS:.1f} ms + one decode "
+        f"{decode_ms:.2f} ms = {FRAME_INTERVAL_MS + decode_ms:.1f} ms); "
+        f"{pipeline.counters.accepted} accepted"
+    )
     signals.close()
     sink.close()
 
@@ -127,7 +139,9 @@ def peak_rss(tmp: Path, empty: list[Frame], with_code: list[Frame]) -> None:
         "camera: {source: replay, replay: {paths: [frames], fps: null, loop: true}}\n"
         "signals: {pin_factory: mock}\n"
         "mqtt: {host: 127.0.0.1, port: 1, transport: plain}\n"
-        "log: {level: warning}\n", encoding="utf-8")
+        "log: {level: warning}\n",
+        encoding="utf-8",
+    )
     gate = subprocess.Popen([str(ROOT / ".venv/bin/gate"), "run", "--config", str(config)])
     peak, deadline = 0, time.monotonic() + 15
     while time.monotonic() < deadline and gate.poll() is None:
@@ -145,17 +159,22 @@ def photo_reads() -> None:
     readers["gate (auto, second try)"] = make_decoder(DecoderConfig())
     print(f"photo-like set, {len(photos)} images:")
     for name, decoder in readers.items():
-        read = sum(any(c.data == payload for c in decoder.decode(frame)) for payload, frame in photos)
+        read = sum(
+            any(c.data == payload for c in decoder.decode(frame)) for payload, frame in photos
+        )
         print(f"  {name:<26}{read:>4} read")
 
 
 def main() -> None:
     print(f"capture loop bench, {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d}")
-    config = GateConfig.model_validate({"signals": {"pin_factory": "mock"},
-                                        "presentation": {"cooldown_s": 3600}})
+    config = GateConfig.model_validate(
+        {"signals": {"pin_factory": "mock"}, "presentation": {"cooldown_s": 3600}}
+    )
     empty = [empty_frame(seed=s) for s in range(20)]
-    with_code = [qr_frame(cccd(7), module_px=4, angle=a, blur=0.5, noise=3.0, seed=a)
-                 for a in range(0, 40, 2)]
+    with_code = [
+        qr_frame(cccd(7), module_px=4, angle=a, blur=0.5, noise=3.0, seed=a)
+        for a in range(0, 40, 2)
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         throughput(config, empty, with_code, Path(tmp))
         latency(config, Path(tmp))

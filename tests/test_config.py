@@ -12,40 +12,80 @@ from gate.errors import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 
 INVALID = [
-    ("unknown top-level key", "sight:\n  gate_id: a\n",
-     "{f}:1: sight: unknown key; expected one of: camera, decoder, log"),
-    ("unknown nested key", "camera:\n  source: replay\n  fsp: 30\n",
-     "{f}:3: camera.fsp: unknown key; expected one of: analogue_gain, close_timeout_s"),
-    ("wrong type", "camera:\n  fps: fast\n",
-     "{f}:2: camera.fps: Input should be a valid number, unable to parse string as a number "
-     "(got 'fast')"),
-    ("out of range", "camera:\n  fps: 0\n",
-     "{f}:2: camera.fps: Input should be greater than 0 (got 0)"),
-    ("bad choice", "camera:\n  source: webcam\n",
-     "{f}:2: camera.source: Input should be 'picamera2' or 'replay' (got 'webcam')"),
-    ("odd size", "camera:\n  width: 641\n",
-     "{f}:2: camera.width: Value error, must be even (YUV420 needs it) (got 641)"),
-    ("unknown kind", "policy:\n  accept_kinds: [cccd, passport]\n",
-     "{f}:2: policy.accept_kinds.1: Input should be 'cccd', 'national_qr'"),
-    ("pulse beyond bound", "signals:\n  relay_pulse_s: 30\n  relay_max_s: 10\n",
-     "{f}:2: signals.relay_pulse_s: Value error, must not exceed relay_max_s (10.0) (got 30)"),
-    ("missing pin", "signals:\n  relay:\n    active_high: false\n",
-     "{f}:3: signals.relay.pin: required key is missing"),
-    ("bad id characters", "site:\n  gate_id: 'gate 1/a'\n",
-     "{f}:2: site.gate_id: String should match pattern"),
-    ("unknown time zone", "site:\n  timezone: Mars/Olympus\n",
-     "{f}:2: site.timezone: Value error, unknown time zone 'Mars/Olympus'"),
-    ("section is a scalar", "camera: 5\n",
-     "{f}:1: camera: Input should be a valid dictionary or instance of CameraConfig (got 5)"),
+    (
+        "unknown top-level key",
+        "sight:\n  gate_id: a\n",
+        "{f}:1: sight: unknown key; expected one of: camera, decoder, log",
+    ),
+    (
+        "unknown nested key",
+        "camera:\n  source: replay\n  fsp: 30\n",
+        "{f}:3: camera.fsp: unknown key; expected one of: analogue_gain, close_timeout_s",
+    ),
+    (
+        "wrong type",
+        "camera:\n  fps: fast\n",
+        "{f}:2: camera.fps: Input should be a valid number, unable to parse string as a number "
+        "(got 'fast')",
+    ),
+    (
+        "out of range",
+        "camera:\n  fps: 0\n",
+        "{f}:2: camera.fps: Input should be greater than 0 (got 0)",
+    ),
+    (
+        "bad choice",
+        "camera:\n  source: webcam\n",
+        "{f}:2: camera.source: Input should be 'picamera2' or 'replay' (got 'webcam')",
+    ),
+    (
+        "odd size",
+        "camera:\n  width: 641\n",
+        "{f}:2: camera.width: Value error, must be even (YUV420 needs it) (got 641)",
+    ),
+    (
+        "unknown kind",
+        "policy:\n  accept_kinds: [cccd, passport]\n",
+        "{f}:2: policy.accept_kinds.1: Input should be 'cccd', 'national_qr'",
+    ),
+    (
+        "pulse beyond bound",
+        "signals:\n  relay_pulse_s: 30\n  relay_max_s: 10\n",
+        "{f}:2: signals.relay_pulse_s: Value error, must not exceed relay_max_s (10.0) (got 30)",
+    ),
+    (
+        "missing pin",
+        "signals:\n  relay:\n    active_high: false\n",
+        "{f}:3: signals.relay.pin: required key is missing",
+    ),
+    (
+        "bad id characters",
+        "site:\n  gate_id: 'gate 1/a'\n",
+        "{f}:2: site.gate_id: String should match pattern",
+    ),
+    (
+        "unknown time zone",
+        "site:\n  timezone: Mars/Olympus\n",
+        "{f}:2: site.timezone: Value error, unknown time zone 'Mars/Olympus'",
+    ),
+    (
+        "section is a scalar",
+        "camera: 5\n",
+        "{f}:1: camera: Input should be a valid dictionary or instance of CameraConfig (got 5)",
+    ),
     ("top level is a list", "- a\n- b\n", "{f}:1: (top level): expected a mapping of sections"),
     ("broken YAML", "camera:\n  fps: [30\n", "{f}:3: (top level): invalid YAML:"),
-    ("duplicate key", "log:\n  level: info\nlog:\n  level: debug\n",
-     "{f}:3: log: key appears more than once"),
+    (
+        "duplicate key",
+        "log:\n  level: info\nlog:\n  level: debug\n",
+        "{f}:3: log: key appears more than once",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("text", "expected"), [(t, e) for _, t, e in INVALID],
-                         ids=[name for name, _, _ in INVALID])
+@pytest.mark.parametrize(
+    ("text", "expected"), [(t, e) for _, t, e in INVALID], ids=[name for name, _, _ in INVALID]
+)
 def test_invalid_config_names_file_line_key_and_expectation(tmp_path, text, expected):
     path = tmp_path / "gate.yaml"
     path.write_text(text, encoding="utf-8")
@@ -64,7 +104,10 @@ def test_every_problem_is_reported_at_once(tmp_path):
         load_config(path)
 
     assert [line.split(": ")[1] for line in str(caught.value).splitlines()] == [
-        "camera.fps", "camera.colour", "log.level"]
+        "camera.fps",
+        "camera.colour",
+        "log.level",
+    ]
 
 
 def test_missing_and_unreadable_files_are_clear_errors(tmp_path):
@@ -86,8 +129,10 @@ def test_empty_file_is_all_defaults(tmp_path):
 def test_relative_paths_are_relative_to_the_config_file(tmp_path):
     path = tmp_path / "etc" / "gate.yaml"
     path.parent.mkdir()
-    path.write_text("site:\n  state_dir: state\ncamera:\n  replay:\n    paths: [frames, '*.png']\n",
-                    encoding="utf-8")
+    path.write_text(
+        "site:\n  state_dir: state\ncamera:\n  replay:\n    paths: [frames, '*.png']\n",
+        encoding="utf-8",
+    )
 
     config = load_config(path)
 
@@ -99,7 +144,8 @@ def test_example_file_is_the_generated_one_and_valid():
     example = ROOT / "config" / "gate.example.yaml"
 
     assert example.read_text(encoding="utf-8") == config_example(GateConfig), (
-        "config/gate.example.yaml is stale: regenerate with `gate config example`")
+        "config/gate.example.yaml is stale: regenerate with `gate config example`"
+    )
     assert load_config(example).model_dump() == GateConfig().model_dump()
 
 

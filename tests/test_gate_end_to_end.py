@@ -54,8 +54,12 @@ def scene(*steps: tuple[np.ndarray, int]) -> list[np.ndarray]:
 
 
 def run_gate(frames: list[np.ndarray], sink, factory, config: GateConfig | None = None) -> Gate:
-    gate = Gate(config or make_config(), sink=sink, source=ReplaySource(frames, fps=FPS),
-                pin_factory=factory)
+    gate = Gate(
+        config or make_config(),
+        sink=sink,
+        source=ReplaySource(frames, fps=FPS),
+        pin_factory=factory,
+    )
     gate.start()
     assert gate.finished.wait(len(frames) / FPS + 10), "replay did not finish"
     settle = threading.Event()
@@ -75,8 +79,9 @@ def frames() -> dict[str, np.ndarray]:
 
 
 def test_code_held_for_many_frames_is_one_checkin_that_opens_once(frames, sink, mock_factory):
-    gate = run_gate(scene((frames["empty"], 4), (frames["cccd"], 12), (frames["empty"], 4)),
-                    sink, mock_factory)
+    gate = run_gate(
+        scene((frames["empty"], 4), (frames["cccd"], 12), (frames["empty"], 4)), sink, mock_factory
+    )
 
     assert len(sink.checkins) == 1
     checkin = sink.checkins[0]
@@ -95,22 +100,47 @@ def test_code_held_for_many_frames_is_one_checkin_that_opens_once(frames, sink, 
 
 
 def test_same_code_again_within_cooldown_is_a_duplicate_not_reopened(frames, sink, mock_factory):
-    gate = run_gate(scene((frames["cccd"], 6), (frames["empty"], 10), (frames["cccd"], 6),
-                          (frames["empty"], 4)), sink, mock_factory)
+    gate = run_gate(
+        scene(
+            (frames["cccd"], 6), (frames["empty"], 10), (frames["cccd"], 6), (frames["empty"], 4)
+        ),
+        sink,
+        mock_factory,
+    )
 
     assert len(sink.checkins) == 1
     assert gate.counters.duplicates == 1
     relay, green = mock_factory.pin(23), mock_factory.pin(17)
     assert_pattern(relay, [*IDLE_ACTIVE_LOW, (None, False), (0.5, True)])
-    assert_pattern(green, [(0.0, False), (None, True), (0.3, False),
-                           (None, True), (0.1, False), (0.1, True), (0.1, False)])
+    assert_pattern(
+        green,
+        [
+            (0.0, False),
+            (None, True),
+            (0.3, False),
+            (None, True),
+            (0.1, False),
+            (0.1, True),
+            (0.1, False),
+        ],
+    )
 
 
 def test_refused_codes_show_red_and_never_move_the_relay(frames, sink, mock_factory):
     config = make_config(policy={"accept_kinds": ["national_qr"]})
-    gate = run_gate(scene((frames["payment"], 6), (frames["empty"], 12), (frames["garbage"], 6),
-                          (frames["empty"], 12), (frames["cccd"], 6), (frames["empty"], 4)),
-                    sink, mock_factory, config)
+    gate = run_gate(
+        scene(
+            (frames["payment"], 6),
+            (frames["empty"], 12),
+            (frames["garbage"], 6),
+            (frames["empty"], 12),
+            (frames["cccd"], 6),
+            (frames["empty"], 4),
+        ),
+        sink,
+        mock_factory,
+        config,
+    )
 
     reasons = [c.decision.reason for c in sink.checkins]
     assert reasons == [Reason.UNKNOWN_FORMAT, Reason.UNKNOWN_FORMAT, Reason.KIND_NOT_ACCEPTED]
@@ -123,8 +153,9 @@ def test_refused_codes_show_red_and_never_move_the_relay(frames, sink, mock_fact
 
 
 def test_code_shown_for_a_single_frame_is_not_confirmed(frames, sink, mock_factory):
-    run_gate(scene((frames["empty"], 4), (frames["cccd"], 1), (frames["empty"], 8)),
-             sink, mock_factory)
+    run_gate(
+        scene((frames["empty"], 4), (frames["cccd"], 1), (frames["empty"], 8)), sink, mock_factory
+    )
 
     assert sink.checkins == []
     assert_pattern(mock_factory.pin(23), [*IDLE_ACTIVE_LOW])
@@ -142,8 +173,12 @@ def test_full_store_refuses_with_its_own_signal_and_keeps_the_door_shut(frames, 
 
 def test_exit_button_opens_for_the_exit_pulse(sink, mock_factory):
     config = make_config()
-    gate = Gate(config, sink=sink, source=ReplaySource([empty_frame()], fps=FPS, loop=True),
-                pin_factory=mock_factory)
+    gate = Gate(
+        config,
+        sink=sink,
+        source=ReplaySource([empty_frame()], fps=FPS, loop=True),
+        pin_factory=mock_factory,
+    )
     gate.start()
     try:
         button = mock_factory.pin(24)
@@ -157,10 +192,18 @@ def test_exit_button_opens_for_the_exit_pulse(sink, mock_factory):
 
 
 def test_relay_is_safe_after_stop_even_mid_pulse(frames, sink, mock_factory):
-    gate = Gate(make_config(signals={"pin_factory": "mock", "relay_pulse_s": 8.0,
-                                     "relay": {"pin": 23, "active_high": False}}),
-                sink=sink, source=ReplaySource(scene((frames["cccd"], 4)), fps=FPS),
-                pin_factory=mock_factory)
+    gate = Gate(
+        make_config(
+            signals={
+                "pin_factory": "mock",
+                "relay_pulse_s": 8.0,
+                "relay": {"pin": 23, "active_high": False},
+            }
+        ),
+        sink=sink,
+        source=ReplaySource(scene((frames["cccd"], 4)), fps=FPS),
+        pin_factory=mock_factory,
+    )
     gate.start()
     assert gate.finished.wait(5)
     gate.stop()

@@ -20,8 +20,12 @@ def unit_for_this_machine(tmp_path: Path) -> Path:
 
 
 def test_unit_verifies_cleanly(tmp_path):
-    result = subprocess.run(["systemd-analyze", "verify", str(unit_for_this_machine(tmp_path))],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(unit_for_this_machine(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "" and result.stdout.strip() == ""
@@ -30,7 +34,10 @@ def test_unit_verifies_cleanly(tmp_path):
 def test_security_exposure_is_at_most_4(tmp_path):
     result = subprocess.run(
         ["systemd-analyze", "security", "--offline=true", "--no-pager", str(UNIT)],
-        capture_output=True, text=True, timeout=60)
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     exposure = re.search(r"Overall exposure level for gate.service: (\d+\.\d)", result.stdout)
     assert exposure is not None, result.stdout + result.stderr

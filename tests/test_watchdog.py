@@ -57,15 +57,25 @@ def messages_until(server: socket.socket, seconds: float) -> list[tuple[float, s
     return received
 
 
-def test_ready_then_pings_while_frames_flow_and_none_after_a_stall(notify_socket, sink,
-                                                                   mock_factory):
+def test_ready_then_pings_while_frames_flow_and_none_after_a_stall(
+    notify_socket, sink, mock_factory
+):
     server, path = notify_socket
     notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
-    config = GateConfig.model_validate({"camera": {"source": "replay"},
-                                        "signals": {"pin_factory": "mock"},
-                                        "service": {"stall_s": 0.5}})
-    gate = Gate(config, sink=sink, source=StallingSource(flowing_s=1.5),
-                pin_factory=mock_factory, notifier=notifier)
+    config = GateConfig.model_validate(
+        {
+            "camera": {"source": "replay"},
+            "signals": {"pin_factory": "mock"},
+            "service": {"stall_s": 0.5},
+        }
+    )
+    gate = Gate(
+        config,
+        sink=sink,
+        source=StallingSource(flowing_s=1.5),
+        pin_factory=mock_factory,
+        notifier=notifier,
+    )
     gate.start()
     try:
         received = messages_until(server, 3.5)
@@ -82,10 +92,16 @@ def test_ready_then_pings_while_frames_flow_and_none_after_a_stall(notify_socket
 
 def test_no_ready_before_the_first_frame(notify_socket, sink, mock_factory):
     server, path = notify_socket
-    config = GateConfig.model_validate({"camera": {"source": "replay"},
-                                        "signals": {"pin_factory": "mock"}})
-    gate = Gate(config, sink=sink, source=StallingSource(flowing_s=0.0),
-                pin_factory=mock_factory, notifier=Notifier({"NOTIFY_SOCKET": path}))
+    config = GateConfig.model_validate(
+        {"camera": {"source": "replay"}, "signals": {"pin_factory": "mock"}}
+    )
+    gate = Gate(
+        config,
+        sink=sink,
+        source=StallingSource(flowing_s=0.0),
+        pin_factory=mock_factory,
+        notifier=Notifier({"NOTIFY_SOCKET": path}),
+    )
     gate.start()
     try:
         received = messages_until(server, 1.0)
