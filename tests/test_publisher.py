@@ -185,6 +185,7 @@ def test_tls_refuses_an_unknown_server_and_keeps_the_rows(
         no_cert = publishers(broker, outbox, transport="tls", ca_file=pki.ca)
         assert wait_until(lambda: no_cert.stats()["connect_failures"] >= 2, 20)
         assert not no_cert.connected
+        assert no_cert.alive and time.monotonic() - no_cert.heartbeat < 5  # failing, not hung
         no_cert.stop()
         assert outbox.stats().depth == 5
     finally:

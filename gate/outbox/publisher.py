@@ -187,6 +187,11 @@ class Publisher:
             raise RuntimeError("publisher already started")
         self._session = self._outbox.next_session()
         self._started = time.monotonic()
+        if self._config.protocol is Protocol.V311:
+            log.warning(
+                "MQTT 3.1.1: a broker that refuses a publish (ACL) still acknowledges it, "
+                "so such events are lost unnoticed; use protocol v5"
+            )
         self._thread = threading.Thread(target=self._run, name="gate-publisher", daemon=True)
         self._thread.start()
 
@@ -237,7 +242,11 @@ class Publisher:
 
     @property
     def heartbeat(self) -> float:
-        """`time.monotonic()` of the network loop's last turn: the daemon's watchdog reads it."""
+        """`time.monotonic()` of the thread's last sign of life, for the daemon's watchdog.
+
+        Healthy, it is never older than twice `connect_timeout_s` (TCP, then TLS) plus a
+        second.
+        """
         return self._heartbeat
 
     def stats(self) -> dict[str, object]:
@@ -276,7 +285,11 @@ class Publisher:
                 break
             delay = backoff.next()
             log.info("reconnecting to %s in %.1fs", self._config.host, delay)
-            self._stop.wait(delay)
+            until = time.monotonic() + delay
+            while not self._stop.wait(min(1.0, max(0.0, until - time.monotonic()))):
+                self._heartbeat = time.monotonic()  # waiting is not hanging
+                if self._heartbeat >= until:
+                    break
         log.info("publisher stopped")
 
     def _session_once(self, link: _Link, backoff: Backoff) -> None:
@@ -358,6 +371,7 @@ class Publisher:
         while not link.connack and time.monotonic() < deadline and not self._stop.is_set():
             if self._turn(client, _TICK_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
+            self._heartbeat = time.monotonic()
         if link.connack_ok:
             return True
         if self._stop.is_set():
@@ -450,7 +464,7 @@ class Publisher:
         now = time.monotonic()
         self._settle(link, now)
         if link.inflight:
-            oldest = min(sent.at for sent in link.inflight.values())
+            oldest = next(iter(link.inflight.values())).at  # dicts keep sending order
             if now - oldest > self._config.ack_timeout_s:
                 self._counters.ack_timeouts += 1
                 log.warning(
