@@ -1,14 +1,13 @@
 """Who this device is and whether its clock can be trusted: small readers the daemon reuses."""
 
 import ctypes
-import logging
+import functools
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from gate.config.site import SiteConfig
-
-log = logging.getLogger(__name__)
 
 _CPUINFO = Path("/proc/cpuinfo")
 _DT_SERIAL = Path("/sys/firmware/devicetree/base/serial-number")
@@ -74,13 +73,19 @@ def clock_synced() -> bool:
     """
     if _TIMESYNCD_FLAG.exists():
         return True
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        timex = ctypes.create_string_buffer(1024)  # larger than struct timex; modes=0: read only
-        state = libc.adjtimex(timex)
-    except (OSError, AttributeError):
+    adjtimex = _adjtimex()
+    if adjtimex is None:
         return False
-    return 0 <= state < _TIME_ERROR
+    timex = ctypes.create_string_buffer(1024)  # larger than struct timex; modes=0: read only
+    return 0 <= adjtimex(timex) < _TIME_ERROR
+
+
+@functools.cache
+def _adjtimex() -> Callable[[ctypes.Array[ctypes.c_char]], int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).adjtimex  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None
 
 
 def topic_root(template: str, site: SiteConfig, device: str) -> str:

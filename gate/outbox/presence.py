@@ -58,9 +58,9 @@ def disk_free(path: Path) -> int | None:
         return None
 
 
-def outbox_section(stats: OutboxStats, now_ms: int | None = None) -> dict[str, object]:
+def outbox_section(stats: OutboxStats) -> dict[str, object]:
     """The outbox part of telemetry."""
-    now_ms = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+    now_ms = time.time_ns() // 1_000_000
     oldest = stats.oldest_committed_ms
     return {
         "depth": stats.depth,
@@ -77,6 +77,7 @@ def outbox_section(stats: OutboxStats, now_ms: int | None = None) -> dict[str, o
         "refused_full": stats.refused_full,
         "commit_ms_p50": stats.commit_ms_p50,
         "commit_ms_p99": stats.commit_ms_p99,
+        "commit_ms_max": stats.commit_ms_max,
     }
 
 
