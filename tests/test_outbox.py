@@ -218,6 +218,12 @@ def test_corruption_while_running_is_set_aside_and_commit_goes_on(outbox: Outbox
     assert Path(f"{stats.set_aside_last}").exists()
 
 
+def test_unusable_folder_is_a_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StorageError, match="outbox folder"):
+        open_outbox(tmp_path / "file" / "state")
+
+
 def test_newer_database_is_not_set_aside(tmp_path: Path) -> None:
     path = tmp_path / "outbox.sqlite3"
     conn = sqlite3.connect(path)

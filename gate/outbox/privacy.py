@@ -55,7 +55,10 @@ def load_key(privacy: PrivacyConfig, site: SiteConfig) -> bytes | None:
         return None
     path = secret_path(privacy, site)
     if privacy.secret_file is None and not path.exists():
-        _create_key(path)
+        try:
+            _create_key(path)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the privacy key {path}: {exc.strerror}") from exc
     try:
         key = path.read_bytes().strip()
     except OSError as exc:

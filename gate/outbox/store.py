@@ -148,7 +148,10 @@ class Outbox:
 
     def _open(self, seed: int | None) -> None:
         """Open the file, setting it aside once if it is corrupt."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"outbox folder {self.path.parent}: {exc.strerror}") from exc
         try:
             self._connect(seed)
         except sqlite3.DatabaseError as exc:
