@@ -465,16 +465,15 @@ staged_free_id() { # an id unused as uid and as gid, from 999 down (as useradd -
 append_line() { printf '%s\n' "$2" >>"$1"; }
 # edit_members FILE GROUP add|remove USER: the member list (4th field) of GROUP in FILE.
 edit_members() {
-    local out
-    out=$(awk -F: -v OFS=: -v g="$2" -v op="$3" -v u="$4" '
+    awk -F: -v OFS=: -v g="$2" -v op="$3" -v u="$4" '
         $1 == g {
             n = split($4, m, ","); list = ""
             for (i = 1; i <= n; i++) if (m[i] != "" && m[i] != u) list = list (list == "" ? "" : ",") m[i]
             if (op == "add") list = list (list == "" ? "" : ",") u
             $4 = list
         }
-        { print }' "$1")
-    printf '%s\n' "$out" >"$1" # in place: keeps the file's mode and owner
+        { print }' "$1" >"$TMP/edited"
+    cat "$TMP/edited" >"$1" # in place: keeps the file's mode and owner
 }
 in_members() { # FILE GROUP USER
     awk -F: -v g="$2" -v u="$3" '$1 == g { n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == u) found = 1 }
@@ -556,9 +555,8 @@ remove_accounts() {
     if getent group gate >/dev/null; then change "delete group gate" groupdel gate; fi
 }
 remove_entry() { # FILE NAME
-    local out
-    out=$(awk -F: -v n="$2" '$1 != n' "$1")
-    printf '%s\n' "$out" >"$1"
+    awk -F: -v n="$2" '$1 != n' "$1" >"$TMP/edited"
+    cat "$TMP/edited" >"$1"
 }
 
 # ----- releases ----------------------------------------------------------------------------
@@ -572,7 +570,7 @@ source_files() { # NUL-separated relative paths of what a release copies and has
 source_hash() { # content and executable bits of those files (not the umask's other bits)
     {
         source_files | (cd "$SOURCE" && xargs -0 -r sha256sum --)
-        source_files | (cd "$SOURCE" && xargs -0 -r stat -c '%A %n' --) | cut -c4-
+        source_files | (cd "$SOURCE" && xargs -0 -r stat -c '%A %n' --) | cut -c4,11-
     } | sha256sum | cut -c1-64
 }
 source_version() {
@@ -690,11 +688,10 @@ prune_releases() {
 
 # set_key FILE SECTION KEY VALUE: in FILE (YAML, block style), set the top-level SECTION's
 # direct child KEY to VALUE, a YAML scalar already quoted. Only that line changes; a missing key
-# is added under its section, a missing section at the end. Refuses (status 3, message on
+# is added after the section's last line, a missing section at the end of the file. Refuses (status 3, message on
 # stderr) what it cannot edit safely.
 set_key() {
-    local out
-    out=$(SECTION=$2 KEY=$3 VALUE=$4 awk '
+    SECTION=$2 KEY=$3 VALUE=$4 awk '
         function spaces(n,   s) { s = ""; while (n-- > 0) s = s " "; return s }
         function content(line) { return line !~ /^[ \t]*(#.*)?$/ }
         function indent(line) { match(line, /^ */); return RLENGTH }
@@ -713,11 +710,12 @@ set_key() {
             if (substr(L[h], length(section) + 2) !~ /^[ \t]*(#.*)?$/) {
                 print section ": written in flow style (on one line)" > "/dev/stderr"; exit 3
             }
-            child = -1; k = 0
+            child = -1; k = 0; last = h
             for (i = h + 1; i <= n; i++) {
                 if (!content(L[i])) continue
                 d = indent(L[i])
                 if (d == 0) break
+                last = i
                 if (child < 0) child = d
                 if (k > 0 && kend == 0) {
                     if (d > child) { print section "." key ": its value spans several lines" > "/dev/stderr"; exit 3 }
@@ -738,10 +736,10 @@ set_key() {
             for (i = 1; i <= n; i++) {
                 if (i == k) { print spaces(child) key ": " value; continue }
                 print L[i]
-                if (i == h && k == 0) print spaces(child) key ": " value
+                if (i == last && k == 0) print spaces(child) key ": " value
             }
-        }' "$1") || return 3
-    printf '%s\n' "$out" >"$1"
+        }' "$1" >"$1.edited" || return 3
+    mv -f "$1.edited" "$1"
 }
 
 skeleton_config() {
@@ -882,7 +880,8 @@ run_service() {
     fi
 }
 start_service() {
-    systemctl "$1" gate || die "gate did not start: journalctl -u gate -b -n 50 tells why"
+    systemctl "$1" gate ||
+        die "installed, but gate did not start: journalctl -u gate -b -n 50 tells why (and gate selftest)"
     say "gate is $(systemctl is-active gate)"
 }
 
@@ -948,6 +947,10 @@ do_install() {
     # The config this run leaves, checked by the release that will run it, before any switch.
     render_config "$TMP/gate.yaml"
     check_config "$NEW_RELEASE" "$TMP/gate.yaml"
+    if [ "$DRY_RUN" -eq 1 ] && [ "$first" -eq 1 ]; then
+        say "the gate.yaml it would write:"
+        sed 's/^/    /' "$TMP/gate.yaml"
+    fi
 
     local restart=0
     if [ -n "$CA" ]; then

@@ -305,6 +305,22 @@ def test_flags_on_a_rerun_update_only_their_keys(root, source):
     assert len(changed) == 3  # gate_id, host, port; every other line as it was
 
 
+def test_missing_keys_and_sections_are_added_and_nothing_else_moves(root, source):
+    install(root, source, *FLAGS)
+    config = root / "etc/gate/gate.yaml"
+    config.write_text('site:\n  province: "HN"  # Ha Noi\n  venue_id: "venue-7"\n'
+                      '  gate_id: "north-1"\n\n\nlog:\n  level: debug\n')
+
+    install(root, source, "--device-id", "dev-9", "--broker", "b2.example", "--username", "u2")
+
+    assert config.read_text() == (
+        'site:\n  province: "HN"  # Ha Noi\n  venue_id: "venue-7"\n  gate_id: "north-1"\n'
+        '  device_id: "dev-9"\n\n\nlog:\n  level: debug\n\n'
+        'mqtt:\n  host: "b2.example"\n  port: null\n  transport: "tls"\n  username: "u2"\n')
+    site, mqtt = load_written(config)
+    assert site.device_id == "dev-9" and (mqtt.host, mqtt.username) == ("b2.example", "u2")
+
+
 def test_a_config_it_cannot_edit_safely_is_refused_and_kept(root, source):
     install(root, source, *FLAGS)
     config = root / "etc/gate/gate.yaml"
@@ -391,6 +407,8 @@ def test_dry_run_prints_every_action_and_changes_nothing(root, source):
     assert f"would: write {root}/etc/gate/gate.yaml (0640 root:gate)" in first.stdout
     assert f"would: point {root}/opt/gate/current -> releases/0.1.0-" in first.stdout
     assert "would: write " + str(root / "etc/systemd/system/gate.service") in first.stdout
+    assert "the gate.yaml it would write:" in first.stdout
+    assert '    gate_id: "north-1"' in first.stdout
     assert "nothing was changed" in first.stdout and "+ " not in first.stdout
 
     install(root, source, *FLAGS)
