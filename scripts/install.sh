@@ -574,7 +574,10 @@ source_hash() { # content and executable bits of those files (not the umask's ot
     } | sha256sum | cut -c1-64
 }
 source_version() {
-    sed -n 's/^version = "\([^"]*\)"$/\1/p' "$SOURCE/pyproject.toml" | head -n 1
+    local version
+    version=$(sed -n 's/^version = "\([^"]*\)"$/\1/p' "$SOURCE/pyproject.toml" | head -n 1)
+    [[ $version =~ ^[A-Za-z0-9.+_-]+$ ]] || version=unknown
+    printf '%s' "$version"
 }
 stamp_value() { sed -n "s/^$2=//p" "$1/RELEASE" 2>/dev/null | head -n 1; }
 link_name() { # the release name a link under /opt/gate points at, or ""
@@ -626,13 +629,21 @@ build_release() { # NAME HASH
         local python=${GATE_PYTHON:-/usr/bin/python3}
         [ -x "$python" ] || die "$python not found (apt install python3, or set GATE_PYTHON)"
         change "create the venv $dir/venv (--system-site-packages, $python)" \
+            or_fail "creating the venv failed (apt install python3-venv)" \
             "$python" -m venv --system-site-packages "$dir/venv"
-        change "pip install the release into $dir/venv" "$dir/venv/bin/python" -m pip install \
+        change "pip install the release into $dir/venv" \
+            or_fail "pip install failed (network, PyPI or piwheels reachable?)" \
+            "$dir/venv/bin/python" -m pip install \
             --quiet --no-cache-dir --disable-pip-version-check --no-input "$dir/app"
         if [ "$DRY_RUN" -eq 0 ]; then rm -rf "$dir/app/build" "$dir/app/gate.egg-info"; fi
     fi
     # Written last: a release without its stamp is incomplete and is removed by the next run.
     change "write $dir/RELEASE" write_stamp "$dir/RELEASE" "$1" "$2" "$described"
+}
+or_fail() { # MESSAGE CMD [ARG...]: CMD, or die with MESSAGE (nothing switched yet)
+    local message=$1
+    shift
+    "$@" || die "$message: nothing was switched; the next run removes the incomplete release"
 }
 copy_source() {
     mkdir -p "$1"
