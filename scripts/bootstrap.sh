@@ -5,7 +5,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
-APT_PACKAGES=(python3-venv python3-pip libzbar0 mosquitto mosquitto-clients openssl systemd)
+APT_PACKAGES=(python3-venv python3-pip libzbar0 mosquitto mosquitto-clients openssl systemd shellcheck)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -24,8 +24,16 @@ from gate.outbox.config import MqttConfig
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "install.sh"
 SOURCE_PARTS = ("gate", "pyproject.toml", "README.md", "config", "systemd")
-FLAGS = ("--venue", "venue-7", "--gate", "north-1", "--province", "HN",
-         "--broker", "broker.example.org:8883")
+FLAGS = (
+    "--venue",
+    "venue-7",
+    "--gate",
+    "north-1",
+    "--province",
+    "HN",
+    "--broker",
+    "broker.example.org:8883",
+)
 AS_ROOT = os.geteuid() == 0
 
 CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
@@ -34,6 +42,7 @@ KEY_PEM = "-----BEGIN PRIVATE KEY-----\nMIIEfake\n-----END PRIVATE KEY-----\n"
 
 # ----- helpers -------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def pristine_source(tmp_path_factory) -> Path:
     """A copy of what a release is made of (no .venv, no .git, no caches)."""
@@ -41,8 +50,11 @@ def pristine_source(tmp_path_factory) -> Path:
     for part in SOURCE_PARTS:
         origin = REPO / part
         if origin.is_dir():
-            shutil.copytree(origin, source / part,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+            shutil.copytree(
+                origin,
+                source / part,
+                ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"),
+            )
         else:
             shutil.copy2(origin, source / part)
     return source
@@ -62,13 +74,15 @@ def root(tmp_path) -> Path:
     staged = tmp_path / "root"
     (staged / "etc").mkdir(parents=True)
     (staged / "etc" / "passwd").write_text(
-        "root:x:0:0:root:/root:/bin/bash\npi:x:1000:1000::/home/pi:/bin/bash\n")
+        "root:x:0:0:root:/root:/bin/bash\npi:x:1000:1000::/home/pi:/bin/bash\n"
+    )
     (staged / "etc" / "group").write_text("root:x:0:\nvideo:x:44:pi\npi:x:1000:\n")
     return staged
 
 
-def install(root: Path, source: Path, *args: str, check: bool = True,
-            skip_packages: bool = True) -> subprocess.CompletedProcess[str]:
+def install(
+    root: Path, source: Path, *args: str, check: bool = True, skip_packages: bool = True
+) -> subprocess.CompletedProcess[str]:
     command = ["bash", str(SCRIPT), "--root", str(root), "--source", str(source)]
     if skip_packages:
         command.append("--skip-packages")
@@ -92,7 +106,11 @@ def snapshot(top: Path) -> dict[str, tuple]:
             else:
                 content = "dir"
             tree[str(path.relative_to(top))] = (
-                stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, content)
+                stat.S_IMODE(info.st_mode),
+                info.st_uid,
+                info.st_gid,
+                content,
+            )
     return tree
 
 
@@ -102,10 +120,13 @@ def mode(path: Path) -> int:
 
 def account_ids(root: Path) -> tuple[int, int]:
     """uid and gid of `gate` in the staged passwd and group."""
-    users = {f[0]: f for f in (line.split(":") for line in
-                                (root / "etc/passwd").read_text().splitlines())}
-    groups = {f[0]: f for f in (line.split(":") for line in
-                                 (root / "etc/group").read_text().splitlines())}
+    users = {
+        f[0]: f
+        for f in (line.split(":") for line in (root / "etc/passwd").read_text().splitlines())
+    }
+    groups = {
+        f[0]: f for f in (line.split(":") for line in (root / "etc/group").read_text().splitlines())
+    }
     return int(users["gate"][2]), int(groups["gate"][2])
 
 
@@ -144,8 +165,10 @@ def seed_outbox(root: Path) -> bytes:
     path = root / "var/lib/gate/outbox.sqlite3"
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, payload BLOB)")
-        db.executemany("INSERT INTO events (payload) VALUES (?)",
-                       [(f'{{"n": {n}}}'.encode(),) for n in range(50)])
+        db.executemany(
+            "INSERT INTO events (payload) VALUES (?)",
+            [(f'{{"n": {n}}}'.encode(),) for n in range(50)],
+        )
     db.close()
     return path.read_bytes()
 
@@ -156,6 +179,7 @@ def change_source(source: Path, marker: str) -> None:
 
 
 # ----- first install -------------------------------------------------------------------------
+
 
 def test_first_install_builds_the_tree(root, source):
     result = install(root, source, *FLAGS)
@@ -171,8 +195,10 @@ def test_first_install_builds_the_tree(root, source):
     for part in SOURCE_PARTS:
         assert (app / part).exists(), part
     assert (app / "gate/__init__.py").read_bytes() == (source / "gate/__init__.py").read_bytes()
-    stamp = dict(line.split("=", 1) for line in
-                 (opt / "releases" / release / "RELEASE").read_text().splitlines())
+    stamp = dict(
+        line.split("=", 1)
+        for line in (opt / "releases" / release / "RELEASE").read_text().splitlines()
+    )
     assert stamp["name"] == release and stamp["version"] == "0.1.0" and stamp["venv"] == "no"
     assert len(stamp["source_sha256"]) == 64
 
@@ -220,9 +246,21 @@ def test_secrets_are_copied_0600_to_gate_and_referenced(root, source, tmp_path):
     (tmp_path / "client.pem").write_text(CA_PEM.replace("fake", "client"))
     (tmp_path / "client.key").write_text(KEY_PEM)
     (tmp_path / "password").write_text("s3cret\n")
-    install(root, source, *FLAGS, "--ca", str(tmp_path / "ca.pem"),
-            "--cert", str(tmp_path / "client.pem"), "--key", str(tmp_path / "client.key"),
-            "--username", "gate-HN-venue-7", "--password-file", str(tmp_path / "password"))
+    install(
+        root,
+        source,
+        *FLAGS,
+        "--ca",
+        str(tmp_path / "ca.pem"),
+        "--cert",
+        str(tmp_path / "client.pem"),
+        "--key",
+        str(tmp_path / "client.key"),
+        "--username",
+        "gate-HN-venue-7",
+        "--password-file",
+        str(tmp_path / "password"),
+    )
 
     etc = root / "etc/gate"
     assert (etc / "mqtt-client.key").read_text() == KEY_PEM
@@ -243,14 +281,35 @@ def test_secrets_are_copied_0600_to_gate_and_referenced(root, source, tmp_path):
 
 
 def test_yaml_lookalike_ids_stay_strings_and_plain_needs_asking(root, source):
-    install(root, source, "--venue", "0123", "--gate", "on", "--province", "null",
-            "--device-id", "1e3", "--broker", "10.0.0.5", "--plain")
+    install(
+        root,
+        source,
+        "--venue",
+        "0123",
+        "--gate",
+        "on",
+        "--province",
+        "null",
+        "--device-id",
+        "1e3",
+        "--broker",
+        "10.0.0.5",
+        "--plain",
+    )
 
     site, mqtt = load_written(root / "etc/gate/gate.yaml")
     assert (site.venue_id, site.gate_id, site.province, site.device_id) == (
-        "0123", "on", "null", "1e3")
+        "0123",
+        "on",
+        "null",
+        "1e3",
+    )
     assert (mqtt.host, mqtt.port, mqtt.transport, mqtt.effective_port) == (
-        "10.0.0.5", None, "plain", 1883)
+        "10.0.0.5",
+        None,
+        "plain",
+        1883,
+    )
 
 
 def test_without_passwd_in_the_root_accounts_are_skipped_with_a_note(source, tmp_path):
@@ -265,11 +324,19 @@ def test_without_passwd_in_the_root_accounts_are_skipped_with_a_note(source, tmp
 
 # ----- re-runs -------------------------------------------------------------------------------
 
+
 def test_a_second_run_changes_nothing(root, source, tmp_path):
     (tmp_path / "ca.pem").write_text(CA_PEM)
     (tmp_path / "password").write_text("s3cret\n")
-    flags = (*FLAGS, "--ca", str(tmp_path / "ca.pem"), "--username", "u1",
-             "--password-file", str(tmp_path / "password"))
+    flags = (
+        *FLAGS,
+        "--ca",
+        str(tmp_path / "ca.pem"),
+        "--username",
+        "u1",
+        "--password-file",
+        str(tmp_path / "password"),
+    )
     install(root, source, *flags)
     before = snapshot(root)
 
@@ -300,23 +367,27 @@ def test_flags_on_a_rerun_update_only_their_keys(root, source):
     assert mode(root / "etc/gate/gate.yaml.bak") == 0o640
     assert '-  host: "broker.example.org"' in result.stdout
     assert '+  host: "mqtt.hn.example"' in result.stdout
-    changed = [a for a, b in zip(hand_edited.splitlines(), text.splitlines(), strict=True)
-               if a != b]
+    changed = [
+        a for a, b in zip(hand_edited.splitlines(), text.splitlines(), strict=True) if a != b
+    ]
     assert len(changed) == 3  # gate_id, host, port; every other line as it was
 
 
 def test_missing_keys_and_sections_are_added_and_nothing_else_moves(root, source):
     install(root, source, *FLAGS)
     config = root / "etc/gate/gate.yaml"
-    config.write_text('site:\n  province: "HN"  # Ha Noi\n  venue_id: "venue-7"\n'
-                      '  gate_id: "north-1"\n\n\nlog:\n  level: debug\n')
+    config.write_text(
+        'site:\n  province: "HN"  # Ha Noi\n  venue_id: "venue-7"\n'
+        '  gate_id: "north-1"\n\n\nlog:\n  level: debug\n'
+    )
 
     install(root, source, "--device-id", "dev-9", "--broker", "b2.example", "--username", "u2")
 
     assert config.read_text() == (
         'site:\n  province: "HN"  # Ha Noi\n  venue_id: "venue-7"\n  gate_id: "north-1"\n'
         '  device_id: "dev-9"\n\n\nlog:\n  level: debug\n\n'
-        'mqtt:\n  host: "b2.example"\n  port: null\n  transport: "tls"\n  username: "u2"\n')
+        'mqtt:\n  host: "b2.example"\n  port: null\n  transport: "tls"\n  username: "u2"\n'
+    )
     site, mqtt = load_written(config)
     assert site.device_id == "dev-9" and (mqtt.host, mqtt.username) == ("b2.example", "u2")
 
@@ -336,6 +407,7 @@ def test_a_config_it_cannot_edit_safely_is_refused_and_kept(root, source):
 
 # ----- upgrade and rollback ------------------------------------------------------------------
 
+
 def test_upgrade_keeps_config_and_outbox_and_rollback_returns(root, source):
     install(root, source, *FLAGS)
     [first] = releases(root)
@@ -354,8 +426,12 @@ def test_upgrade_keeps_config_and_outbox_and_rollback_returns(root, source):
     assert not (root / "etc/gate/gate.yaml.bak").exists()
     assert "copy " in upgrade.stdout
 
-    rollback = subprocess.run(["bash", str(SCRIPT), "--root", str(root), "--rollback"],
-                              capture_output=True, text=True, timeout=60)
+    rollback = subprocess.run(
+        ["bash", str(SCRIPT), "--root", str(root), "--rollback"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert rollback.returncode == 0, rollback.stderr
     assert link(root, "current") == f"releases/{first}"
     assert link(root, "previous") == f"releases/{second}"
@@ -376,8 +452,12 @@ def test_rollback_without_a_previous_release_fails_clearly(root, source):
     install(root, source, *FLAGS)
     before = snapshot(root)
 
-    result = subprocess.run(["bash", str(SCRIPT), "--root", str(root), "--rollback"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", str(SCRIPT), "--root", str(root), "--rollback"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert result.returncode == 1
     assert "no previous release" in result.stderr
@@ -399,6 +479,7 @@ def test_at_most_three_releases_are_kept(root, source):
 
 # ----- dry run -------------------------------------------------------------------------------
 
+
 def test_dry_run_prints_every_action_and_changes_nothing(root, source):
     before = snapshot(root)
     first = install(root, source, *FLAGS, "--dry-run")
@@ -417,11 +498,12 @@ def test_dry_run_prints_every_action_and_changes_nothing(root, source):
     upgrade = install(root, source, "--gate", "other", "--dry-run")
     uninstall = install(root, source, "--uninstall", "--purge", "--dry-run")
     assert snapshot(root) == installed
-    assert "would: copy " in upgrade.stdout and "+  gate_id: \"other\"" in upgrade.stdout
+    assert "would: copy " in upgrade.stdout and '+  gate_id: "other"' in upgrade.stdout
     assert f"would: remove {root}/var/lib/gate" in uninstall.stdout
 
 
 # ----- uninstall -----------------------------------------------------------------------------
+
 
 def test_uninstall_keeps_data_and_purge_removes_it(root, source):
     install(root, source, *FLAGS)
@@ -455,10 +537,11 @@ def test_uninstall_keeps_data_and_purge_removes_it(root, source):
 
 # ----- refusals ------------------------------------------------------------------------------
 
+
 def without(flag: str) -> list[str]:
     args = list(FLAGS)
     i = args.index(flag)
-    del args[i:i + 2]
+    del args[i : i + 2]
     return args
 
 
@@ -505,18 +588,31 @@ def test_bad_flags_fail_clearly_and_change_nothing(root, source, args, message):
 
 
 def test_help_states_the_decisions():
-    result = subprocess.run(["bash", str(SCRIPT), "--help"], capture_output=True, text=True,
-                            timeout=30)
+    result = subprocess.run(
+        ["bash", str(SCRIPT), "--help"], capture_output=True, text=True, timeout=30
+    )
 
     assert result.returncode == 0
-    for words in ("--venue ID", "--root DIR", "--skip-packages", "--dry-run", "--rollback",
-                  "--uninstall", "--purge", "update only their keys", "gate.yaml.bak"):
+    for words in (
+        "--venue ID",
+        "--root DIR",
+        "--skip-packages",
+        "--dry-run",
+        "--rollback",
+        "--uninstall",
+        "--purge",
+        "update only their keys",
+        "gate.yaml.bak",
+    ):
         assert words in result.stdout, words
 
 
-def test_shellcheck_is_clean():
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed (apt install shellcheck)")
-    result = subprocess.run(["shellcheck", str(SCRIPT)], capture_output=True, text=True,
-                            timeout=60)
+def test_shell_scripts_are_shellcheck_clean():
+    scripts = [SCRIPT, *(SCRIPT.parent / name for name in ("bootstrap.sh", "demo", "test"))]
+    result = subprocess.run(
+        ["shellcheck", *map(str, scripts), str(SCRIPT.parent.parent / ".ci/run")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout
