@@ -295,18 +295,18 @@ def test_broker_stopped_and_restarted_mid_drain(
 
 def test_broker_frozen_then_thawed(broker: Broker, outbox: Outbox, publishers: Publishers) -> None:
     watcher = Watcher(broker)
-    ids = commit(outbox, None, 2000)
+    ids = commit(outbox, None, 5000)
     publisher = publishers(broker, outbox)
     assert wait_until(lambda: len(watcher.events()) >= 200, 30)
     broker.freeze()
     try:
         assert outbox.stats().depth > 0  # really mid-drain
-        ids |= commit(outbox, publisher, 10, start=2000)
+        ids |= commit(outbox, publisher, 10, start=5000)
         # keepalive (2 s) or the ack timeout (3 s) notices the silence
         assert wait_until(lambda: not publisher.connected, 20)
     finally:
         broker.thaw()
-    ids |= commit(outbox, publisher, 10, start=2010)
+    ids |= commit(outbox, publisher, 10, start=5010)
     assert wait_until(lambda: outbox.stats().depth == 0, 60)
     assert wait_until(lambda: len({e["event_id"] for e in watcher.events()}) >= len(ids), 30)
     assert delivery_problems(watcher.events(), ids) == []
