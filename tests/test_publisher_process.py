@@ -95,8 +95,8 @@ def test_sigkill_between_commit_and_ack_then_restart(tmp_path: Path, broker: Bro
     assert len(committed) < 400  # killed mid-way
     second = Driver(state, broker, "--commit", "20", "--exit-when-drained")
     assert second.finish(timeout=60) == 0, second.stderr
+    assert min(second.committed().values()) > max(committed.values())  # seq went on
     committed |= second.committed()
-    assert min(second.committed().values()) == max(committed.values()) - 19  # seq went on
     ids = set(committed)
     assert wait_until(lambda: ids <= {e["event_id"] for e in watcher.events()}, 30)
     assert delivery_problems(watcher.events(), ids) == []
