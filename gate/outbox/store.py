@@ -142,23 +142,26 @@ class Outbox:
         self._latencies: deque[float] = deque(maxlen=_LATENCY_WINDOW)
         self._unapplied_acks: list[int] = []
         with self._lock:
-            self._open(seed=None)
+            self._open()
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def _open(self, seed: int | None) -> None:
+    def _open(self) -> None:
         """Open the file, setting it aside once if it is corrupt."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"outbox folder {self.path.parent}: {exc.strerror}") from exc
         try:
-            self._connect(seed)
+            self._connect(None)
+        except StorageError:
+            self._close_connections()
+            raise
         except sqlite3.DatabaseError as exc:
             self._close_connections()
             if not is_corruption(exc):
                 raise StorageError(f"outbox {self.path}: {exc}") from exc
-            self._set_aside_file(str(exc), seed)
+            self._set_aside_file(str(exc), None)
 
     def _connect(self, seed: int | None) -> None:
         writer = sqlite3.connect(
