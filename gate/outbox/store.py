@@ -225,11 +225,16 @@ class Outbox:
         while target.exists():
             target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
             n += 1
-        os.replace(self.path, target)
-        for suffix in ("-wal", "-shm"):
-            side = Path(f"{self.path}{suffix}")
-            if side.exists():
-                os.replace(side, Path(f"{target}{suffix}"))
+        try:
+            os.replace(self.path, target)
+            for suffix in ("-wal", "-shm"):
+                side = Path(f"{self.path}{suffix}")
+                if side.exists():
+                    os.replace(side, Path(f"{target}{suffix}"))
+        except OSError as exc:
+            raise StorageError(
+                f"outbox {self.path} is unreadable ({why}) and cannot be set aside: {exc.strerror}"
+            ) from exc
         self._set_aside += 1
         self._set_aside_last = str(target)
         log.error(
