@@ -3,6 +3,7 @@
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ from gate.config.docs import config_example, config_reference
 from gate.config.model import DEFAULT_PATH, GateConfig, load_config
 from gate.credentials.cli import add_parse_command
 from gate.errors import ConfigError, GateError
+from gate.trust.cli import add_trust_commands
 
 log = logging.getLogger("gate")
 
@@ -29,6 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     decode.set_defaults(handler=_decode)
 
     add_parse_command(commands)
+    add_trust_commands(commands)
 
     config = commands.add_parser("config", help="check or document the configuration")
     config_commands = config.add_subparsers(title="config commands", metavar="COMMAND")

@@ -65,21 +65,23 @@ class Gate:
         self._watchdog: threading.Thread | None = None
         self._pin_log: PinChangeLog | None = None
         self.signals: Signals | None = None
+        self._tracker: PresentationTracker | None = None
         self._source: FrameSource | None = None
 
     def start(self) -> None:
         config = self.config
         factory = self._pin_factory or make_pin_factory(config.signals.pin_factory)
-        self._pin_factory = factory
         decoder = make_decoder(config.decoder)
         self._source = self._given_source or make_source(config.camera)
         self.signals = Signals(config.signals, factory)
         if isinstance(factory, MockFactory):
             self._pin_log = PinChangeLog(self.signals.named_devices())
             self._pin_log.start()
+        if self._tracker is None or self._tracker.config != config.presentation:
+            self._tracker = PresentationTracker(config.presentation)
         pipeline = Pipeline(
             decoder,
-            PresentationTracker(config.presentation),
+            self._tracker,
             Judge.from_config(config),
             self._sink,
             self.signals,
@@ -173,6 +175,11 @@ class Gate:
             except CameraError as exc:
                 self.counters.camera_restarts += 1
                 log.error("camera failed, restarting: %s", exc)
+            except Exception as exc:
+                self.counters.errors += 1
+                self.counters.camera_restarts += 1
+                log.error("capture loop failed, restarting it: %r", exc,
+                          exc_info=log.isEnabledFor(logging.DEBUG))
             finally:
                 self._close_source(source)
 
@@ -245,10 +252,16 @@ def run(
     notifier = Notifier()
     try:
         sink = sink_factory(config)
-        gate = Gate(config, sink=sink, config_path=config_path, notifier=notifier)
+    except GateError as exc:
+        log.error("cannot open the check-in store: %s", exc)
+        return 1
+    gate = Gate(config, sink=sink, config_path=config_path, notifier=notifier)
+    try:
         gate.start()
     except GateError as exc:
         log.error("cannot start: %s", exc)
+        gate.stop()
+        _close(sink)
         return 1
     try:
         while True:
@@ -264,8 +277,12 @@ def run(
     finally:
         notifier.notify("STOPPING=1")
         gate.stop()
-        close = getattr(sink, "close", None)
-        if close is not None:
-            close()
+        _close(sink)
     log.info("stopped")
     return 0
+
+
+def _close(sink: CheckinSink) -> None:
+    close = getattr(sink, "close", None)
+    if close is not None:
+        close()

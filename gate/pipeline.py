@@ -13,7 +13,7 @@ import numpy as np
 
 from gate.checkin import CheckIn, CheckinSink
 from gate.decode import Decoder
-from gate.errors import StorageError, StorageFull
+from gate.errors import DecoderError, StorageError, StorageFull
 from gate.policy import Judge
 from gate.presentation import PresentationTracker, Sighting
 from gate.signals import Outcome, Signals
@@ -34,6 +34,7 @@ class Counters:
     duplicates: int = 0
     storage_full: int = 0
     errors: int = 0
+    bad_frames: int = 0
     camera_restarts: int = 0
     last_frame_at: float = 0.0
 
@@ -58,7 +59,11 @@ class Pipeline:
     def process(self, frame: np.ndarray) -> None:
         counters = self.counters
         started = time.perf_counter_ns()
-        codes = self._decode(frame)
+        try:
+            codes = self._decode(frame)
+        except DecoderError as exc:
+            self._bad_frame(exc)
+            return
         took = time.perf_counter_ns() - started
         counters.frames += 1
         counters.decode_ns += took
@@ -69,6 +74,13 @@ class Pipeline:
         if codes or self._tracker.watching:
             for sighting in self._tracker.observe([code.data for code in codes], now):
                 self._check_in(sighting)
+
+    def _bad_frame(self, exc: DecoderError) -> None:
+        """Skip a frame the decoder cannot take; log the 1st, 2nd, 4th, 8th... of them."""
+        counters = self.counters
+        counters.bad_frames += 1
+        if counters.bad_frames & (counters.bad_frames - 1) == 0:
+            log.warning("frame skipped (%d so far): %s", counters.bad_frames, exc)
 
     def _check_in(self, sighting: Sighting) -> None:
         """Everything after a code becomes a presentation; no failure here stops the loop."""

@@ -55,6 +55,7 @@ _NOTHING: tuple[Sighting, ...] = ()
 
 class PresentationTracker:
     def __init__(self, config: PresentationConfig) -> None:
+        self.config = config
         self._confirm = config.confirm_frames
         self._cooldown = config.cooldown_s
         self._leave_after = config.leave_after_s

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from gpiozero import Button, DigitalOutputDevice, Factory
 from gpiozero.exc import GPIOZeroError
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gate.config.base import Section
 from gate.errors import SignalError
@@ -137,6 +137,19 @@ class SignalsConfig(Section):
     exit_pulse_s: float = Field(5.0, gt=0, le=60, description="How long the exit button opens.")
     patterns: Patterns = Field(default_factory=Patterns, description="Light and sound per outcome.")
 
+    @model_validator(mode="after")
+    def _one_device_per_pin(self) -> "SignalsConfig":
+        owners: dict[str, str] = {}
+        for name in ("green_led", "red_led", "buzzer", "relay", "exit_button", "door_contact"):
+            device = getattr(self, name)
+            if device is None:
+                continue
+            pin = _pin_key(device.pin)
+            if pin in owners:
+                raise ValueError(f"{name} and {owners[pin]} are both on pin {device.pin}")
+            owners[pin] = name
+        return self
+
     @field_validator("relay_pulse_s", "exit_pulse_s")
     @classmethod
     def _within_bound(cls, value: float, info: ValidationInfo) -> float:
@@ -144,6 +157,14 @@ class SignalsConfig(Section):
         if bound is not None and value > bound:
             raise ValueError(f"must not exceed relay_max_s ({bound})")
         return value
+
+
+def _pin_key(pin: PinName) -> str:
+    """17, "17", "GPIO17" and "BCM17" name the same pin; other spellings are compared as given."""
+    text = str(pin).upper()
+    for prefix in ("GPIO", "BCM"):
+        text = text.removeprefix(prefix)
+    return text
 
 
 def make_pin_factory(name: str) -> Factory | None:
@@ -183,6 +204,9 @@ class Signals:
         self._patterns = config.patterns
         self._devices: list[Any] = []
         self._offline = False
+        self._held = False
+        self._relay_lock = threading.Lock()
+        self._closed = False
         self._idle_at = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -240,16 +264,25 @@ class Signals:
         self._wake.set()
 
     def open_relay(self, seconds: float | None = None) -> None:
-        """Pulse the relay, never longer than `relay_max_s`; a new pulse extends an open one."""
-        pulse = min(seconds or self._config.relay_pulse_s, self._config.relay_max_s)
-        self.relay.blink(on_time=pulse, off_time=0, n=1)
+        """Pulse the relay, never longer than `relay_max_s`; a new pulse extends an open one.
+
+        While the relay is held open (emergency), a pulse changes nothing: it must not
+        end the hold when its time runs out.
+        """
+        with self._relay_lock:
+            if self._held:
+                return
+            pulse = self._config.relay_pulse_s if seconds is None else seconds
+            self.relay.blink(on_time=min(pulse, self._config.relay_max_s), off_time=0, n=1)
 
     def hold_relay(self, held: bool) -> None:
         """Keep the relay open without a bound (emergency open), or return it to closed."""
-        if held:
-            self.relay.on()
-        else:
-            self.relay.off()
+        with self._relay_lock:
+            self._held = held
+            if held:
+                self.relay.on()
+            else:
+                self.relay.off()
 
     def set_offline(self, offline: bool) -> None:
         if offline != self._offline:
@@ -292,12 +325,17 @@ class Signals:
         }
 
     def close(self) -> None:
-        """Relay to its safe state first, then release every pin."""
+        """Relay to its safe state first, then release every pin. Closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
         self._stop.set()
         self._wake.set()
         relay = getattr(self, "relay", None)
         if relay is not None:
-            relay.off()
+            with self._relay_lock:
+                self._held = False
+                relay.off()
         idle = getattr(self, "_idle_thread", None)
         if idle is not None:
             idle.join(timeout=2.0)

@@ -143,7 +143,7 @@ def test_refused_codes_show_red_and_never_move_the_relay(frames, sink, mock_fact
     )
 
     reasons = [c.decision.reason for c in sink.checkins]
-    assert reasons == [Reason.UNKNOWN_FORMAT, Reason.UNKNOWN_FORMAT, Reason.KIND_NOT_ACCEPTED]
+    assert reasons == [Reason.PAYMENT_CODE, Reason.UNKNOWN_FORMAT, Reason.KIND_NOT_ACCEPTED]
     assert [c.credential.kind for c in sink.checkins][-1] is Kind.CCCD
     assert not any(c.decision.accepted for c in sink.checkins)
     assert_pattern(mock_factory.pin(23), [*IDLE_ACTIVE_LOW])

@@ -13,6 +13,7 @@ import pytest
 from gpiozero import DigitalOutputDevice
 from gpiozero.pins.mock import MockFactory
 from pins import assert_pattern, levels
+from pydantic import ValidationError
 
 from gate.errors import SignalError
 from gate.signals import (
@@ -216,11 +217,6 @@ def test_releasing_the_hold_closes_a_pulse_in_progress(make_signals, mock_factor
     assert_pattern(mock_factory.pin(RELAY), [(0.0, False), (0.0, True), (0.1, False)])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: open_relay() during hold_relay(True) turns the blink into a bounded pulse, "
-    "so a scan or the exit button ends an emergency open",
-)
 def test_a_pulse_during_a_hold_does_not_end_the_hold(make_signals, mock_factory):
     signals = make_signals(config(relay_pulse_s=0.1, exit_pulse_s=0.1))
 
@@ -387,9 +383,14 @@ def test_a_pin_already_in_use_is_a_signal_error_and_nothing_stays_claimed(mock_f
     Signals(config(), mock_factory).close()
 
 
-def test_the_same_pin_for_two_devices_is_a_signal_error(mock_factory):
-    with pytest.raises(SignalError):
-        Signals(config(red_led={"pin": GREEN}), mock_factory)
+def test_the_same_pin_for_two_devices_is_refused_by_the_config():
+    with pytest.raises(ValidationError, match="red_led and green_led are both on pin GPIO17"):
+        config(red_led={"pin": f"GPIO{GREEN}"})
+
+
+def test_an_invalid_pin_is_a_signal_error(mock_factory):
+    with pytest.raises(SignalError, match="cannot set up the signal pins"):
+        Signals(config(red_led={"pin": "BOARD99"}), mock_factory)
 
 
 def test_named_devices_are_the_config_names(make_signals):
