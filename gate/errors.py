@@ -43,3 +43,18 @@ class StorageError(GateError, OSError):
 
 class StorageFull(StorageError):
     """The check-in store reached its cap or the disk is full: refuse new scans."""
+
+
+# trust
+
+
+class TrustError(GateError, ValueError):
+    """A trust-store file (certificate, public key, kid map) is missing, unreadable or invalid."""
+
+
+class PassError(GateError, ValueError):
+    """A gate pass could not be issued or shown: a bad field, or an unusable signing key."""
+
+
+class TestDataError(GateError, ValueError):
+    """An EU DCC test-case file is not in the dgc-testdata format."""

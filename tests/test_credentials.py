@@ -40,7 +40,7 @@ def with_fields(payload: str, changes: dict[int, str]) -> str:
 
 
 def refused(kind: Kind, reason: Reason) -> Credential:
-    return Credential(kind=kind, valid=False, verified=False, reason=reason)
+    return Credential(kind=kind, valid=False, verified=False, reason=reason, problems=(reason,))
 
 
 # --- CCCD -----------------------------------------------------------------------------------
@@ -378,19 +378,6 @@ def test_national_qr_lookalikes_are_unknown(payload: str) -> None:
         pytest.param(b"abc\x1b[0m", Reason.BINARY, id="escape"),
         pytest.param(b"abc\x7f", Reason.BINARY, id="del"),
         pytest.param("abc\x85".encode(), Reason.BINARY, id="c1-control"),
-        pytest.param(
-            b"00020101021238570010A000000727012700069704220113012345678901020208QRIBFTTA"
-            b"53037045802VN62150811Thanh toan6304ABCD",
-            Reason.UNKNOWN_FORMAT,
-            id="vietqr-payment",
-        ),
-        pytest.param(b"https://tokhaiyte.vn/?venue=123", Reason.UNKNOWN_FORMAT, id="url"),
-        pytest.param(
-            b"shc:/5676290952432060346029243740", Reason.UNKNOWN_FORMAT, id="smart-health-card"
-        ),
-        pytest.param(
-            b"HC1:6BFOXN%TS3DH0YOJ58S S-W5HDC", Reason.UNKNOWN_FORMAT, id="eu-dcc-not-yet"
-        ),
         pytest.param("Xin chào".encode(), Reason.UNKNOWN_FORMAT, id="plain-text"),
         pytest.param(b"a\tb", Reason.UNKNOWN_FORMAT, id="tab-is-text"),
         pytest.param(b"x" * 2048, Reason.UNKNOWN_FORMAT, id="exactly-2048-bytes"),
@@ -398,6 +385,61 @@ def test_national_qr_lookalikes_are_unknown(payload: str) -> None:
 )
 def test_unrecognised_payloads_refused_as_unknown(payload: bytes, reason: Reason) -> None:
     assert parse(payload, today=TODAY) == refused(Kind.UNKNOWN, reason)
+
+
+@pytest.mark.parametrize(
+    ("payload", "kind", "reason"),
+    [
+        pytest.param(
+            "00020101021238570010A000000727012700069704220113012345678901020208QRIBFTTA"
+            "53037045802VN62150811Thanh toan6304ABCD",
+            Kind.PAYMENT,
+            Reason.PAYMENT_CODE,
+            id="vietqr-payment",
+        ),
+        pytest.param("000201", Kind.PAYMENT, Reason.PAYMENT_CODE, id="bare-emvco-indicator"),
+        pytest.param(
+            "https://tokhaiyte.vn/?venue=123", Kind.VENUE_POSTER, Reason.VENUE_POSTER, id="venue"
+        ),
+        pytest.param(
+            "https://qr.PCCOVID.gov.vn/d/8812", Kind.VENUE_POSTER, Reason.VENUE_POSTER,
+            id="venue-subdomain-any-case",
+        ),
+        pytest.param("www.bluezone.gov.vn", Kind.VENUE_POSTER, Reason.VENUE_POSTER, id="www-venue"),
+        pytest.param("https://example.com/x?y=1", Kind.URL, Reason.URL, id="https-url"),
+        pytest.param("HTTP://EXAMPLE.COM", Kind.URL, Reason.URL, id="upper-case-url"),
+        pytest.param("www.example.com", Kind.URL, Reason.URL, id="www-url"),
+        pytest.param(
+            "https://nottokhaiyte.vn/", Kind.URL, Reason.URL, id="lookalike-host-is-a-plain-url"
+        ),
+        pytest.param(
+            "shc:/5676290952432060346029243740",
+            Kind.SMART_HEALTH_CARD,
+            Reason.SMART_HEALTH_CARD,
+            id="smart-health-card",
+        ),
+        pytest.param(
+            "SHC:/5676290952", Kind.SMART_HEALTH_CARD, Reason.SMART_HEALTH_CARD, id="shc-upper"
+        ),
+    ],
+)
+def test_codes_that_are_not_credentials_say_what_they_are(
+    payload: str, kind: Kind, reason: Reason
+) -> None:
+    assert parse_text(payload) == refused(kind, reason)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param("https://example.com/a b", id="url-with-space"),
+        pytest.param("mailto:someone@example.com", id="mailto-has-no-slashes"),
+        pytest.param("00020", id="payment-prefix-cut-short"),
+        pytest.param("shc:", id="shc-without-slash"),
+    ],
+)
+def test_near_misses_of_refused_kinds_stay_unknown(payload: str) -> None:
+    assert parse_text(payload) == refused(Kind.UNKNOWN, Reason.UNKNOWN_FORMAT)
 
 
 def test_max_bytes_is_the_callers_limit() -> None:

@@ -13,6 +13,7 @@ from gate.decode import DecoderConfig
 from gate.policy import PolicyConfig
 from gate.presentation import PresentationConfig
 from gate.signals import SignalsConfig
+from gate.trust.store import TrustConfig
 
 M = TypeVar("M", bound=Section)
 
@@ -49,6 +50,9 @@ class GateConfig(Section):
         default_factory=PresentationConfig, description="One check-in per presentation."
     )
     policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Who may pass.")
+    trust: TrustConfig = Field(
+        default_factory=TrustConfig, description="Signers pinned on the device (offline trust)."
+    )
     signals: SignalsConfig = Field(
         default_factory=SignalsConfig, description="LEDs, buzzer, relay, exit button, door contact."
     )

@@ -1,7 +1,8 @@
 """From the raw bytes of a QR code to a Credential: the parsers' one entry point.
 
-Pure: no I/O and no clock (the caller passes "today"), and `parse` never raises for any
-bytes: every payload comes back as a Credential, refused ones with the precise reason.
+Pure: no I/O and no clock (the caller passes the time and the loaded trust store), and
+`parse` never raises for any bytes: every payload comes back as a Credential, refused ones
+with the precise reason.
 """
 
 import datetime
@@ -9,11 +10,15 @@ import re
 from collections.abc import Callable
 from typing import NamedTuple
 
-from gate.credentials import cccd, national_qr
-from gate.credentials.model import Credential, Kind
+from gate.credentials import bhyt, cccd, dcc, gate_pass, national_qr, refused, vds_nc
+from gate.credentials.model import Context, Credential, Kind
 from gate.reasons import Reason
+from gate.trust.store import TrustStore
 
-__all__ = ["FORMATS", "Credential", "Format", "Kind", "parse"]
+__all__ = ["FORMATS", "NO_TRUST", "Context", "Credential", "Format", "Kind", "parse"]
+
+#: An empty trust store: nothing signed verifies.
+NO_TRUST = TrustStore()
 
 _BOM = "\ufeff"
 _LINE_ENDS = "\r\n"
@@ -29,21 +34,39 @@ class Format(NamedTuple):
 
     kind: Kind
     recognise: Callable[[str], bool]
-    parse: Callable[[str, datetime.date], Credential | Reason]
+    parse: Callable[[str, Context], Credential | Reason]
+
+
+def _by_date(
+    parser: Callable[[str, datetime.date], Credential | Reason],
+) -> Callable[[str, Context], Credential | Reason]:
+    """A plain-text parser, which needs only the site's local date, in the table's shape."""
+    return lambda text, context: parser(text, context.today)
 
 
 #: Tried in QR-FORMATS.md's classification order; the first format to recognise the text
-#: parses it. Kinds to come (HC1, VDS-NC, gate pass, BHYT, then refused ones such as
-#: VietQR `000201`, URLs and `shc:/`) slot in here, one line each.
+#: parses it. Codes that are not credentials come last, each refused with its own reason.
 FORMATS: tuple[Format, ...] = (
-    Format(Kind.NATIONAL_QR, national_qr.recognise, national_qr.parse),
-    Format(Kind.CCCD, cccd.recognise, cccd.parse),
+    Format(Kind.EU_DCC, dcc.recognise, dcc.parse),
+    Format(Kind.VDS_NC, vds_nc.recognise, vds_nc.parse),
+    Format(Kind.GATE_PASS, gate_pass.recognise, gate_pass.parse),
+    Format(Kind.BHYT, bhyt.recognise, _by_date(bhyt.parse)),
+    Format(Kind.NATIONAL_QR, national_qr.recognise, _by_date(national_qr.parse)),
+    Format(Kind.CCCD, cccd.recognise, _by_date(cccd.parse)),
+    Format(Kind.PAYMENT, refused.is_payment, refused.refuse_as(Reason.PAYMENT_CODE)),
+    Format(
+        Kind.SMART_HEALTH_CARD,
+        refused.is_smart_health_card,
+        refused.refuse_as(Reason.SMART_HEALTH_CARD),
+    ),
+    Format(Kind.VENUE_POSTER, refused.is_venue_poster, refused.refuse_as(Reason.VENUE_POSTER)),
+    Format(Kind.URL, refused.is_url, refused.refuse_as(Reason.URL)),
 )
 
 
 def _refuse(kind: Kind, reason: Reason) -> Credential:
     """A refusal: never valid, never verified, and no personal data, since it identifies nobody."""
-    return Credential(kind=kind, valid=False, verified=False, reason=reason)
+    return Credential(kind=kind, valid=False, verified=False, reason=reason, problems=(reason,))
 
 
 def _text(payload: bytes, max_bytes: int) -> str | Credential:
@@ -68,13 +91,29 @@ def _text(payload: bytes, max_bytes: int) -> str | Credential:
     return text or _refuse(Kind.UNKNOWN, Reason.EMPTY)
 
 
-def parse(payload: bytes, *, today: datetime.date, max_bytes: int = 2048) -> Credential:
-    """Classify and check one payload; "today" bounds birth and issue dates."""
+def parse(
+    payload: bytes,
+    *,
+    today: datetime.date,
+    at: datetime.datetime | None = None,
+    trust: TrustStore = NO_TRUST,
+    max_bytes: int = 2048,
+) -> Credential:
+    """Classify and check one payload.
+
+    `today` (the site's local date) bounds birth, issue and card dates; `at` (aware) is the
+    instant for signatures and validity windows, by default the start of `today` in UTC
+    (enough for callers that only meet plain-text kinds); `trust` holds the pinned signers.
+    """
     text = _text(payload, max_bytes)
     if isinstance(text, Credential):
         return text
+    instant = (
+        at if at is not None else datetime.datetime.combine(today, datetime.time(), datetime.UTC)
+    )
+    context = Context(today=today, at=instant, trust=trust)
     for fmt in FORMATS:
         if fmt.recognise(text):
-            outcome = fmt.parse(text, today)
+            outcome = fmt.parse(text, context)
             return outcome if isinstance(outcome, Credential) else _refuse(fmt.kind, outcome)
     return _refuse(Kind.UNKNOWN, Reason.UNKNOWN_FORMAT)

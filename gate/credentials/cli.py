@@ -1,4 +1,8 @@
-"""`gate parse`: what the gate makes of payloads, without a camera."""
+"""`gate parse`: what the gate makes of payloads, without a camera.
+
+Also the options `gate trust` and `gate pass` share with it: the evaluation time and where
+the trust store comes from, so every tool builds its judge the way the daemon does.
+"""
 
 import argparse
 import json
@@ -9,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from gate.config.model import GateConfig, load_config
-from gate.policy import Judge
+from gate.credentials.fields import iso_instant
+from gate.credentials.model import Credential
+from gate.policy import Decision, Judge
 
 
 def add_parse_command(commands: Any) -> None:
@@ -18,48 +24,77 @@ def add_parse_command(commands: Any) -> None:
         help="parse QR payloads into credentials and decide on them",
         description=(
             "Parse payloads given as arguments, or one per line on stdin, and print one JSON "
-            "object per payload: kind, valid, verified, reason, the decision under the policy "
-            "(the config's, or the default one), and the parsed fields."
+            "object per payload: kind, valid, verified, reason, every problem found, the "
+            "decision under the policy (the config's, or the default one), and the parsed "
+            "fields. Signed kinds verify against the trust store (--trust, else the config's)."
         ),
     )
     parse.add_argument("payloads", nargs="*", metavar="PAYLOAD")
-    parse.add_argument("--config", type=Path, help="take the policy from this config file")
-    parse.add_argument("--at", type=_instant, help="evaluate at this time (ISO 8601; default now)")
+    add_judge_options(parse)
     parse.set_defaults(handler=run_parse)
 
 
-def _instant(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time, got {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+def add_judge_options(parser: argparse.ArgumentParser) -> None:
+    """--config, --trust and --at: `gate parse`, `gate trust list` and `gate pass show`."""
+    parser.add_argument("--config", type=Path, help="take the policy and trust from this config")
+    parser.add_argument(
+        "--trust",
+        type=Path,
+        action="append",
+        metavar="PATH",
+        help="trust store file or directory (repeatable); replaces the config's trust.paths",
+    )
+    parser.add_argument(
+        "--at",
+        type=instant,
+        help="evaluate at this time (ISO 8601; without an offset: UTC; default now)",
+    )
+
+
+def instant(text: str) -> datetime:
+    """An ISO 8601 time argument; one without an offset is UTC."""
+    moment = iso_instant(text)
+    if moment is None:
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time, got {text!r}")
+    return moment
+
+
+def judge_config(args: argparse.Namespace) -> GateConfig:
+    """The config the options describe: the file's (or the defaults), --trust replacing its
+    trust paths."""
+    config = load_config(args.config) if args.config else GateConfig()
+    if args.trust:
+        trust = config.trust.model_copy(update={"paths": [p.resolve() for p in args.trust]})
+        config = config.model_copy(update={"trust": trust})
+    return config
+
+
+def report(credential: Credential, decision: Decision | None = None) -> dict[str, Any]:
+    """A credential (and the decision on it) as one JSON-ready object."""
+    out: dict[str, Any] = {
+        "kind": credential.kind,
+        "valid": credential.valid,
+        "verified": credential.verified,
+        "reason": credential.reason,
+        "problems": list(credential.problems),
+    }
+    if decision is not None:
+        out["decision"] = "accepted" if decision.accepted else "refused"
+        out["decision_reason"] = decision.reason
+    return out | {
+        "subject_id": credential.subject_id,
+        "name": credential.name,
+        "birth_date": credential.birth_date,
+        "details": dict(credential.details),
+    }
 
 
 def run_parse(args: argparse.Namespace) -> int:
-    config = load_config(args.config) if args.config else GateConfig()
-    judge = Judge.from_config(config)
+    judge = Judge.from_config(judge_config(args))
     at = args.at or datetime.now(UTC)
     for payload in _payloads(args.payloads):
         credential, decision = judge.judge(payload, at)
-        print(
-            json.dumps(
-                {
-                    "kind": credential.kind,
-                    "valid": credential.valid,
-                    "verified": credential.verified,
-                    "reason": credential.reason,
-                    "decision": "accepted" if decision.accepted else "refused",
-                    "decision_reason": decision.reason,
-                    "subject_id": credential.subject_id,
-                    "name": credential.name,
-                    "birth_date": credential.birth_date,
-                    "details": dict(credential.details),
-                },
-                ensure_ascii=False,
-            ),
-            flush=True,
-        )
+        print(json.dumps(report(credential, decision), ensure_ascii=False), flush=True)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the `|`-separated plain-text formats (CCCD, national personal QR)."""
+"""Field helpers shared by the parsers: `|`-separated text, dates, and JSON/CBOR values."""
 
 import datetime
 import unicodedata
@@ -20,3 +20,34 @@ def real_date(year: int, month: int, day: int) -> datetime.date | None:
         return datetime.date(year, month, day)
     except ValueError:
         return None
+
+
+def text_value(value: object) -> bool:
+    """A string with something other than whitespace in it."""
+    return isinstance(value, str) and bool(value.strip())
+
+
+def small_int(value: object, low: int, high: int) -> bool:
+    """An integer (not a bool) within [low, high]."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def iso_date(value: object) -> datetime.date | None:
+    """A `YYYY-MM-DD` date; a date-time's date part is accepted (older schemas wrote one)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def iso_instant(value: object) -> datetime.datetime | None:
+    """An RFC 3339 / ISO 8601 date-time; one without an offset is taken as UTC."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)

@@ -1,0 +1,27 @@
+"""Strict CBOR reading for the signed kinds: exactly one item, and no exception escapes."""
+
+import io
+
+import cbor2
+from cbor2 import CBORTag
+
+__all__ = ["CBORTag", "dump", "load"]
+
+#: Everything cbor2 raises on hostile input: its own errors, and those of the semantic tags
+#: it decodes (dates, big numbers, sets) on out-of-range or unhashable values.
+_DECODE_ERRORS = (cbor2.CBORError, ValueError, TypeError, LookupError, OverflowError)
+
+
+def load(data: bytes) -> object | None:
+    """The single CBOR item that is all of `data`, or None (broken, or trailing bytes)."""
+    stream = io.BytesIO(data)
+    try:
+        value = cbor2.CBORDecoder(stream).decode()
+    except _DECODE_ERRORS:
+        return None
+    return value if stream.tell() == len(data) else None
+
+
+def dump(value: object) -> bytes:
+    """Deterministic encoding for what the gate itself signs (Sig_structure, gate passes)."""
+    return cbor2.dumps(value, canonical=True)

@@ -1,0 +1,388 @@
+"""EU Digital COVID Certificate (`HC1:`), Vietnam's vaccination certificate: QR-FORMATS.md 4.
+
+    HC1: → Base45 → zlib → COSE_Sign1 (tag 18) → CWT claims (1 iss, 4 exp, 6 iat, -260 → 1)
+
+Each layer is a function of its own, so that `gate.trust.dgc_testdata` can hold every
+layer of an EU test case against what the gate computes. Decisions where the references
+are silent or lenient:
+- zlib is optional (QR-FORMATS.md): data without a valid zlib header is taken as the
+  COSE itself; inflating stops at 64 KiB (a zip bomb is `oversized`).
+- COSE_Sign1 may come tagged 18, inside the CWT tag 61, or untagged. `alg` and `kid` are
+  read from the protected header, the unprotected one only where the protected lacks them
+  (EU test cases CO18-CO23: a wrong protected kid is not rescued by a right unprotected one).
+- `exp` and `iat` are required. `iat` may be up to 5 minutes ahead of the gate's clock.
+- The payload must carry `ver`, `nam` with `fnt`, `dob`, and exactly one of `v`/`t`/`r`
+  holding exactly one entry (EU DGC2: several certificates in one are invalid).
+- The Vietnamese 12-month rule applies to certificates whose CWT issuer is `VN`.
+- subject_id is the certificate identifier `ci` (UVCI): the only identifier the format has.
+  The name is printed family name first (`fn gn`), the Vietnamese order.
+- Problems are gathered in this order: signer unknown; bad signature (then nothing else
+  is believed); signer outside its validity; key usage; not yet valid, expired, older than
+  12 months. `reason` is the first, so a Vietnamese certificate signed by the expired
+  production key says `signer_expired` even when it is also old.
+"""
+
+import base64
+import calendar
+import datetime
+import re
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gate.credentials import base45, cbor
+from gate.credentials.fields import iso_date, iso_instant, small_int, text_value
+from gate.credentials.model import Context, Credential, Health, HealthType, Kind, judged
+from gate.reasons import Reason
+from gate.trust.keys import Algorithm, raw_ecdsa_to_der, verify
+from gate.trust.store import Signer
+
+PREFIX = "HC1:"
+MAX_INFLATED = 64 * 1024
+IAT_SKEW = datetime.timedelta(minutes=5)
+VN_VALIDITY_MONTHS = 12
+_COSE_SIGN1_TAG = 18
+_CWT_TAG = 61
+_ALGORITHMS = {-7: Algorithm.ES256, -37: Algorithm.PS256}
+_HEADER_ALG = 1
+_HEADER_KID = 4
+_CLAIM_ISS, _CLAIM_EXP, _CLAIM_IAT, _CLAIM_HCERT = 1, 4, 6, -260
+_ZLIB_DEFLATE = 8
+_ZLIB_MAX_WINDOW = 7
+#: Extended key usages of a Document Signer Certificate, per certificate type; each has an
+#: alternative form with an extra `0` arc, which the EU's own test certificates use.
+_USAGES = {
+    HealthType.TEST: {"1.3.6.1.4.1.1847.2021.1.1", "1.3.6.1.4.1.0.1847.2021.1.1"},
+    HealthType.VACCINATION: {"1.3.6.1.4.1.1847.2021.1.2", "1.3.6.1.4.1.0.1847.2021.1.2"},
+    HealthType.RECOVERY: {"1.3.6.1.4.1.1847.2021.1.3", "1.3.6.1.4.1.0.1847.2021.1.3"},
+}
+_DCC_USAGES = frozenset().union(*_USAGES.values())
+_GROUPS = {"v": HealthType.VACCINATION, "t": HealthType.TEST, "r": HealthType.RECOVERY}
+_DOB = re.compile(r"(?:[0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2})?)?)?(?:T.*)?")
+_TRANSLITERATED = re.compile(r"[A-Z<]{0,80}")
+_NOT_DETECTED = "260415000"
+_DETECTED = "260373001"
+_MAX_DOSES = 99
+_MAX_TIME = 2**40  # Unix seconds: far beyond any real date, within datetime's range
+
+
+@dataclass(frozen=True, slots=True)
+class Sign1:
+    """A COSE_Sign1 as received: the signed bytes as they are, and the headers read."""
+
+    protected: bytes
+    algorithm: int | None
+    kid: bytes | None
+    payload: bytes
+    signature: bytes
+
+    def to_be_signed(self) -> bytes:
+        """The COSE Sig_structure: ["Signature1", protected, external_aad = b"", payload]."""
+        return cbor.dump(["Signature1", self.protected, b"", self.payload])
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    issuer: str | None
+    issued_at: datetime.datetime
+    expires_at: datetime.datetime
+    hcert: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """The payload after schema checks: who, and what it states."""
+
+    name: str
+    birth_date: str
+    certificate_id: str
+    country: str
+    health: Health
+    details: dict[str, str]
+
+
+def recognise(text: str) -> bool:
+    return text.startswith(PREFIX)
+
+
+def inflate(data: bytes) -> bytes | Reason:
+    """zlib-inflated data, or the data itself when it has no zlib header (uncompressed)."""
+    zlib_header = (
+        len(data) >= 2
+        and data[0] & 0x0F == _ZLIB_DEFLATE
+        and data[0] >> 4 <= _ZLIB_MAX_WINDOW
+        and (data[0] << 8 | data[1]) % 31 == 0
+    )
+    if not zlib_header:
+        return data
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, MAX_INFLATED)
+    except zlib.error:
+        return Reason.BAD_ENCODING
+    if inflater.unconsumed_tail:
+        return Reason.OVERSIZED
+    return out if inflater.eof else Reason.BAD_ENCODING
+
+
+def read_sign1(data: bytes) -> Sign1 | Reason:
+    """The COSE_Sign1 structure, tagged (18, inside 61 or not) or untagged."""
+    item = cbor.load(data)
+    if isinstance(item, cbor.CBORTag) and item.tag == _CWT_TAG:
+        item = item.value
+    if isinstance(item, cbor.CBORTag) and item.tag == _COSE_SIGN1_TAG:
+        item = item.value
+    if not (isinstance(item, list | tuple) and len(item) == 4):
+        return Reason.MALFORMED
+    protected, unprotected, payload, signature = item
+    if not (
+        isinstance(protected, bytes)
+        and isinstance(unprotected, Mapping)
+        and isinstance(payload, bytes)
+        and isinstance(signature, bytes)
+    ):
+        return Reason.MALFORMED
+    headers = cbor.load(protected) if protected else {}
+    if not isinstance(headers, Mapping):
+        return Reason.MALFORMED
+    algorithm = headers.get(_HEADER_ALG, unprotected.get(_HEADER_ALG))
+    kid = headers[_HEADER_KID] if _HEADER_KID in headers else unprotected.get(_HEADER_KID)
+    if not (isinstance(algorithm, int | None) and isinstance(kid, bytes | None)):
+        return Reason.MALFORMED
+    return Sign1(protected, algorithm, kid, payload, signature)
+
+
+def read_claims(sign1: Sign1) -> Claims | Reason:
+    """The CWT claims the gate needs: issuer, issued-at, expiry and the certificate."""
+    claims = cbor.load(sign1.payload)
+    if not isinstance(claims, Mapping):
+        return Reason.MALFORMED
+    issuer, exp, iat = claims.get(_CLAIM_ISS), claims.get(_CLAIM_EXP), claims.get(_CLAIM_IAT)
+    wrapper = claims.get(_CLAIM_HCERT)
+    hcert = wrapper.get(1) if isinstance(wrapper, Mapping) else None
+    if not (
+        isinstance(issuer, str | None)
+        and small_int(exp, 0, _MAX_TIME)
+        and small_int(iat, 0, _MAX_TIME)
+        and isinstance(hcert, Mapping)
+    ):
+        return Reason.MALFORMED
+    try:
+        issued_at = datetime.datetime.fromtimestamp(iat, datetime.UTC)
+        expires_at = datetime.datetime.fromtimestamp(exp, datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        return Reason.MALFORMED
+    return Claims(issuer, issued_at, expires_at, hcert)
+
+
+def read_certificate(claims: Claims) -> Certificate | Reason:
+    """Schema checks of the payload (hcert 1.x) and what the policy needs of it."""
+    hcert = claims.hcert
+    nam, dob = hcert.get("nam"), hcert.get("dob")
+    groups = [key for key in _GROUPS if key in hcert]
+    if not (
+        text_value(hcert.get("ver"))
+        and isinstance(nam, Mapping)
+        and isinstance(nam.get("fnt"), str)
+        and _TRANSLITERATED.fullmatch(nam["fnt"])
+        and all(isinstance(nam.get(key), str | None) for key in ("fn", "gn", "gnt"))
+        and isinstance(dob, str)
+        and _DOB.fullmatch(dob)
+        and len(groups) == 1
+    ):
+        return Reason.SCHEMA_INVALID
+    entries = hcert[groups[0]]
+    if not (isinstance(entries, list | tuple) and len(entries) == 1):
+        return Reason.SCHEMA_INVALID
+    entry = entries[0]
+    if not (
+        isinstance(entry, Mapping) and text_value(entry.get("ci")) and text_value(entry.get("co"))
+    ):
+        return Reason.SCHEMA_INVALID
+    kind = _GROUPS[groups[0]]
+    statement = _STATEMENTS[kind](entry, claims.issued_at)
+    if statement is None:
+        return Reason.SCHEMA_INVALID
+    health, details = statement
+    family = nam.get("fn") or nam["fnt"].replace("<", " ")
+    given = nam.get("gn") or (nam.get("gnt") or "").replace("<", " ")
+    name = " ".join(part.strip() for part in (family, given) if part and part.strip())
+    if not name:
+        return Reason.SCHEMA_INVALID
+    return Certificate(name, dob, entry["ci"], entry["co"], health, details)
+
+
+def signature_valid(sign1: Sign1, signer: Signer) -> bool:
+    """The COSE signature verifies with the signer's key (ES256 raw r||s, or PS256)."""
+    algorithm = _ALGORITHMS.get(sign1.algorithm) if sign1.algorithm is not None else None
+    if algorithm is None:
+        return False
+    signature = (
+        raw_ecdsa_to_der(sign1.signature) if algorithm is Algorithm.ES256 else sign1.signature
+    )
+    return signature is not None and verify(
+        signer.public_key, algorithm, signature, sign1.to_be_signed()
+    )
+
+
+def key_usage_allows(signer: Signer, kind: HealthType) -> bool:
+    """A signer with no DCC extended key usage may sign any type; otherwise only its own."""
+    dcc_usages = signer.usages & _DCC_USAGES
+    return not dcc_usages or bool(dcc_usages & _USAGES[kind])
+
+
+def validity_problems(claims: Claims, at: datetime.datetime) -> list[Reason]:
+    """The certificate's own time limits at `at`: issue time, expiry, Vietnam's 12 months."""
+    problems = []
+    if claims.issued_at > at + IAT_SKEW:
+        problems.append(Reason.NOT_YET_VALID)
+    if at > claims.expires_at:
+        problems.append(Reason.EXPIRED)
+    if claims.issuer == "VN" and at > _months_later(claims.issued_at, VN_VALIDITY_MONTHS):
+        problems.append(Reason.OLDER_THAN_12_MONTHS)
+    return problems
+
+
+def unwrap(text: str) -> bytes | Reason:
+    """From the QR text to the COSE bytes: prefix, Base45, zlib."""
+    compressed = base45.decode(text.removeprefix(PREFIX))
+    if compressed is None:
+        return Reason.BAD_ENCODING
+    return inflate(compressed)
+
+
+def parse(text: str, context: Context) -> Credential | Reason:
+    """Decode every layer, then gather the problems in the order the module docstring gives."""
+    cose = unwrap(text)
+    if isinstance(cose, Reason):
+        return cose
+    sign1 = read_sign1(cose)
+    if isinstance(sign1, Reason):
+        return sign1
+    claims = read_claims(sign1)
+    if isinstance(claims, Reason):
+        return claims
+    certificate = read_certificate(claims)
+    if isinstance(certificate, Reason):
+        return certificate
+    problems, verified = _signature_problems(sign1, certificate, context)
+    if Reason.BAD_SIGNATURE not in problems:
+        problems += validity_problems(claims, context.at)
+    details = {
+        "issuer_country": claims.issuer or "",
+        "certificate_id": certificate.certificate_id,
+        "country": certificate.country,
+        "issued_at": claims.issued_at.isoformat(),
+        "expires_at": claims.expires_at.isoformat(),
+        "kid": base64.b64encode(sign1.kid).decode() if sign1.kid is not None else "",
+        "algorithm": _algorithm_name(sign1.algorithm),
+    } | certificate.details
+    return judged(
+        Kind.EU_DCC,
+        problems,
+        verified=verified,
+        subject_id=certificate.certificate_id,
+        name=certificate.name,
+        birth_date=certificate.birth_date,
+        details=details,
+        health=certificate.health,
+    )
+
+
+def _signature_problems(
+    sign1: Sign1, certificate: Certificate, context: Context
+) -> tuple[list[Reason], bool]:
+    """Problems of the signature and its signer, and whether it is verified."""
+    if sign1.algorithm not in _ALGORITHMS:
+        return [Reason.UNSUPPORTED_ALGORITHM], False
+    signer = context.trust.signers.get(sign1.kid) if sign1.kid is not None else None
+    if signer is None:
+        return [Reason.SIGNER_UNKNOWN], False
+    if not signature_valid(sign1, signer):
+        return [Reason.BAD_SIGNATURE], False
+    problems = []
+    window = signer.window_problem(context.at)
+    if window is not None:
+        problems.append(window)
+    if not key_usage_allows(signer, certificate.health.type):
+        problems.append(Reason.WRONG_KEY_USAGE)
+    return problems, not problems
+
+
+def _vaccination(
+    entry: Mapping[str, Any], issued_at: datetime.datetime
+) -> tuple[Health, dict[str, str]] | None:
+    dose, doses, day = entry.get("dn"), entry.get("sd"), iso_date(entry.get("dt"))
+    counts = small_int(dose, 1, _MAX_DOSES) and small_int(doses, 1, _MAX_DOSES)
+    if not (counts and day and _texts(entry, "tg", "vp", "mp", "ma")):
+        return None
+    details = {
+        "certificate_type": "vaccination",
+        "dose": f"{dose}/{doses}",
+        "vaccinated_on": str(day),
+    }
+    return Health(
+        HealthType.VACCINATION, issued_at, dose=dose, doses=doses, vaccinated_on=day
+    ), details
+
+
+def _test(
+    entry: Mapping[str, Any], issued_at: datetime.datetime
+) -> tuple[Health, dict[str, str]] | None:
+    sampled, result = iso_instant(entry.get("sc")), entry.get("tr")
+    if not (sampled and result in (_NOT_DETECTED, _DETECTED) and _texts(entry, "tg", "tt")):
+        return None
+    details = {
+        "certificate_type": "test",
+        "sampled_at": sampled.isoformat(),
+        "test_result": "detected" if result == _DETECTED else "not_detected",
+    }
+    return Health(
+        HealthType.TEST, issued_at, sampled_at=sampled, positive=result == _DETECTED
+    ), details
+
+
+def _recovery(
+    entry: Mapping[str, Any], issued_at: datetime.datetime
+) -> tuple[Health, dict[str, str]] | None:
+    first, start, end = (iso_date(entry.get(key)) for key in ("fr", "df", "du"))
+    if not (first and start and end and _texts(entry, "tg")):
+        return None
+    details = {
+        "certificate_type": "recovery",
+        "first_positive_on": str(first),
+        "valid_from": str(start),
+        "valid_until": str(end),
+    }
+    return Health(
+        HealthType.RECOVERY,
+        issued_at,
+        first_positive_on=first,
+        valid_from=start,
+        valid_until=end,
+    ), details
+
+
+_STATEMENTS = {
+    HealthType.VACCINATION: _vaccination,
+    HealthType.TEST: _test,
+    HealthType.RECOVERY: _recovery,
+}
+
+
+def _algorithm_name(algorithm: int | None) -> str:
+    known = _ALGORITHMS.get(algorithm) if algorithm is not None else None
+    return str(known) if known is not None else f"cose:{algorithm}"
+
+
+def _months_later(moment: datetime.datetime, months: int) -> datetime.datetime:
+    """The same day and time `months` calendar months later, or that month's last day."""
+    years, month_index = divmod(moment.month - 1 + months, 12)
+    year, month = moment.year + years, month_index + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def _texts(entry: Mapping[str, Any], *keys: str) -> bool:
+    return all(text_value(entry.get(key)) for key in keys)

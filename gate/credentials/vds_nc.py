@@ -1,0 +1,232 @@
+"""ICAO VDS-NC, the visible digital seal for non-constrained environments (QR-FORMATS.md 5).
+
+    {"data": {"hdr": {"t": "icao.vacc", "v": 1, "is": "AUS"}, "msg": {...}},
+     "sig": {"alg": "ES256", "cer": "<base64url DER>", "sigvl": "<base64url>"}}
+
+The signature is ES256 over the canonical JSON of `data`; the signer certificate travels
+in the seal and must chain to a provisioned country signing CA (the trust store's CA
+certificates, found by the issuer name). Decisions where the references are silent:
+- Canonical JSON is RFC 8785 (JCS), as ICAO's guidelines prescribe: object members
+  sorted by their UTF-16 code units, no whitespace, strings as UTF-8 with only `"`, `\\`
+  and control characters escaped, integral numbers without a fraction. Non-integral
+  numbers are written the Python way, which matches JCS for every value a seal carries
+  (it has none: dates, codes and counters only).
+- `sigvl` is taken as the raw r||s (64 bytes) or, failing that length, as DER.
+- A JSON object with a repeated member is malformed: the signer and the gate might
+  read different values.
+- The data signature is checked with the seal's own certificate first, so a tampered seal
+  is `bad_signature` whether or not its CA is known; then the chain; then the validity
+  windows of the signer certificate and of its CA at the scan time.
+- Types: `icao.vacc` (proof of vaccination) and `icao.test` (proof of testing). subject_id
+  is the certificate's identifier (`uvci` or `utci`).
+"""
+
+import base64
+import binascii
+import datetime
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+
+from gate.credentials.fields import iso_date, iso_instant, small_int, text_value
+from gate.credentials.model import Context, Credential, Health, HealthType, Kind, judged
+from gate.reasons import Reason
+from gate.trust.keys import Algorithm, raw_ecdsa_to_der, verify
+from gate.trust.store import Signer, signer_from_certificate
+
+_START = re.compile(r'\s*\{\s*"(?:data|sig)"\s*:')
+_COUNTRY = re.compile(r"[A-Z]{3}|[A-Z]<<|[A-Z]{2}<")
+_TYPES = {"icao.vacc": HealthType.VACCINATION, "icao.test": HealthType.TEST}
+_NEGATIVE = frozenset({"negative", "normal"})
+_POSITIVE = frozenset({"positive", "abnormal"})
+
+
+def recognise(text: str) -> bool:
+    return _START.match(text) is not None
+
+
+def canonical(value: object) -> str:
+    """RFC 8785 canonical JSON of a parsed JSON value (see the module docstring)."""
+    if isinstance(value, dict):
+        members = sorted(value.items(), key=lambda item: item[0].encode("utf-16-be"))
+        return "{" + ",".join(f"{canonical(k)}:{canonical(v)}" for k, v in members) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(canonical(v) for v in value) + "]"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return json.dumps(value, ensure_ascii=False)
+
+
+def parse(text: str, context: Context) -> Credential | Reason:
+    seal = _load(text)
+    if not isinstance(seal, dict):
+        return Reason.MALFORMED
+    data, sig = seal.get("data"), seal.get("sig")
+    if not (isinstance(data, dict) and isinstance(sig, dict)):
+        return Reason.MALFORMED
+    hdr, msg = data.get("hdr"), data.get("msg")
+    if not (isinstance(hdr, dict) and isinstance(msg, dict)):
+        return Reason.SCHEMA_INVALID
+    kind, version, country = hdr.get("t"), hdr.get("v"), hdr.get("is")
+    if not (
+        kind in _TYPES
+        and isinstance(version, int)
+        and not isinstance(version, bool)
+        and isinstance(country, str)
+        and _COUNTRY.fullmatch(country)
+    ):
+        return Reason.SCHEMA_INVALID
+    if sig.get("alg") != "ES256":
+        return Reason.UNSUPPORTED_ALGORITHM
+    certificate_bytes, signature = _unbase64url(sig.get("cer")), _unbase64url(sig.get("sigvl"))
+    if certificate_bytes is None or signature is None:
+        return Reason.BAD_ENCODING
+    seal_signer = _certificate(certificate_bytes)
+    if seal_signer is None:
+        return Reason.MALFORMED
+    statement = _statement(_TYPES[kind], msg)
+    if statement is None:
+        return Reason.SCHEMA_INVALID
+    der_signature = raw_ecdsa_to_der(signature) or signature
+    message = canonical(data).encode("utf-8")
+    problems: list[Reason] = []
+    if not verify(seal_signer.public_key, Algorithm.ES256, der_signature, message):
+        problems.append(Reason.BAD_SIGNATURE)
+    else:
+        problems += _chain_problems(seal_signer, context)
+    identifier, name, birth, health, details = statement
+    return judged(
+        Kind.VDS_NC,
+        problems,
+        verified=not problems,
+        subject_id=identifier,
+        name=name,
+        birth_date=birth,
+        details={"issuing_country": country, "type": kind} | details,
+        health=health,
+    )
+
+
+def _chain_problems(signer: Signer, context: Context) -> list[Reason]:
+    """Whether the seal's certificate chains to a pinned CA, and both are valid now."""
+    authorities = context.trust.authorities.get(signer.certificate.issuer, ())
+    if not authorities:
+        return [Reason.SIGNER_UNKNOWN]
+    issuer = next((ca for ca in authorities if _issued_by(signer, ca)), None)
+    if issuer is None:
+        return [Reason.BAD_SIGNER_CERTIFICATE]
+    window = signer.window_problem(context.at) or issuer.window_problem(context.at)
+    return [window] if window else []
+
+
+def _issued_by(signer: Signer, authority: Signer) -> bool:
+    try:
+        signer.certificate.verify_directly_issued_by(authority.certificate)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _statement(
+    kind: HealthType, msg: Mapping[str, Any]
+) -> tuple[str, str, str | None, Health, dict[str, str]] | None:
+    """(identifier, name, birth date, health, details) of a well-formed message."""
+    pid = msg.get("pid")
+    identifier = msg.get("uvci" if kind is HealthType.VACCINATION else "utci")
+    if not (isinstance(pid, dict) and text_value(identifier) and text_value(pid.get("n"))):
+        return None
+    birth = pid.get("dob")
+    if birth is not None and iso_date(birth) is None:
+        return None
+    document = pid.get("i") or pid.get("dn") or ""
+    details = {
+        "certificate_id": identifier,
+        "document_no": document if text_value(document) else "",
+    }
+    if kind is HealthType.VACCINATION:
+        outcome = _vaccination(msg.get("ve"))
+    else:
+        outcome = _test(msg.get("dat"), msg.get("tr"))
+    if outcome is None:
+        return None
+    health, more = outcome
+    return identifier, pid["n"].strip(), birth, health, details | more
+
+
+def _vaccination(events: object) -> tuple[Health, dict[str, str]] | None:
+    """The latest dose of every vaccination event: its number, date and whether another is due."""
+    if not (isinstance(events, list) and events):
+        return None
+    doses: list[tuple[datetime.date, int, bool]] = []
+    for event in events:
+        details = event.get("vd") if isinstance(event, dict) else None
+        if not (
+            isinstance(event, dict) and text_value(event.get("des")) and isinstance(details, list)
+        ):
+            return None
+        for dose in details:
+            if not isinstance(dose, dict):
+                return None
+            day, number = iso_date(dose.get("dvc")), dose.get("seq")
+            if day is None or not small_int(number, 1, 99):
+                return None
+            doses.append((day, number, dose.get("dvn") is not None))
+    if not doses:
+        return None
+    day, number, next_due = max(doses)
+    health = Health(HealthType.VACCINATION, dose=number, vaccinated_on=day, next_dose_due=next_due)
+    details = {"certificate_type": "vaccination", "dose": str(number), "vaccinated_on": str(day)}
+    return health, details
+
+
+def _test(dat: object, result: object) -> tuple[Health, dict[str, str]] | None:
+    if not (isinstance(dat, dict) and isinstance(result, dict)):
+        return None
+    sampled, outcome = iso_instant(dat.get("sc")), result.get("r")
+    if sampled is None or not isinstance(outcome, str):
+        return None
+    outcome = outcome.strip().lower()
+    if outcome not in _NEGATIVE | _POSITIVE:
+        return None
+    health = Health(HealthType.TEST, sampled_at=sampled, positive=outcome in _POSITIVE)
+    return health, {
+        "certificate_type": "test",
+        "sampled_at": sampled.isoformat(),
+        "test_result": "detected" if health.positive else "not_detected",
+    }
+
+
+def _load(text: str) -> object:
+    try:
+        return json.loads(text, object_pairs_hook=_no_repeats)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise ValueError("repeated member")
+    return members
+
+
+def _unbase64url(text: object) -> bytes | None:
+    if not isinstance(text, str) or not text or "=" in text.rstrip("="):
+        return None
+    stripped = text.rstrip("=")
+    try:
+        return base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _certificate(der: bytes) -> Signer | None:
+    """The seal's certificate, or None when it is not one the gate can use."""
+    try:
+        return signer_from_certificate(x509.load_der_x509_certificate(der), "seal")
+    except (ValueError, UnsupportedAlgorithm, x509.DuplicateExtension):
+        return None

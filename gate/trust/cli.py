@@ -1,0 +1,228 @@
+"""`gate trust` (what the gate trusts, the EU test cases) and `gate pass` (the site's passes)."""
+
+import argparse
+import base64
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gate.credentials.cli import add_judge_options, instant, judge_config, report
+from gate.credentials.model import Kind
+from gate.errors import PassError
+from gate.policy import Judge
+from gate.trust import dgc_testdata, passes
+from gate.trust.store import Signer, TrustStore, load_trust
+
+
+def add_trust_commands(commands: Any) -> None:
+    """Register `gate trust ...` and `gate pass ...`."""
+    trust = commands.add_parser("trust", help="show the pinned trust store; run EU test cases")
+    trust_commands = trust.add_subparsers(title="trust commands", metavar="COMMAND")
+    listing = trust_commands.add_parser(
+        "list",
+        help="list pinned signers and keys, and until when they are valid",
+        description=(
+            "Print one JSON object per pinned certificate or key: role, kid, subject, "
+            "algorithm, validity and whether it is valid at --at (default now)."
+        ),
+    )
+    add_judge_options(listing)
+    listing.set_defaults(handler=_trust_list)
+    testdata = trust_commands.add_parser(
+        "testdata",
+        help="hold EU dgc-testdata cases against the gate's HC1 checks",
+        description=(
+            "Load test cases in the EU dgc-testdata JSON format (files, or directories "
+            "searched for *.json) and print, per case, each expected result beside the "
+            "gate's and the gate's own verdict. Exit 1 when any differs."
+        ),
+    )
+    testdata.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    testdata.add_argument(
+        "--pictures", action="store_true", help="also decode each case's 2DCODE PNG"
+    )
+    testdata.set_defaults(handler=_trust_testdata)
+
+    gate_pass = commands.add_parser("pass", help="issue and show the site's own gate passes")
+    pass_commands = gate_pass.add_subparsers(title="pass commands", metavar="COMMAND")
+    keygen = pass_commands.add_parser(
+        "keygen",
+        help="create a pass signing key (private key 0600, public key beside it)",
+        description=(
+            "Write a new Ed25519 private key to KEYFILE (mode 0600, never overwritten) and its "
+            "public half to KEYFILE.pub. Keep the private key with the operator; copy the .pub "
+            "file into each gate's trust store."
+        ),
+    )
+    keygen.add_argument("keyfile", type=Path, metavar="KEYFILE")
+    keygen.set_defaults(handler=_pass_keygen)
+    issue = pass_commands.add_parser(
+        "issue",
+        help="sign a pass and print its QR text (optionally render it)",
+        description="Print the pass's QR text; --png/--svg also render it as a QR code.",
+    )
+    issue.add_argument("--key", type=Path, required=True, help="private key from keygen")
+    issue.add_argument("--id", required=True, dest="pass_id", help="pass id (revocable)")
+    issue.add_argument("--holder", required=True, help="holder label printed by the gate")
+    issue.add_argument("--venue", required=True, help="venue id (the site's venue_id)")
+    issue.add_argument(
+        "--gate",
+        action="append",
+        default=[],
+        dest="gates",
+        help="allowed gate (repeatable; none: all)",
+    )
+    issue.add_argument("--from", type=instant, dest="not_before", help="valid from (default now)")
+    issue.add_argument("--until", type=instant, required=True, dest="not_after", help="valid until")
+    issue.add_argument("--png", type=Path, help="write the QR code as PNG")
+    issue.add_argument("--svg", type=Path, help="write the QR code as SVG")
+    issue.set_defaults(handler=_pass_issue)
+    show = pass_commands.add_parser(
+        "show",
+        help="decode a pass (text or QR image) and check it against the trust store",
+        description=(
+            "Print the pass's fields and what this gate's policy decides on it (trust from "
+            "--trust or the config; time from --at)."
+        ),
+    )
+    show.add_argument("payload", nargs="?", metavar="PAYLOAD")
+    show.add_argument("--png", type=Path, help="read the pass from a QR code image")
+    add_judge_options(show)
+    show.set_defaults(handler=_pass_show)
+
+
+def _trust_list(args: argparse.Namespace) -> int:
+    at = args.at or datetime.now(UTC)
+    store = load_trust(judge_config(args).trust.paths)
+    for row in trust_rows(store, at):
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+    return 0
+
+
+def trust_rows(store: TrustStore, at: datetime) -> Iterator[dict[str, Any]]:
+    """What `gate trust list` prints: one row per pinned certificate or key."""
+    for signer in store.signers.values():
+        yield _signer_row(signer, at)
+    for key in store.pass_keys.values():
+        yield {
+            "role": "pass_key",
+            "kid": key.kid.hex(),
+            "algorithm": "Ed25519",
+            "not_after": None,
+            "valid": True,
+            "source": key.source,
+        }
+
+
+def _signer_row(signer: Signer, at: datetime) -> dict[str, Any]:
+    window = signer.window_problem(at)
+    return {
+        "role": "country_signing_ca" if signer.is_ca else "document_signer",
+        "kid": base64.b64encode(signer.kid).decode(),
+        "subject": signer.certificate.subject.rfc4514_string(),
+        "algorithm": type(signer.public_key).__name__.removeprefix("_").replace("PublicKey", ""),
+        "not_before": signer.not_before.isoformat(),
+        "not_after": signer.not_after.isoformat(),
+        "valid": window is None,
+        "problem": window,
+        "usages": sorted(signer.usages),
+        "source": signer.source,
+    }
+
+
+def _trust_testdata(args: argparse.Namespace) -> int:
+    decoder = _picture_decoder() if args.pictures else None
+    failed = False
+    for path in _case_files(args.paths):
+        outcome = dgc_testdata.evaluate(dgc_testdata.load_file(path), decoder)
+        credential = outcome.credential
+        failed |= bool(outcome.mismatches)
+        print(
+            json.dumps(
+                {
+                    "file": str(path),
+                    "description": outcome.case.description,
+                    "pass": not outcome.mismatches,
+                    "checks": {
+                        name: {"expected": expected, "got": outcome.checks.get(name)}
+                        for name, expected in outcome.case.expected.items()
+                    },
+                    "gate": None if credential is None else report(credential),
+                },
+                ensure_ascii=False,
+            ),
+            flush=True,
+        )
+    return 1 if failed else 0
+
+
+def _case_files(paths: list[Path]) -> Iterator[Path]:
+    for path in paths:
+        yield from sorted(path.rglob("*.json")) if path.is_dir() else [path]
+
+
+def _picture_decoder() -> dgc_testdata.PictureDecoder:
+    """PNG bytes to QR texts with the gate's own decoder."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from gate.decode import DecoderConfig, make_decoder
+
+    decoder = make_decoder(DecoderConfig())
+
+    def texts(png: bytes) -> list[str]:
+        grey = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
+        return [code.text for code in decoder.decode(grey)]
+
+    return texts
+
+
+def _pass_keygen(args: argparse.Namespace) -> int:
+    kid, public = passes.keygen(args.keyfile)
+    print(
+        json.dumps({"private_key": str(args.keyfile), "public_key": str(public), "kid": kid.hex()})
+    )
+    return 0
+
+
+def _pass_issue(args: argparse.Namespace) -> int:
+    payload = passes.issue(
+        passes.load_private_key(args.key),
+        pass_id=args.pass_id,
+        holder=args.holder,
+        not_before=args.not_before or datetime.now(UTC),
+        not_after=args.not_after,
+        venue=args.venue,
+        gates=args.gates,
+    )
+    print(payload)
+    if args.png or args.svg:
+        passes.render(payload, png=args.png, svg=args.svg)
+    return 0
+
+
+def _pass_show(args: argparse.Namespace) -> int:
+    if (args.payload is None) == (args.png is None):
+        raise PassError("give either a PAYLOAD or --png FILE")
+    payload = args.payload.encode("utf-8") if args.png is None else _read_png(args.png)
+    credential, decision = Judge.from_config(judge_config(args)).judge(
+        payload, args.at or datetime.now(UTC)
+    )
+    if credential.kind is not Kind.GATE_PASS:
+        raise PassError(f"not a gate pass (read as {credential.kind}: {credential.reason})")
+    print(json.dumps(report(credential, decision), ensure_ascii=False))
+    return 0
+
+
+def _read_png(path: Path) -> bytes:
+    """The raw bytes of the first QR code in an image, read by the gate's own decoder."""
+    from gate.decode import DecoderConfig, load_grey, make_decoder
+
+    codes = make_decoder(DecoderConfig()).decode(load_grey(path))
+    if not codes:
+        raise PassError(f"{path}: no QR code found")
+    return codes[0].data

@@ -1,0 +1,294 @@
+"""The EU's own yardstick for HC1: test cases in the dgc-testdata format, held against the gate.
+
+A case (one JSON file) gives the layers of one certificate (`JSON`, `CBOR`, `COSE`,
+`COMPRESSED`, `BASE45`, `PREFIX`, `2DCODE`), a context (`TESTCTX`: the signer's DER
+`CERTIFICATE`, base64, and a `VALIDATIONCLOCK`) and the expected outcome of each check
+(`EXPECTEDRESULTS`). Each check is computed here with the gate's own HC1 functions, with a
+trust store holding just the case's certificate under its EU kid (SHA-256 of the DER, first
+8 bytes), so that a case whose message names another kid fails to verify as it should.
+
+Checks and what decides them (the dgc-testdata README's definitions):
+- UNPREFIX: `PREFIX` starts `HC1:` and the rest is `BASE45` (or decodes, without BASE45).
+- B45DECODE: Base45 of `BASE45` is `COMPRESSED`.
+- COMPRESSION: zlib of `COMPRESSED` is `COSE`.
+- VERIFY: the COSE signature verifies with the key found by kid (crypto only: no clock).
+- EXPIRATIONCHECK: at the clock, `iat` has passed and `exp` has not (EU rules only, not
+  Vietnam's 12 months).
+- KEYUSAGE: it verifies, and the certificate's extended key usage allows its type.
+- DECODE: the COSE payload equals `CBOR` (compared decoded: map order is free).
+- VALIDJSON: the whole chain from `PREFIX` yields `JSON`.
+- SCHEMAVALIDATION: the payload passes the gate's schema checks.
+- PICTUREDECODE: the `2DCODE` PNG decodes to `PREFIX` (only when a decoder is given).
+VALIDOBJECT and ENCODE test an issuer's encoder, not a verifier: reported as skipped.
+The COSE under test is `COSE` when given, else the one the `PREFIX` chain yields.
+"""
+
+import base64
+import binascii
+import datetime
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from gate.credentials import base45, cbor, dcc, parse
+from gate.credentials.fields import iso_instant
+from gate.credentials.model import Credential
+from gate.errors import TestDataError
+from gate.reasons import Reason
+from gate.trust.store import TrustStore, signer_from_certificate
+
+CHECKS = (
+    "EXPECTEDUNPREFIX",
+    "EXPECTEDB45DECODE",
+    "EXPECTEDCOMPRESSION",
+    "EXPECTEDVERIFY",
+    "EXPECTEDEXPIRATIONCHECK",
+    "EXPECTEDKEYUSAGE",
+    "EXPECTEDDECODE",
+    "EXPECTEDVALIDJSON",
+    "EXPECTEDSCHEMAVALIDATION",
+    "EXPECTEDPICTUREDECODE",
+)
+#: A function from a PNG file's bytes to the texts of the QR codes in it.
+PictureDecoder = Callable[[bytes], list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class TestCase:
+    """One dgc-testdata file, its layers decoded from hex/base64; absent ones are None."""
+
+    __test__ = False  # not a pytest class
+
+    name: str
+    description: str
+    expected: Mapping[str, bool]
+    prefixed: str | None = None
+    base45_text: str | None = None
+    compressed: bytes | None = None
+    cose: bytes | None = None
+    cbor_payload: bytes | None = None
+    json_payload: Any = None
+    picture: bytes | None = None
+    certificate: x509.Certificate | None = None
+    clock: datetime.datetime | None = None
+    trust: TrustStore = field(default_factory=TrustStore)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the gate computed for a case: each check (None: skipped) and its full verdict."""
+
+    case: TestCase
+    checks: Mapping[str, bool | None]
+    credential: Credential | None
+
+    @property
+    def mismatches(self) -> dict[str, tuple[bool, bool]]:
+        """Checks whose outcome differs from the expected one: name -> (expected, got)."""
+        return {
+            name: (expected, got)
+            for name, expected in self.case.expected.items()
+            if (got := self.checks.get(name)) is not None and got != expected
+        }
+
+
+def load_case(text: str, name: str = "case") -> TestCase:
+    """A test case from the JSON text of one file."""
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise TestDataError(f"{name}: not JSON ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise TestDataError(f"{name}: expected a JSON object")
+    context = raw.get("TESTCTX") or {}
+    expected = raw.get("EXPECTEDRESULTS") or {}
+    if not isinstance(context, dict) or not isinstance(expected, dict):
+        raise TestDataError(f"{name}: TESTCTX and EXPECTEDRESULTS must be objects")
+    certificate = _certificate(context.get("CERTIFICATE"), name)
+    return TestCase(
+        name=name,
+        description=str(context.get("DESCRIPTION", "")),
+        expected={k: bool(v) for k, v in expected.items() if isinstance(v, bool)},
+        prefixed=_string(raw, "PREFIX", name),
+        base45_text=_string(raw, "BASE45", name),
+        compressed=_hex(raw, "COMPRESSED", name),
+        cose=_hex(raw, "COSE", name),
+        cbor_payload=_hex(raw, "CBOR", name),
+        json_payload=raw.get("JSON"),
+        picture=_base64(raw.get("2DCODE"), f"{name}: 2DCODE"),
+        certificate=certificate,
+        clock=_clock(context.get("VALIDATIONCLOCK"), name),
+        trust=TrustStore.of([signer_from_certificate(certificate, name)] if certificate else []),
+    )
+
+
+def load_file(path: Path) -> TestCase:
+    try:
+        return load_case(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TestDataError(f"{path}: cannot read ({exc})") from exc
+
+
+def evaluate(case: TestCase, pictures: PictureDecoder | None = None) -> Outcome:
+    """Every check the case's data allows, and the gate's verdict on its `PREFIX`."""
+    cose = case.cose if case.cose is not None else _chain(case.prefixed)
+    sign1 = dcc.read_sign1(cose) if cose is not None else None
+    sign1 = sign1 if isinstance(sign1, dcc.Sign1) else None
+    claims = dcc.read_claims(sign1) if sign1 else None
+    claims = claims if isinstance(claims, dcc.Claims) else None
+    certificate = dcc.read_certificate(claims) if claims else None
+    certificate = certificate if isinstance(certificate, dcc.Certificate) else None
+    signer = case.trust.signers.get(sign1.kid) if sign1 and sign1.kid is not None else None
+    verified = bool(sign1 and signer and dcc.signature_valid(sign1, signer))
+    checks: dict[str, bool | None] = {
+        "EXPECTEDUNPREFIX": _unprefix(case),
+        "EXPECTEDB45DECODE": _same(case.base45_text, case.compressed, base45.decode),
+        "EXPECTEDCOMPRESSION": _same(case.compressed, case.cose, _inflated),
+        "EXPECTEDVERIFY": verified if cose is not None else None,
+        "EXPECTEDEXPIRATIONCHECK": (
+            _unexpired(claims, case.clock) if cose is not None and case.clock else None
+        ),
+        "EXPECTEDKEYUSAGE": (
+            verified
+            and certificate is not None
+            and signer is not None
+            and dcc.key_usage_allows(signer, certificate.health.type)
+            if cose is not None
+            else None
+        ),
+        "EXPECTEDDECODE": (
+            sign1 is not None and _same_cbor(sign1.payload, case.cbor_payload)
+            if cose is not None and case.cbor_payload is not None
+            else None
+        ),
+        "EXPECTEDVALIDJSON": _valid_json(case),
+        "EXPECTEDSCHEMAVALIDATION": certificate is not None if cose is not None else None,
+        "EXPECTEDPICTUREDECODE": (
+            case.prefixed in pictures(case.picture)
+            if pictures is not None and case.picture is not None and case.prefixed
+            else None
+        ),
+    }
+    credential = None
+    if case.prefixed is not None and case.clock is not None:
+        credential = parse(
+            case.prefixed.encode(),
+            today=case.clock.date(),
+            at=case.clock,
+            trust=case.trust,
+            max_bytes=8192,
+        )
+    return Outcome(case, checks, credential)
+
+
+def _chain(prefixed: str | None) -> bytes | None:
+    if prefixed is None or not dcc.recognise(prefixed):
+        return None
+    cose = dcc.unwrap(prefixed)
+    return None if isinstance(cose, Reason) else cose
+
+
+def _unprefix(case: TestCase) -> bool | None:
+    if case.prefixed is None:
+        return None
+    if not dcc.recognise(case.prefixed):
+        return False
+    rest = case.prefixed.removeprefix(dcc.PREFIX)
+    if case.base45_text is not None:
+        return rest == case.base45_text
+    return base45.decode(rest) is not None
+
+
+def _inflated(compressed: bytes) -> bytes | None:
+    """zlib proper: data without a zlib header does not count as compressed here."""
+    out = dcc.inflate(compressed)
+    return None if isinstance(out, Reason) or out is compressed else out
+
+
+def _same(source: Any, target: bytes | None, step: Callable[[Any], bytes | None]) -> bool | None:
+    if source is None or target is None:
+        return None
+    return step(source) == target
+
+
+def _unexpired(claims: dcc.Claims | None, clock: datetime.datetime) -> bool:
+    if claims is None:
+        return False
+    problems = dcc.validity_problems(claims, clock)
+    return not ({Reason.NOT_YET_VALID, Reason.EXPIRED} & set(problems))
+
+
+def _valid_json(case: TestCase) -> bool | None:
+    if case.prefixed is None or case.json_payload is None:
+        return None
+    cose = _chain(case.prefixed)
+    sign1 = dcc.read_sign1(cose) if cose is not None else None
+    claims = dcc.read_claims(sign1) if isinstance(sign1, dcc.Sign1) else None
+    if not isinstance(claims, dcc.Claims):
+        return False
+    return _plain(claims.hcert) == _plain(case.json_payload)
+
+
+def _same_cbor(one: bytes, other: bytes) -> bool:
+    return _plain(cbor.load(one)) == _plain(cbor.load(other))
+
+
+def _plain(value: Any) -> Any:
+    """Maps as dicts with text keys, sequences as lists, integral floats as ints: a JSON
+    document and its CBOR encoding compare equal."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _string(raw: Mapping[str, Any], key: str, name: str) -> str | None:
+    value = raw.get(key)
+    if value is not None and not isinstance(value, str):
+        raise TestDataError(f"{name}: {key} must be a string")
+    return value
+
+
+def _hex(raw: Mapping[str, Any], key: str, name: str) -> bytes | None:
+    value = _string(raw, key, name)
+    if value is None:
+        return None
+    try:
+        return bytes.fromhex(value)
+    except ValueError as exc:
+        raise TestDataError(f"{name}: {key} is not hex") from exc
+
+
+def _base64(value: object, where: str) -> bytes | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TestDataError(f"{where}: must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=False)
+    except binascii.Error as exc:
+        raise TestDataError(f"{where}: invalid base64") from exc
+
+
+def _certificate(value: object, name: str) -> x509.Certificate | None:
+    der = _base64(value, f"{name}: TESTCTX.CERTIFICATE")
+    if der is None:
+        return None
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        raise TestDataError(f"{name}: TESTCTX.CERTIFICATE is not a DER certificate") from exc
+
+
+def _clock(value: object, name: str) -> datetime.datetime | None:
+    moment = iso_instant(value)
+    if value is not None and moment is None:
+        raise TestDataError(f"{name}: TESTCTX.VALIDATIONCLOCK {value!r} is not ISO 8601")
+    return moment
