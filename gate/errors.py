@@ -56,5 +56,5 @@ class PassError(GateError, ValueError):
     """A gate pass could not be issued or shown: a bad field, or an unusable signing key."""
 
 
-class TestDataError(GateError, ValueError):
+class DccTestDataError(GateError, ValueError):
     """An EU DCC test-case file is not in the dgc-testdata format."""

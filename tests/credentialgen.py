@@ -236,7 +236,7 @@ def dgc_case(
 ) -> dict[str, Any]:
     """An EU dgc-testdata test case (JSON object) for a HC1 string made here."""
     compressed = base45.decode(prefixed.removeprefix("HC1:")) or b""
-    cose_bytes = zlib.decompress(compressed)
+    cose_bytes = zlib.decompress(compressed) if compressed[:1] == b"\x78" else compressed
     sign1 = cbor2.loads(cose_bytes)
     payload = (sign1.value if isinstance(sign1, cbor2.CBORTag) else sign1)[2]
     return {

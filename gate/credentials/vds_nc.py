@@ -215,11 +215,14 @@ def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _unbase64url(text: object) -> bytes | None:
-    if not isinstance(text, str) or not text or "=" in text.rstrip("="):
+    """base64url, padding optional; any character outside the alphabet is an error."""
+    if not isinstance(text, str) or not text:
         return None
     stripped = text.rstrip("=")
     try:
-        return base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
+        return base64.b64decode(
+            stripped + "=" * (-len(stripped) % 4), altchars=b"-_", validate=True
+        )
     except (binascii.Error, ValueError):
         return None
 

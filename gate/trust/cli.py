@@ -8,11 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
 from gate.credentials.cli import add_judge_options, instant, judge_config, report
 from gate.credentials.model import Kind
 from gate.errors import PassError
 from gate.policy import Judge
 from gate.trust import dgc_testdata, passes
+from gate.trust.keys import PublicKey
 from gate.trust.store import Signer, TrustStore, load_trust
 
 
@@ -122,7 +125,7 @@ def _signer_row(signer: Signer, at: datetime) -> dict[str, Any]:
         "role": "country_signing_ca" if signer.is_ca else "document_signer",
         "kid": base64.b64encode(signer.kid).decode(),
         "subject": signer.certificate.subject.rfc4514_string(),
-        "algorithm": type(signer.public_key).__name__.removeprefix("_").replace("PublicKey", ""),
+        "algorithm": _key_description(signer.public_key),
         "not_before": signer.not_before.isoformat(),
         "not_after": signer.not_after.isoformat(),
         "valid": window is None,
@@ -130,6 +133,14 @@ def _signer_row(signer: Signer, at: datetime) -> dict[str, Any]:
         "usages": sorted(signer.usages),
         "source": signer.source,
     }
+
+
+def _key_description(key: PublicKey) -> str:
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"EC {key.curve.name}"
+    if isinstance(key, rsa.RSAPublicKey):
+        return f"RSA-{key.key_size}"
+    return "Ed25519"
 
 
 def _trust_testdata(args: argparse.Namespace) -> int:

@@ -37,7 +37,7 @@ from cryptography import x509
 from gate.credentials import base45, cbor, dcc, parse
 from gate.credentials.fields import iso_instant
 from gate.credentials.model import Credential
-from gate.errors import TestDataError
+from gate.errors import DccTestDataError
 from gate.reasons import Reason
 from gate.trust.store import TrustStore, signer_from_certificate
 
@@ -101,13 +101,13 @@ def load_case(text: str, name: str = "case") -> TestCase:
     try:
         raw = json.loads(text)
     except ValueError as exc:
-        raise TestDataError(f"{name}: not JSON ({exc})") from exc
+        raise DccTestDataError(f"{name}: not JSON ({exc})") from exc
     if not isinstance(raw, dict):
-        raise TestDataError(f"{name}: expected a JSON object")
+        raise DccTestDataError(f"{name}: expected a JSON object")
     context = raw.get("TESTCTX") or {}
     expected = raw.get("EXPECTEDRESULTS") or {}
     if not isinstance(context, dict) or not isinstance(expected, dict):
-        raise TestDataError(f"{name}: TESTCTX and EXPECTEDRESULTS must be objects")
+        raise DccTestDataError(f"{name}: TESTCTX and EXPECTEDRESULTS must be objects")
     certificate = _certificate(context.get("CERTIFICATE"), name)
     return TestCase(
         name=name,
@@ -130,7 +130,7 @@ def load_file(path: Path) -> TestCase:
     try:
         return load_case(path.read_text(encoding="utf-8"), str(path))
     except (OSError, UnicodeDecodeError) as exc:
-        raise TestDataError(f"{path}: cannot read ({exc})") from exc
+        raise DccTestDataError(f"{path}: cannot read ({exc})") from exc
 
 
 def evaluate(case: TestCase, pictures: PictureDecoder | None = None) -> Outcome:
@@ -252,7 +252,7 @@ def _plain(value: Any) -> Any:
 def _string(raw: Mapping[str, Any], key: str, name: str) -> str | None:
     value = raw.get(key)
     if value is not None and not isinstance(value, str):
-        raise TestDataError(f"{name}: {key} must be a string")
+        raise DccTestDataError(f"{name}: {key} must be a string")
     return value
 
 
@@ -263,18 +263,18 @@ def _hex(raw: Mapping[str, Any], key: str, name: str) -> bytes | None:
     try:
         return bytes.fromhex(value)
     except ValueError as exc:
-        raise TestDataError(f"{name}: {key} is not hex") from exc
+        raise DccTestDataError(f"{name}: {key} is not hex") from exc
 
 
 def _base64(value: object, where: str) -> bytes | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise TestDataError(f"{where}: must be a base64 string")
+        raise DccTestDataError(f"{where}: must be a base64 string")
     try:
         return base64.b64decode(value, validate=False)
     except binascii.Error as exc:
-        raise TestDataError(f"{where}: invalid base64") from exc
+        raise DccTestDataError(f"{where}: invalid base64") from exc
 
 
 def _certificate(value: object, name: str) -> x509.Certificate | None:
@@ -284,11 +284,11 @@ def _certificate(value: object, name: str) -> x509.Certificate | None:
     try:
         return x509.load_der_x509_certificate(der)
     except ValueError as exc:
-        raise TestDataError(f"{name}: TESTCTX.CERTIFICATE is not a DER certificate") from exc
+        raise DccTestDataError(f"{name}: TESTCTX.CERTIFICATE is not a DER certificate") from exc
 
 
 def _clock(value: object, name: str) -> datetime.datetime | None:
     moment = iso_instant(value)
     if value is not None and moment is None:
-        raise TestDataError(f"{name}: TESTCTX.VALIDATIONCLOCK {value!r} is not ISO 8601")
+        raise DccTestDataError(f"{name}: TESTCTX.VALIDATIONCLOCK {value!r} is not ISO 8601")
     return moment
