@@ -13,6 +13,7 @@ from gate.config.docs import config_example, config_reference
 from gate.config.model import DEFAULT_PATH, GateConfig, load_config
 from gate.credentials.cli import add_parse_command
 from gate.errors import ConfigError, GateError
+from gate.outbox import add_queue_arguments, run_queue
 from gate.trust.cli import add_trust_commands
 
 log = logging.getLogger("gate")
@@ -72,6 +73,16 @@ def _parser() -> argparse.ArgumentParser:
     decode.set_defaults(handler=_decode)
 
     add_parse_command(commands)
+
+    queue = commands.add_parser(
+        "queue",
+        help="what waits in the outbox: depth, oldest unsent, last acknowledged; export",
+        description="Read the outbox (read-only; works while the gate runs) and print its "
+        "depth, the oldest unsent check-in and the last one the broker acknowledged.",
+    )
+    _config_option(queue)
+    add_queue_arguments(queue)
+    queue.set_defaults(handler=_queue)
     add_trust_commands(commands)
 
     config = commands.add_parser("config", help="check or document the configuration")
@@ -123,9 +134,12 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     _configure_logging(args.log_level or config.log.level)
     from gate.daemon import run
-    from gate.outbox import open_outbox
 
-    return run(config, args.config, open_outbox)
+    return run(config, args.config)
+
+
+def _queue(args: argparse.Namespace) -> int:
+    return run_queue(args, load_config(args.config))
 
 
 def _decode(args: argparse.Namespace) -> int:

@@ -21,10 +21,11 @@ from gpiozero.pins.mock import MockFactory
 
 from gate.camera.source import FrameSource, make_source
 from gate.checkin import CheckinSink
-from gate.config.model import GateConfig, load_config
+from gate.config.model import RESTART_SECTIONS, GateConfig, load_config
 from gate.decode import make_decoder
 from gate.errors import CameraError, ConfigError, GateError
 from gate.notify import Notifier
+from gate.outbox import open_outbox
 from gate.pipeline import Counters, Pipeline
 from gate.policy import Judge
 from gate.presentation import PresentationTracker
@@ -49,6 +50,8 @@ class Gate:
         pin_factory: Factory | None = None,
         config_path: Path | None = None,
         notifier: Notifier | None = None,
+        online: Callable[[], bool] | None = None,
+        health: Callable[[], str | None] | None = None,
     ) -> None:
         self.config = config
         self._sink = sink
@@ -56,6 +59,8 @@ class Gate:
         self._pin_factory = pin_factory
         self._config_path = config_path
         self._notifier = notifier or Notifier({})
+        self._online = online
+        self._health = health
         self._ready_sent = False
         self.counters = Counters()
         self.finished = threading.Event()
@@ -122,18 +127,26 @@ class Gate:
             self._pin_log.stop()
             self._pin_log = None
 
-    def reload(self) -> None:
-        """Re-read the config file; an invalid file is reported and the running config kept."""
+    def reload(self) -> bool:
+        """Re-read the config file; an invalid file is reported and the running config kept.
+
+        Returns True when the new file changes what the store and the publisher hold open
+        (site, outbox, mqtt, privacy): the caller then restarts the whole daemon.
+        """
         if self._config_path is None:
             log.warning("reload requested but the gate was started without a config file")
-            return
+            return False
         try:
             new = load_config(self._config_path)
         except ConfigError as exc:
             log.error("reload refused, keeping the running config:\n%s", exc)
-            return
-        log.info("reloading %s", self._config_path)
+            return False
         old = self.config
+        changed = [name for name in RESTART_SECTIONS if getattr(new, name) != getattr(old, name)]
+        if changed:
+            log.warning("reload changes %s: restarting the daemon to apply", ", ".join(changed))
+            return True
+        log.info("reloading %s", self._config_path)
         self.stop()
         self.config = new
         try:
@@ -143,6 +156,7 @@ class Gate:
             self.stop()
             self.config = old
             self.start()
+        return False
 
     def status_line(self, since: Counters, seconds: float) -> str:
         now = self.counters
@@ -178,8 +192,11 @@ class Gate:
             except Exception as exc:
                 self.counters.errors += 1
                 self.counters.camera_restarts += 1
-                log.error("capture loop failed, restarting it: %r", exc,
-                          exc_info=log.isEnabledFor(logging.DEBUG))
+                log.error(
+                    "capture loop failed, restarting it: %r",
+                    exc,
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
             finally:
                 self._close_source(source)
 
@@ -215,7 +232,7 @@ class Gate:
         """
         stall_s = self.config.service.stall_s
         period = min(self._notifier.watchdog_s / 2, 1.0) if self._notifier.watchdog_s else 1.0
-        reported_stall = False
+        reported: str | None = None
         while not self._stop.wait(period if self._ready_sent else 0.1):
             last = self.counters.last_frame_at
             if not self._ready_sent:
@@ -223,18 +240,47 @@ class Gate:
                     self._notifier.notify("READY=1")
                     self._ready_sent = True
                 continue
-            stalled = time.monotonic() - last > stall_s
-            if not stalled:
+            if self._online is not None and self.signals is not None:
+                self.signals.set_offline(not self._online())
+            problem = self._problem(time.monotonic() - last > stall_s, stall_s)
+            if problem is None:
                 self._notifier.notify("WATCHDOG=1")
-            elif not reported_stall:
-                log.error("no frame processed for %.0f s: withholding watchdog pings", stall_s)
-            reported_stall = stalled
+            elif problem != reported:
+                log.error("%s: withholding watchdog pings", problem)
+            reported = problem
+
+    def _problem(self, stalled: bool, stall_s: float) -> str | None:
+        if stalled:
+            return f"no frame processed for {stall_s:.0f} s"
+        return self._health() if self._health is not None else None
+
+    def telemetry(self) -> dict[str, object]:
+        """The capture side's counters for the publisher's telemetry (read from its thread)."""
+        counters = copy.copy(self.counters)
+        telemetry: dict[str, object] = {
+            name: getattr(counters, name) for name in Counters.__slots__ if name != "last_frame_at"
+        }
+        telemetry["decode_ms_avg"] = (
+            round(counters.decode_ns / counters.frames / 1e6, 3) if counters.frames else None
+        )
+        telemetry["door_open"] = self.signals.door_open if self.signals is not None else None
+        return telemetry
+
+
+EXIT_RESTART = 75
+"""EX_TEMPFAIL: asks systemd (Restart=on-failure) to start the daemon again, to apply a reload."""
 
 
 def run(
-    config: GateConfig, config_path: Path | None, sink_factory: Callable[[GateConfig], CheckinSink]
+    config: GateConfig,
+    config_path: Path | None,
+    sink_factory: Callable[[GateConfig], CheckinSink] = open_outbox,
 ) -> int:
-    """Run until SIGTERM/SIGINT (or a finite replay ends); SIGHUP reloads the config."""
+    """Run until SIGTERM/SIGINT (or a finite replay ends); SIGHUP reloads the config.
+
+    The store comes first and goes last: nothing is captured before check-ins can be kept,
+    and the publisher says `stopped` only after the last check-in was committed.
+    """
     stop = threading.Event()
     reload_requested = threading.Event()
 
@@ -255,7 +301,17 @@ def run(
     except GateError as exc:
         log.error("cannot open the check-in store: %s", exc)
         return 1
-    gate = Gate(config, sink=sink, config_path=config_path, notifier=notifier)
+    publisher = getattr(sink, "publisher", None)
+    gate = Gate(
+        config,
+        sink=sink,
+        config_path=config_path,
+        notifier=notifier,
+        online=(lambda: publisher.connected) if publisher is not None else None,
+        health=getattr(sink, "problem", None),
+    )
+    if publisher is not None:
+        publisher.telemetry = gate.telemetry
     try:
         gate.start()
     except GateError as exc:
@@ -263,6 +319,7 @@ def run(
         gate.stop()
         _close(sink)
         return 1
+    status = 0
     try:
         while True:
             while not stop.wait(0.2):
@@ -271,7 +328,9 @@ def run(
             if reload_requested.is_set() and not gate.finished.is_set():
                 reload_requested.clear()
                 stop.clear()
-                gate.reload()
+                if gate.reload():
+                    status = EXIT_RESTART
+                    break
                 continue
             break
     finally:
@@ -279,7 +338,7 @@ def run(
         gate.stop()
         _close(sink)
     log.info("stopped")
-    return 0
+    return status
 
 
 def _close(sink: CheckinSink) -> None:

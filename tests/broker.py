@@ -35,11 +35,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
-def mosquitto_available() -> bool:
-    """True when a mosquitto binary can be run (tests skip with a reason otherwise)."""
-    return Path(MOSQUITTO).is_file() and os.access(MOSQUITTO, os.X_OK)
-
-
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now."""
     with socket.socket() as sock:

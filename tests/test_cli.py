@@ -249,11 +249,6 @@ def finite_replay(tmp_path) -> Path:
     return path
 
 
-@pytest.mark.xfail(
-    reason="`gate run` opens gate.outbox.open_outbox(config), which reads config.outbox, "
-    "config.privacy and config.mqtt: GateConfig has no such sections yet (being wired); "
-    "not strict so that it simply passes once they exist",
-)
 def test_run_on_a_finite_replay_checks_in_shows_the_pins_and_exits_0(finite_replay):
     done = gate_command("run", "--config", str(finite_replay))
 

@@ -17,7 +17,6 @@ from broker import (
     Watcher,
     delivery_problems,
     make_pki,
-    mosquitto_available,
     retained,
     wait_until,
 )
@@ -30,7 +29,6 @@ from gate.outbox.store import Outbox
 
 pytestmark = [
     pytest.mark.broker,
-    pytest.mark.skipif(not mosquitto_available(), reason="mosquitto is not installed"),
 ]
 
 ROOT = "checkin/hn/stadium/gate-1"

@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from broker import Broker, Watcher, delivery_problems, mosquitto_available, retained, wait_until
+from broker import Broker, Watcher, delivery_problems, retained, wait_until
 
 pytestmark = [
     pytest.mark.broker,
-    pytest.mark.skipif(not mosquitto_available(), reason="mosquitto is not installed"),
 ]
 
 DRIVER = Path(__file__).with_name("outbox_driver.py")

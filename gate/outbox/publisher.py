@@ -236,6 +236,10 @@ class Publisher:
         return self._connected
 
     @property
+    def connect_timeout_s(self) -> float:
+        return self._config.connect_timeout_s
+
+    @property
     def alive(self) -> bool:
         """True while the network thread runs."""
         return self._thread is not None and self._thread.is_alive()

@@ -1,5 +1,6 @@
 """The outbox and its publisher as the daemon holds them: one sink, started and stopped together."""
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
@@ -38,6 +39,16 @@ class OutboxService:
         """Durable first (P1), then a nudge so the event leaves now."""
         self.outbox.commit(checkin)
         self.publisher.notify()
+
+    def problem(self) -> str | None:
+        """What the watchdog should know: a dead or stuck network thread (P6), else None."""
+        publisher = self.publisher
+        if not publisher.alive:
+            return "the publisher thread is dead"
+        age = time.monotonic() - publisher.heartbeat
+        if age > 2 * publisher.connect_timeout_s + 5:
+            return f"the publisher thread has not turned for {age:.0f} s"
+        return None
 
     def close(self, timeout: float = 5.0) -> None:
         """Retained `stopped`, disconnect, join; then close the outbox (after the publisher)."""
