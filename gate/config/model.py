@@ -1,5 +1,6 @@
 """The whole gate configuration: one section per feature, each owned by its feature's module."""
 
+import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -10,6 +11,7 @@ from gate.config.base import Section
 from gate.config.loader import load_model
 from gate.config.site import SiteConfig
 from gate.decode import DecoderConfig
+from gate.outbox.config import MqttConfig, OutboxConfig, PrivacyConfig
 from gate.policy import PolicyConfig
 from gate.presentation import PresentationConfig
 from gate.signals import SignalsConfig
@@ -42,6 +44,10 @@ class ServiceConfig(Section):
     )
 
 
+RESTART_SECTIONS = ("site", "outbox", "mqtt", "privacy")
+"""Sections the store and the publisher hold open: a reload that changes one restarts the daemon."""
+
+
 class GateConfig(Section):
     site: SiteConfig = Field(default_factory=SiteConfig, description="Who this gate is.")
     camera: CameraConfig = Field(default_factory=CameraConfig, description="The frame source.")
@@ -55,6 +61,13 @@ class GateConfig(Section):
     )
     signals: SignalsConfig = Field(
         default_factory=SignalsConfig, description="LEDs, buzzer, relay, exit button, door contact."
+    )
+    outbox: OutboxConfig = Field(
+        default_factory=OutboxConfig, description="The durable store of check-ins not yet sent."
+    )
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description="The provincial broker.")
+    privacy: PrivacyConfig = Field(
+        default_factory=PrivacyConfig, description="What of a person leaves the device."
     )
     log: LogConfig = Field(default_factory=LogConfig, description="Logging.")
     service: ServiceConfig = Field(
@@ -75,11 +88,16 @@ def _resolve_paths(section: M, base: Path) -> M:
         if isinstance(value, Section):
             resolved = _resolve_paths(value, base)
         elif isinstance(value, Path):
-            resolved = base / value
+            resolved = _absolute(base, value)
         elif isinstance(value, list) and value and all(isinstance(v, Path) for v in value):
-            resolved = [base / v for v in value]
+            resolved = [_absolute(base, v) for v in value]
         else:
             continue
         if resolved is not value:
             changes[name] = resolved
     return section.model_copy(update=changes) if changes else section
+
+
+def _absolute(base: Path, path: Path) -> Path:
+    """`base / path`, with `..` folded so that logs show where a file really is."""
+    return Path(os.path.normpath(base / path))
