@@ -350,9 +350,9 @@ def _health_problem(
     if health.type is HealthType.TEST:
         if health.positive:
             return Reason.TEST_POSITIVE
-        hours = rules.test_max_hours
-        too_old = health.sampled_at and (at - health.sampled_at).total_seconds() > hours * 3600
-        return Reason.TEST_TOO_OLD if hours is not None and too_old else None
+        hours, sampled = rules.test_max_hours, health.sampled_at
+        too_old = hours is not None and sampled and (at - sampled).total_seconds() > hours * 3600
+        return Reason.TEST_TOO_OLD if too_old else None
     if health.valid_from and today < health.valid_from:
         return Reason.RECOVERY_NOT_YET_VALID
     if health.valid_until and today > health.valid_until:
