@@ -12,6 +12,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from gate.credentials import Credential, Kind, parse
+from gate.credentials.model import REFUSED_KINDS, SIGNED_KINDS, SIGNER_PROBLEMS
 from gate.reasons import Reason
 
 TODAY = datetime.date(2025, 6, 1)
@@ -23,18 +24,24 @@ def fuzz(examples: int) -> settings:
 
 
 def assert_consistent(credential: Credential) -> None:
-    """What every answer promises, whatever the payload."""
+    """What every answer promises, whatever the payload (see Credential's docstring)."""
     assert isinstance(credential, Credential)
     assert isinstance(credential.kind, Kind)
-    assert isinstance(credential.reason, Reason)
-    assert credential.valid == (credential.reason is Reason.OK)
-    assert not credential.verified, "no plain-text kind can be verified"
-    if credential.valid:
-        assert credential.kind is not Kind.UNKNOWN
-        assert credential.subject_id and credential.name and credential.birth_date
+    assert all(isinstance(problem, Reason) for problem in credential.problems)
+    assert Reason.OK not in credential.problems
+    assert credential.reason is (credential.problems[0] if credential.problems else Reason.OK)
+    assert credential.valid == all(p in SIGNER_PROBLEMS for p in credential.problems)
+    assert not credential.verified or credential.kind in SIGNED_KINDS
+    assert not (credential.verified and set(credential.problems) & SIGNER_PROBLEMS)
+    if credential.kind in REFUSED_KINDS:
+        assert not credential.valid
+    if credential.subject_id is None:
+        # Refused before anything was decoded: nobody is identified.
+        assert not credential.valid and credential.problems == (credential.reason,)
+        assert (credential.name, credential.birth_date) == (None, None)
+        assert not credential.details and credential.health is None
     else:
-        assert (credential.subject_id, credential.name, credential.birth_date) == (None,) * 3
-        assert not credential.details
+        assert credential.subject_id and credential.name
 
 
 # Text without `|` or control characters: the stuff fields are made of.

@@ -42,8 +42,8 @@ def recognise(text: str) -> bool:
 
 
 def _hex_text(field: str) -> str | None:
-    """Hex-encoded UTF-8 as text (NFC), `-` as empty, or None when it is neither."""
-    if field == _EMPTY:
+    """Hex-encoded UTF-8 as text (NFC), `-` (or nothing) as empty, or None otherwise."""
+    if field in ("", _EMPTY):
         return ""
     if not _HEX.fullmatch(field):
         return None

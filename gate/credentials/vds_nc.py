@@ -73,7 +73,8 @@ def parse(text: str, context: Context) -> Credential | Reason:
         return Reason.SCHEMA_INVALID
     kind, version, country = hdr.get("t"), hdr.get("v"), hdr.get("is")
     if not (
-        kind in _TYPES
+        isinstance(kind, str)
+        and kind in _TYPES
         and isinstance(version, int)
         and not isinstance(version, bool)
         and isinstance(country, str)
