@@ -432,22 +432,17 @@ def _keyed_hash(key: bytes) -> Callable[[str], str]:
     return lambda subject_id: subject_form(subject_id, SubjectMode.HMAC, key)
 
 
-def _subject_key(config: "GateConfig") -> bytes:
-    """The key published events hash subject ids with, so a hash copied from an event matches.
-
-    The root config holds `privacy` once the outbox is wired in; until then its defaults.
-    """
-    from gate.outbox.config import PrivacyConfig, SubjectMode
+def _subject_key(config: "GateConfig") -> bytes | None:
+    """The key published events hash subject ids with, so a hash copied from an event matches:
+    the outbox's own loader, in `hmac` mode whatever `privacy.subject` publishes."""
+    from gate.outbox.config import SubjectMode
     from gate.outbox.privacy import load_key
 
-    privacy = getattr(config, "privacy", None) or PrivacyConfig()
+    privacy = config.privacy.model_copy(update={"subject": SubjectMode.HMAC})
     try:
-        key = load_key(privacy.model_copy(update={"subject": SubjectMode.HMAC}), config.site)
+        return load_key(privacy, config.site)
     except OSError as exc:
         raise ConfigError(f"privacy key for policy subject hashes: {exc}") from exc
-    if key is None:
-        raise ConfigError("policy lists keyed-hash subject ids but no privacy key could be loaded")
-    return key
 
 
 def _hmac_hexes(hashes: frozenset[str]) -> frozenset[str]:
