@@ -1,12 +1,16 @@
 """Signed credentials made in the tests: keys, certificates, HC1, VDS-NC seals, EU test cases.
 
-Everything is generated with `cryptography` (no test data is downloaded); keys are made once
-per process (RSA is slow to generate). Shared by the tests and `bench/verify_credentials.py`.
+Everything is generated with `cryptography` (no test data is downloaded). EC and Ed25519 keys
+derive from their seed, certificate serials from their content, and ECDSA signs
+deterministically (RFC 6979), so the same call gives the same bytes in every run and the
+derandomised fuzzing stays reproducible. RSA keys are random (made once per process, slow);
+PS256 salts are random by design. Shared by the tests and `bench/verify_credentials.py`.
 """
 
 import base64
 import datetime
 import functools
+import hashlib
 import json
 import zlib
 from collections.abc import Mapping, Sequence
@@ -24,6 +28,7 @@ from gate.credentials.vds_nc import canonical
 from gate.trust.keys import key_id
 
 UTC = datetime.UTC
+DETERMINISTIC_ECDSA = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 ES256, PS256, EDDSA = -7, -37, -8
 OID_TEST = "1.3.6.1.4.1.1847.2021.1.1"
@@ -35,10 +40,14 @@ VN_DSC_FROM = datetime.datetime(2021, 7, 15, tzinfo=UTC)
 VN_DSC_UNTIL = datetime.datetime(2026, 7, 14, 23, 59, 59, tzinfo=UTC)
 
 
+def _seed_bytes(label: str, seed: int) -> bytes:
+    return hashlib.sha256(f"gate-test-{label}-{seed}".encode()).digest()
+
+
 @functools.cache
 def ec_key(seed: int = 0) -> ec.EllipticCurvePrivateKey:
-    """A P-256 key per seed (seed only tells keys apart; generation is random)."""
-    return ec.generate_private_key(ec.SECP256R1())
+    """The P-256 key of this seed, the same in every run."""
+    return ec.derive_private_key(int.from_bytes(_seed_bytes("ec", seed), "big"), ec.SECP256R1())
 
 
 @functools.cache
@@ -48,7 +57,7 @@ def rsa_key(seed: int = 0) -> rsa.RSAPrivateKey:
 
 @functools.cache
 def ed_key(seed: int = 0) -> ed25519.Ed25519PrivateKey:
-    return ed25519.Ed25519PrivateKey.generate()
+    return ed25519.Ed25519PrivateKey.from_private_bytes(_seed_bytes("ed25519", seed))
 
 
 def name(common_name: str, country: str = "VN") -> x509.Name:
@@ -78,7 +87,7 @@ def certificate(
         .subject_name(subject_name)
         .issuer_name(issuer_name)
         .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
+        .serial_number(_serial(subject, key, not_before, not_after, usages))
         .not_valid_before(not_before)
         .not_valid_after(not_after)
     )
@@ -90,7 +99,17 @@ def certificate(
         builder = builder.add_extension(
             x509.ExtendedKeyUsage([x509.ObjectIdentifier(oid) for oid in usages]), critical=False
         )
-    return builder.sign(signing_key, hashes.SHA256())
+    deterministic = isinstance(signing_key, ec.EllipticCurvePrivateKey) or None
+    return builder.sign(signing_key, hashes.SHA256(), ecdsa_deterministic=deterministic)
+
+
+def _serial(subject: str, key: PrivateKey, *parts: object) -> int:
+    """A serial number from the certificate's content: distinct, and the same every run."""
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    digest = hashlib.sha256(public + repr((subject, *parts)).encode()).digest()
+    return int.from_bytes(digest[:19], "big") | 1
 
 
 def der(cert: x509.Certificate) -> bytes:
@@ -177,7 +196,7 @@ def sign_cose(key: PrivateKey, algorithm: int, to_be_signed: bytes) -> bytes:
     """COSE signature bytes: ES256 as raw r||s, PS256 with a digest-length salt."""
     if algorithm == ES256:
         assert isinstance(key, ec.EllipticCurvePrivateKey)
-        r, s = decode_dss_signature(key.sign(to_be_signed, ec.ECDSA(hashes.SHA256())))
+        r, s = decode_dss_signature(key.sign(to_be_signed, DETERMINISTIC_ECDSA))
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
     assert isinstance(key, rsa.RSAPrivateKey)
     pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
@@ -306,7 +325,7 @@ def vds_seal(
     der_signature: bool = False,
 ) -> str:
     """A VDS-NC seal: ES256 over the canonical JSON of `data`, the certificate inside."""
-    der_sig = key.sign(canonical(data).encode("utf-8"), ec.ECDSA(hashes.SHA256()))
+    der_sig = key.sign(canonical(data).encode("utf-8"), DETERMINISTIC_ECDSA)
     r, s = decode_dss_signature(der_sig)
     signature = der_sig if der_signature else r.to_bytes(32, "big") + s.to_bytes(32, "big")
     signed = json.loads(json.dumps(data))

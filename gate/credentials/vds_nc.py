@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 
 from gate.credentials.fields import iso_date, iso_instant, small_int, text_value
 from gate.credentials.model import Context, Credential, Health, HealthType, Kind, judged
@@ -232,5 +232,5 @@ def _certificate(der: bytes) -> Signer | None:
     """The seal's certificate, or None when it is not one the gate can use."""
     try:
         return signer_from_certificate(x509.load_der_x509_certificate(der), "seal")
-    except (ValueError, UnsupportedAlgorithm, x509.DuplicateExtension):
+    except ValueError:  # TrustError included
         return None

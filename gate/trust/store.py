@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from pydantic import Field
@@ -118,19 +119,27 @@ class TrustStore:
 def signer_from_certificate(
     certificate: x509.Certificate, source: str, kid: bytes | None = None
 ) -> Signer:
-    """A Signer from a certificate; the kid defaults to the EU one (SHA-256 of the DER)."""
-    public_key = certificate.public_key()
-    if not isinstance(public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
-        raise TrustError(f"{source}: certificate key is neither EC nor RSA")
+    """A Signer from a certificate; the kid defaults to the EU one (SHA-256 of the DER).
+
+    Every field verification reads is parsed here, once: cryptography parses lazily, and a
+    broken name or extension must fail at load (TrustError), never at scan time.
+    """
     try:
-        usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        usages = frozenset(oid.dotted_string for oid in usage)
-    except x509.ExtensionNotFound:
-        usages = frozenset()
-    try:
-        is_ca = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        public_key = certificate.public_key()
+        usages = _usages(certificate)
+        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+        is_ca = constraints.value.ca
     except x509.ExtensionNotFound:
         is_ca = False
+    except (ValueError, UnsupportedAlgorithm, x509.DuplicateExtension) as exc:
+        raise TrustError(f"{source}: unusable certificate ({exc})") from exc
+    try:
+        certificate.subject.rfc4514_string()
+        certificate.issuer.rfc4514_string()
+    except ValueError as exc:
+        raise TrustError(f"{source}: certificate names do not parse ({exc})") from exc
+    if not isinstance(public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        raise TrustError(f"{source}: certificate key is neither EC nor RSA")
     der = certificate.public_bytes(serialization.Encoding.DER)
     return Signer(
         certificate=certificate,
@@ -142,6 +151,15 @@ def signer_from_certificate(
         usages=usages,
         is_ca=is_ca,
     )
+
+
+def _usages(certificate: x509.Certificate) -> frozenset[str]:
+    """Extended key usage OIDs, dotted; empty when the certificate has none."""
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return frozenset()
+    return frozenset(oid.dotted_string for oid in usage)
 
 
 def pass_key_from_public_key(public_key: ed25519.Ed25519PublicKey, source: str) -> PassKey:
