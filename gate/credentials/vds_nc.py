@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
 from gate.credentials.fields import iso_date, iso_instant, small_int, text_value
 from gate.credentials.model import Context, Credential, Health, HealthType, Kind, judged
@@ -127,7 +127,7 @@ def _chain_problems(signer: Signer, context: Context) -> list[Reason]:
 def _issued_by(signer: Signer, authority: Signer) -> bool:
     try:
         signer.certificate.verify_directly_issued_by(authority.certificate)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
     return True
 
