@@ -396,10 +396,6 @@ class Judge:
         key = _subject_key(config) if config.policy.uses_subject_hashes else None
         return cls(Rules(config.policy, config.site, key), load_trust(config.trust.paths))
 
-    @property
-    def trust(self) -> TrustStore:
-        return self._trust
-
     def judge(self, payload: bytes, at: datetime.datetime) -> tuple[Credential, Decision]:
         """`at` is timezone-aware; local dates (birth dates, issue dates) use the site's zone."""
         credential = parse(

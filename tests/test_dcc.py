@@ -13,6 +13,7 @@ import pytest
 from credentialgen import (
     EDDSA,
     ES256,
+    OID_RECOVERY,
     OID_TEST,
     OID_VACCINATION,
     OID_VACCINATION_ALT,
@@ -193,6 +194,7 @@ def test_signer_not_yet_valid() -> None:
         pytest.param([OID_VACCINATION_ALT], vaccination(), True, id="alternative-oid-form"),
         pytest.param([OID_VACCINATION], lab_test(), False, id="vaccination-signer-signs-test"),
         pytest.param([OID_TEST, OID_VACCINATION], lab_test(), True, id="two-usages"),
+        pytest.param([OID_RECOVERY], recovery(), True, id="recovery-signer"),
         pytest.param(["1.3.6.1.5.5.7.3.2"], recovery(), True, id="no-dcc-usage-signs-anything"),
     ],
 )

@@ -41,18 +41,6 @@ from gate.errors import DccTestDataError
 from gate.reasons import Reason
 from gate.trust.store import TrustStore, signer_from_certificate
 
-CHECKS = (
-    "EXPECTEDUNPREFIX",
-    "EXPECTEDB45DECODE",
-    "EXPECTEDCOMPRESSION",
-    "EXPECTEDVERIFY",
-    "EXPECTEDEXPIRATIONCHECK",
-    "EXPECTEDKEYUSAGE",
-    "EXPECTEDDECODE",
-    "EXPECTEDVALIDJSON",
-    "EXPECTEDSCHEMAVALIDATION",
-    "EXPECTEDPICTUREDECODE",
-)
 #: A function from a PNG file's bytes to the texts of the QR codes in it.
 PictureDecoder = Callable[[bytes], list[str]]
 

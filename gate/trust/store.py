@@ -112,9 +112,6 @@ class TrustStore:
             keys.setdefault(key.kid, key)
         return cls(by_kid, authorities, keys)
 
-    def __len__(self) -> int:
-        return len(self.signers) + len(self.pass_keys)
-
 
 def signer_from_certificate(
     certificate: x509.Certificate, source: str, kid: bytes | None = None
