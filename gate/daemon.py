@@ -7,12 +7,14 @@ released, then the store. The main thread only waits for signals from the OS.
 """
 
 import copy
+import json
 import logging
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 
@@ -34,6 +36,17 @@ from gate.signals import PinChangeLog, Signals, make_pin_factory
 log = logging.getLogger(__name__)
 
 JOIN_TIMEOUT_S = 5.0
+MODE_FILE = "mode"
+
+
+class Mode(StrEnum):
+    """What the operations team set the gate to; kept across restarts."""
+
+    NORMAL = "normal"
+    LOCKED = "locked"  # every scan refused with `gate_locked`; the exit button still opens
+    EMERGENCY_OPEN = "emergency_open"  # relay held open (fire): scans still recorded
+
+
 EXIT_CAMERA_WEDGED = 70
 
 
@@ -71,6 +84,8 @@ class Gate:
         self._pin_log: PinChangeLog | None = None
         self.signals: Signals | None = None
         self._tracker: PresentationTracker | None = None
+        self._pipeline: Pipeline | None = None
+        self.mode = Mode.NORMAL
         self._source: FrameSource | None = None
 
     def start(self) -> None:
@@ -92,6 +107,8 @@ class Gate:
             self.signals,
             self.counters,
         )
+        self._pipeline = pipeline
+        self._apply_mode(self._stored_mode())
         self._stop.clear()
         self.finished.clear()
         self._capture = threading.Thread(
@@ -126,6 +143,44 @@ class Gate:
         if self._pin_log is not None:
             self._pin_log.stop()
             self._pin_log = None
+
+    def set_mode(self, mode: Mode) -> None:
+        """Lock, hold open or return to normal, now and after a restart."""
+        path = self.config.site.state_dir / MODE_FILE
+        temporary = path.with_suffix(".tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps({"mode": mode}), encoding="utf-8")
+            os.replace(temporary, path)
+        except OSError as exc:
+            log.error("mode %s applied but not kept across a restart: %s", mode, exc)
+        self._apply_mode(mode)
+
+    def open_once(self) -> bool:
+        """One bounded opening (remote open). False when the signals are not up."""
+        if self.signals is None:
+            return False
+        self.signals.open_relay()
+        return True
+
+    def _apply_mode(self, mode: Mode) -> None:
+        if mode is not self.mode:
+            log.warning("gate mode: %s", mode)
+        self.mode = mode
+        if self._pipeline is not None:
+            self._pipeline.locked = mode is Mode.LOCKED
+        if self.signals is not None:
+            self.signals.hold_relay(mode is Mode.EMERGENCY_OPEN)
+
+    def _stored_mode(self) -> Mode:
+        path = self.config.site.state_dir / MODE_FILE
+        try:
+            return Mode(json.loads(path.read_text(encoding="utf-8"))["mode"])
+        except FileNotFoundError:
+            return Mode.NORMAL
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error("cannot read the stored gate mode %s (%s): normal", path, exc)
+            return Mode.NORMAL
 
     def reload(self) -> bool:
         """Re-read the config file; an invalid file is reported and the running config kept.
@@ -264,6 +319,7 @@ class Gate:
             round(counters.decode_ns / counters.frames / 1e6, 3) if counters.frames else None
         )
         telemetry["door_open"] = self.signals.door_open if self.signals is not None else None
+        telemetry["mode"] = str(self.mode)
         return telemetry
 
 

@@ -13,12 +13,16 @@ import numpy as np
 
 from gate.checkin import CheckIn, CheckinSink
 from gate.decode import Decoder
-from gate.errors import DecoderError, StorageError, StorageFull
-from gate.policy import Judge
+from gate.errors import DecoderError, StorageFull
+from gate.policy import Decision, Judge
 from gate.presentation import PresentationTracker, Sighting
+from gate.reasons import Reason
 from gate.signals import Outcome, Signals
 
 log = logging.getLogger(__name__)
+
+
+LOCKED = Decision(False, Reason.GATE_LOCKED)
 
 
 @dataclass(slots=True)
@@ -52,6 +56,8 @@ class Pipeline:
         self._decode = decoder.decode
         self._tracker = tracker
         self._judge = judge.judge
+        self._forget = judge.forget
+        self.locked = False
         self._sink = sink
         self._signals = signals
         self.counters = counters
@@ -91,22 +97,27 @@ class Pipeline:
             self._signals.show(Outcome.DUPLICATE)
             log.info("duplicate presentation within the cooldown: not opened")
             return
+        now = datetime.now(UTC)
         try:
-            now = datetime.now(UTC)
             credential, decision = self._judge(sighting.payload, now)
-            checkin = CheckIn(now, credential, decision)
-            self._sink.commit(checkin)
+        except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the gate
+            self._fail(sighting, f"internal error judging a scan: {exc!r}")
+            return
+        if self.locked and decision.accepted:
+            self._forget(credential)
+            decision = LOCKED
+        try:
+            self._sink.commit(CheckIn(now, credential, decision))
         except StorageFull as exc:
+            self._forget(credential)
             self._tracker.forget_checkin(sighting.payload)
             counters.storage_full += 1
             self._signals.show(Outcome.STORAGE_FULL)
             log.warning("scan refused, check-in store full: %s", exc)
             return
-        except StorageError as exc:
+        except Exception as exc:  # noqa: BLE001 - StorageError or a store bug: refuse, stay up
+            self._forget(credential)
             self._fail(sighting, f"check-in not stored: {exc}")
-            return
-        except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the gate
-            self._fail(sighting, f"internal error handling a scan: {exc!r}")
             return
         if decision.accepted:
             self._signals.open_relay()

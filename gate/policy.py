@@ -406,6 +406,11 @@ class Judge:
             decision = self._passback(credential.kind, credential.subject_id, at)
         return credential, decision
 
+    def forget(self, credential: Credential) -> None:
+        """The acceptance did not happen (gate locked, check-in not stored): no passback."""
+        if credential.subject_id is not None:
+            self._passed.pop((credential.kind, credential.subject_id), None)
+
     def _passback(self, kind: Kind, subject: str, at: datetime.datetime) -> Decision:
         """Refuse a subject accepted within the window; remember it when it passes."""
         while self._passed:

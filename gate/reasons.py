@@ -74,6 +74,7 @@ class Reason(StrEnum):
     ANTI_PASSBACK = "anti_passback"  # the same subject passed this gate minutes ago
 
     # Gate state
+    GATE_LOCKED = "gate_locked"  # the operations team locked the gate: nobody enters
     DUPLICATE = "duplicate"
     STORAGE_FULL = "storage_full"
     INTERNAL_ERROR = "internal_error"

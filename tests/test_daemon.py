@@ -30,6 +30,7 @@ from gate.errors import CameraError, StorageError, StorageFull
 from gate.pipeline import Counters, Pipeline
 from gate.policy import Judge
 from gate.presentation import PresentationTracker
+from gate.reasons import Reason
 from gate.signals import Signals
 
 CCCD = (
@@ -511,11 +512,14 @@ def frames() -> dict[str, np.ndarray]:
     return {"code": qr_frame(CCCD, size=(320, 240), module_px=3), "empty": empty_frame(seed=6)}
 
 
-def make_pipeline(sink, factory, leave_after_s: float = 0.1) -> tuple[Pipeline, Signals]:
+def make_pipeline(
+    sink, factory, leave_after_s: float = 0.1, anti_passback_minutes: float = 0
+) -> tuple[Pipeline, Signals]:
     config = GateConfig.model_validate(
         gate_config(
             presentation={"confirm_frames": 1, "cooldown_s": 30, "leave_after_s": leave_after_s},
             signals={"patterns": {"error": {"red": {"on_s": 0.1}}}},
+            policy={"anti_passback_minutes": anti_passback_minutes},
         )
     )
     signals = Signals(config.signals, factory)
@@ -585,6 +589,18 @@ def test_a_full_store_is_retried_as_a_new_presentation_not_a_duplicate(mock_fact
     assert len(sink.checkins) == 1
 
 
+def test_a_check_in_that_was_not_stored_does_not_count_for_anti_passback(mock_factory, frames):
+    sink = FailingSink(StorageFull("cap reached"))
+    pipeline, signals = make_pipeline(sink, mock_factory, anti_passback_minutes=30)
+    try:
+        pipeline.process(frames["code"])
+        present_again(pipeline, frames)
+    finally:
+        signals.close()
+
+    assert [c.decision.reason for c in sink.checkins] == [Reason.OK]
+
+
 def test_an_unexpected_failure_after_a_scan_is_an_error_not_a_crash(mock_factory, frames, caplog):
     sink = FailingSink(KeyError("bug"))
     pipeline, signals = make_pipeline(sink, mock_factory)
@@ -595,7 +611,7 @@ def test_an_unexpected_failure_after_a_scan_is_an_error_not_a_crash(mock_factory
         signals.close()
 
     assert pipeline.counters.errors == 1 and pipeline.counters.frames == 2
-    assert "internal error handling a scan: KeyError('bug')" in caplog.messages
+    assert "check-in not stored: 'bug'" in caplog.messages
 
 
 def test_a_duplicate_is_signalled_but_never_stored(sink, mock_factory, frames):
