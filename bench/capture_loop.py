@@ -28,6 +28,7 @@ from imagegen import empty_frame, photo_set, qr_frame, save_png  # noqa: E402
 
 from gate.config.model import GateConfig  # noqa: E402
 from gate.decode import DecoderConfig, available_backends, make_decoder  # noqa: E402
+from gate.outbox import Outbox  # noqa: E402
 from gate.pipeline import Counters, Pipeline  # noqa: E402
 from gate.policy import Judge  # noqa: E402
 from gate.presentation import PresentationTracker  # noqa: E402
@@ -63,13 +64,12 @@ class TimedSignals(Signals):
         super().open_relay(seconds)
 
 
-def make_pipeline(config: GateConfig, state_dir: Path) -> tuple[Pipeline, TimedSignals, object]:
-    from gate.outbox import open_outbox
-
+def make_pipeline(config: GateConfig, state_dir: Path) -> tuple[Pipeline, TimedSignals, Outbox]:
+    """The daemon's pipeline with its durable outbox (synchronous=FULL), without a broker."""
     config = config.model_copy(
         update={"site": config.site.model_copy(update={"state_dir": state_dir})}
     )
-    sink = open_outbox(config)
+    sink = Outbox(config.outbox, config.site, config.privacy)
     signals = TimedSignals(config.signals, MockFactory())
     signals.opened_at = []
     pipeline = Pipeline(

@@ -1,5 +1,6 @@
 """The config file: typed, unknown keys refused, and every problem names file, key and line."""
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,13 @@ def test_config_check_summarises_a_good_file(capsys):
     out = capsys.readouterr().out
     assert "demo.yaml: OK" in out
     assert "camera replay 640x480" in out
+
+
+def test_readme_configuration_reference_is_current():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from update_readme import with_reference
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme == with_reference(readme), (
+        "README's configuration reference is stale: run scripts/update_readme.py"
+    )
