@@ -18,7 +18,9 @@ def with_reference(text: str) -> str:
     """`text` with the generated reference between its markers."""
     if not SECTION.search(text):
         raise SystemExit(f"{README}: the config-reference markers are missing")
-    return SECTION.sub(lambda m: m.group(1) + config_reference(GateConfig) + "\n" + m.group(2), text)
+    return SECTION.sub(
+        lambda m: m.group(1) + config_reference(GateConfig) + "\n" + m.group(2), text
+    )
 
 
 def main() -> int:
