@@ -62,6 +62,56 @@ _DELETE_EVERY_S = 0.05  # ...or this long after the first of them was acknowledg
 _MAX_SEQ = 2**63 - 1
 
 
+def new_client(config: MqttConfig, client_id: str, userdata: object = None) -> mqtt.Client:
+    """A paho client set up as the config says (protocol, TLS, credentials), not connected.
+
+    Shared by the publisher and `gate selftest`, so the self-test proves the very setup
+    the daemon uses. Raises OSError (password file) or ssl.SSLError (CA, key files).
+    """
+    v5 = config.protocol is Protocol.V5
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+        clean_session=None if v5 else True,
+        userdata=userdata,
+    )
+    client.suppress_exceptions = True
+    client.connect_timeout = config.connect_timeout_s
+    if config.transport is Transport.TLS:
+        client.tls_set_context(_tls_context(config))
+    if config.username is not None:
+        client.username_pw_set(config.username, _password(config))
+    return client
+
+
+def connect(client: mqtt.Client, config: MqttConfig) -> None:
+    """Open the TCP (and TLS) connection; v5 starts a clean session. OSError when it fails."""
+    if config.protocol is Protocol.V5:
+        client.connect(config.host, config.effective_port, config.keepalive, clean_start=True)
+    else:
+        client.connect(config.host, config.effective_port, config.keepalive)
+
+
+def _tls_context(config: MqttConfig) -> ssl.SSLContext:
+    """Server verified against `ca_file` (or the system CAs), host name checked."""
+    ctx = ssl.create_default_context(cafile=config.ca_file)
+    if config.cert_file is not None and config.key_file is not None:
+        ctx.load_cert_chain(config.cert_file, config.key_file)
+    return ctx
+
+
+def _password(config: MqttConfig) -> str | None:
+    path = config.password_file
+    if path is None:
+        return None
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise OSError(f"cannot read password_file {path}: {exc.strerror}") from None
+    return lines[0] if lines else ""
+
+
 class Backoff:
     """Exponential delay with jitter: `low * 2**n`, capped at `high`, minus up to half."""
 
@@ -301,10 +351,7 @@ class Publisher:
         cfg = self._config
         try:
             client = self._make_client(link)
-            if cfg.protocol is Protocol.V5:
-                client.connect(cfg.host, cfg.effective_port, cfg.keepalive, clean_start=True)
-            else:
-                client.connect(cfg.host, cfg.effective_port, cfg.keepalive)
+            connect(client, cfg)
             sock = client.socket()
             if sock is not None:  # a lone check-in must not wait for Nagle's algorithm
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -384,22 +431,8 @@ class Publisher:
         return False
 
     def _make_client(self, link: _Link) -> mqtt.Client:
-        cfg = self._config
-        v5 = cfg.protocol is Protocol.V5
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self._client_id,
-            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
-            clean_session=None if v5 else True,
-            userdata=link,
-        )
-        client.suppress_exceptions = True
-        client.connect_timeout = cfg.connect_timeout_s
-        client.max_inflight_messages_set(cfg.max_inflight + 1)  # + the status message
-        if cfg.transport is Transport.TLS:
-            client.tls_set_context(self._tls_context())
-        if cfg.username is not None:
-            client.username_pw_set(cfg.username, self._password())
+        client = new_client(self._config, self._client_id, link)
+        client.max_inflight_messages_set(self._config.max_inflight + 1)  # + the status message
         client.will_set(self.status_topic, self._status(Presence.OFFLINE, link), qos=1, retain=True)
         client.on_connect = self._guarded("_on_connect")
         client.on_disconnect = self._guarded("_on_disconnect")
@@ -407,24 +440,6 @@ class Publisher:
         client.on_message = self._guarded("_on_message")
         client.on_subscribe = self._guarded("_on_subscribe")
         return client
-
-    def _tls_context(self) -> ssl.SSLContext:
-        """Server verified against `ca_file` (or the system CAs), host name checked."""
-        cfg = self._config
-        ctx = ssl.create_default_context(cafile=cfg.ca_file)
-        if cfg.cert_file is not None and cfg.key_file is not None:
-            ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
-        return ctx
-
-    def _password(self) -> str | None:
-        path = self._config.password_file
-        if path is None:
-            return None
-        try:
-            lines = path.read_text().splitlines()
-        except OSError as exc:
-            raise OSError(f"cannot read password_file {path}: {exc.strerror}") from None
-        return lines[0] if lines else ""
 
     def _status(self, state: Presence, link: _Link) -> bytes:
         return status_payload(
