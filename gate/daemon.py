@@ -27,7 +27,7 @@ from gate.config.model import RESTART_SECTIONS, GateConfig, load_config
 from gate.decode import make_decoder
 from gate.errors import CameraError, ConfigError, GateError
 from gate.notify import Notifier
-from gate.outbox import open_outbox
+from gate.outbox import clock_synced, open_outbox
 from gate.pipeline import Counters, Pipeline
 from gate.policy import Judge
 from gate.presentation import PresentationTracker
@@ -271,6 +271,7 @@ class Gate:
     def _status_loop(self) -> None:
         interval = self.config.log.status_interval_s
         since, at = copy.copy(self.counters), time.monotonic()
+        synced = _log_clock(None)
         while not self._stop.wait(interval):
             now = time.monotonic()
             line = self.status_line(since, now - at)
@@ -278,6 +279,7 @@ class Gate:
             self._notifier.notify(f"STATUS={line}")
             since, at = copy.copy(self.counters), now
             self.counters.decode_ns_max = 0
+            synced = _log_clock(synced)
 
     def _watchdog_loop(self) -> None:
         """READY once frames flow; then WATCHDOG pings only while the capture loop progresses.
@@ -321,6 +323,19 @@ class Gate:
         telemetry["door_open"] = self.signals.door_open if self.signals is not None else None
         telemetry["mode"] = str(self.mode)
         return telemetry
+
+
+def _log_clock(was: bool | None) -> bool:
+    """Warn at start when the clock is not synchronised, and log every change after."""
+    synced = clock_synced()
+    if not synced and was is not False:
+        log.warning(
+            "clock not synchronised: check-ins carry clock_synced=false until NTP sets it "
+            "(`timedatectl status`)"
+        )
+    elif synced and was is False:
+        log.info("clock synchronised")
+    return synced
 
 
 EXIT_RESTART = 75

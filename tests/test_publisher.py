@@ -124,6 +124,7 @@ def test_plain_drain_presence_telemetry_and_clean_stop(
     assert (sample["scans"], sample["fps"], sample["broker"]) == (7, 12.5, "connected")
     assert {"depth", "oldest_unsent_age_s", "high_water", "storage_full"} <= set(sample["outbox"])
     assert {"uptime_s", "disk_free_bytes", "publisher", "session", "boot_id"} <= set(sample)
+    assert isinstance(sample["clock_synced"], bool)
     assert not any(r.retain for r in watcher.received("/telemetry"))
     publisher.stop()
     stopped = status(broker)

@@ -91,8 +91,13 @@ def telemetry_payload(
     outbox: Mapping[str, object],
     publisher: Mapping[str, object],
     disk_free_bytes: int | None,
+    clock_synced: bool,
 ) -> bytes:
-    """The daemon's counters (`app`) at top level, then ours; ours win a name clash."""
+    """The daemon's counters (`app`) at top level, then ours; ours win a name clash.
+
+    `clock_synced` is there so the operations team sees a gate whose event times cannot be
+    trusted (no NTP yet) without waiting for its next check-in.
+    """
     body: dict[str, object] = dict(app)
     body.update(
         schema=TELEMETRY_SCHEMA,
@@ -104,5 +109,6 @@ def telemetry_payload(
         outbox=dict(outbox),
         publisher=dict(publisher),
         disk_free_bytes=disk_free_bytes,
+        clock_synced=clock_synced,
     )
     return json.dumps(body, separators=(",", ":"), default=str).encode()

@@ -39,7 +39,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from gate.config.site import SiteConfig
 from gate.outbox.config import MqttConfig, Protocol, Transport
 from gate.outbox.events import with_replayed
-from gate.outbox.identity import topic_root
+from gate.outbox.identity import clock_synced, topic_root
 from gate.outbox.presence import (
     Presence,
     disk_free,
@@ -605,6 +605,7 @@ class Publisher:
             outbox=outbox_section(stats),
             publisher=self.stats(),
             disk_free_bytes=disk_free(self._outbox.path.parent),
+            clock_synced=clock_synced(),
         )
         client.publish(self.telemetry_topic, payload, qos=0, retain=False)
 
