@@ -14,6 +14,7 @@ from gate.config.model import DEFAULT_PATH, GateConfig, load_config
 from gate.credentials.cli import add_parse_command
 from gate.errors import ConfigError, GateError
 from gate.outbox import add_queue_arguments, run_queue
+from gate.selftest import add_selftest_command
 from gate.trust.cli import add_trust_commands
 
 log = logging.getLogger("gate")
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     add_queue_arguments(queue)
     queue.set_defaults(handler=_queue)
     add_trust_commands(commands)
+    add_selftest_command(commands)
 
     config = commands.add_parser("config", help="check or document the configuration")
     config_commands = config.add_subparsers(title="config commands", metavar="COMMAND")

@@ -100,6 +100,19 @@ class PicameraSource:
             finally:
                 request.release()
 
+    def describe(self) -> dict[str, float]:
+        """Exposure (µs) and analogue gain of a current frame, from its metadata: what the
+        camera chose in automatic mode, for `gate selftest`. Not for the capture loop."""
+        camera = self._camera
+        if camera is None:
+            raise CameraError("camera is not open")
+        try:
+            metadata = camera.capture_metadata(wait=self._config.frame_timeout_s)
+        except (TimeoutError, RuntimeError) as exc:
+            raise CameraError(f"camera metadata: {exc}") from exc
+        names = {"exposure_us": "ExposureTime", "analogue_gain": "AnalogueGain"}
+        return {key: float(metadata[name]) for key, name in names.items() if name in metadata}
+
     def close(self) -> None:
         camera, self._camera = self._camera, None
         if camera is not None:

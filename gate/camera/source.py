@@ -14,6 +14,9 @@ class FrameSource(Protocol):
 
     A yielded frame is valid only until the next one is requested: a camera hands
     out its own buffer and takes it back, so nothing may keep a reference.
+
+    A source may also offer `describe() -> dict[str, float]` (picamera2: `exposure_us`,
+    `analogue_gain`), called between two frames of `frames()`; `gate selftest` shows it.
     """
 
     name: str
