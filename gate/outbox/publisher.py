@@ -21,6 +21,7 @@ still acknowledges it and the row is deleted; use v5 where that matters.
 
 import contextlib
 import logging
+import queue
 import random
 import select
 import socket
@@ -60,6 +61,7 @@ _FETCH = 64  # rows read from the outbox at a time, per lane
 _DELETE_BATCH = 256  # acknowledged rows deleted in one transaction...
 _DELETE_EVERY_S = 0.05  # ...or this long after the first of them was acknowledged
 _MAX_SEQ = 2**63 - 1
+_OUTGOING_MAX = 256  # messages queued by `publish` and not yet handed to paho
 
 
 def new_client(config: MqttConfig, client_id: str, userdata: object = None) -> mqtt.Client:
@@ -217,6 +219,7 @@ class Publisher:
         self._thread: threading.Thread | None = None
         self._handlers: dict[str, CommandHandler] = {}
         self._handlers_lock = threading.Lock()
+        self._outgoing: queue.Queue[tuple[str, bytes, int]] = queue.Queue(_OUTGOING_MAX)
         self._counters = _Counters()
         self._connected = False
         self._session = 0
@@ -279,6 +282,24 @@ class Publisher:
         self._resubscribe.set()
         if self._thread is not None:
             self._poke()
+
+    def publish(self, suffix: str, payload: bytes, qos: int = 1) -> bool:
+        """Queue a message for `<root>/<suffix>` (not retained); any thread may call it.
+
+        The network thread sends queued messages in order, while connected, ahead of the
+        next events, and before `stopped` on a clean stop. Best effort, unlike events: a
+        message in flight when a connection drops is not sent again, and when
+        `_OUTGOING_MAX` are waiting (offline) a new one is dropped and False returned.
+        """
+        if not suffix or suffix.startswith("/") or any(c in suffix for c in "+#\0"):
+            raise ValueError(f"bad topic suffix {suffix!r}")
+        try:
+            self._outgoing.put_nowait((f"{self.root}/{suffix}", payload, qos))
+        except queue.Full:
+            log.warning("%d messages wait for the broker: %s dropped", _OUTGOING_MAX, suffix)
+            return False
+        self._poke()
+        return True
 
     @property
     def connected(self) -> bool:
@@ -495,6 +516,7 @@ class Publisher:
         if link.rewind and not link.inflight and now >= link.paused_until:
             link.rewind = False
             self._reset_lanes(link)
+        self._send_outgoing(client)
         if not link.rewind and not self._fill(client, link, now):
             return False
         if self._to_delete and not link.inflight:  # idle: no reason to wait for a batch
@@ -571,6 +593,17 @@ class Publisher:
             self._counters.published += 1
         return True
 
+    def _send_outgoing(self, client: mqtt.Client) -> None:
+        """Hand what `publish` queued to paho."""
+        while True:
+            try:
+                topic, payload, qos = self._outgoing.get_nowait()
+            except queue.Empty:
+                return
+            info = client.publish(topic, payload, qos=qos, retain=False)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                log.warning("publish to %s failed (%s): dropped", topic, mqtt.error_string(info.rc))
+
     def _take(self, lane: _Lane) -> StoredEvent | None:
         if not lane.rows and lane.after < lane.upto:
             lane.rows.extend(self._outbox.fetch(lane.after, _FETCH, lane.upto))
@@ -610,7 +643,9 @@ class Publisher:
         client.publish(self.telemetry_topic, payload, qos=0, retain=False)
 
     def _goodbye(self, client: mqtt.Client, link: _Link) -> None:
-        """Clean stop: retained `stopped` (acknowledged if the broker answers), then DISCONNECT."""
+        """Clean stop: what `publish` queued, retained `stopped` (acknowledged if the broker
+        answers), then DISCONNECT."""
+        self._send_outgoing(client)
         info = client.publish(
             self.status_topic, self._status(Presence.STOPPED, link), qos=1, retain=True
         )
