@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from broker import Broker, free_port
+from broker import Broker, free_port, make_pki
 from imagegen import empty_frame, qr_frame, save_png
 from outbox_driver import KEY, make_checkin
 
@@ -187,6 +187,31 @@ def test_a_broker_that_refuses_the_selftest_topic_fails_with_the_acl_to_ask_for(
     assert (broker_row["status"], broker_row["value"]) == ("fail", "no round trip")
     assert broker_row["detail"] == "PUBACK: Not authorized"  # MQTT v5 says so at once
     assert "checkin/dev/demo-venue/gate-1/selftest/#" in broker_row["action"]
+
+
+def test_tls_with_a_client_certificate_passes_and_a_wrong_ca_fails_with_what_to_check(
+    tmp_path, code_frames, capsys
+):
+    pki = make_pki(tmp_path / "pki")
+    other = make_pki(tmp_path / "other")
+    tls = {"transport": "tls", "cert_file": str(pki.client_cert), "key_file": str(pki.client_key)}
+    only = fast(only=frozenset({"broker"}))
+    with Broker(tmp_path / "broker", pki=pki) as broker:
+        good = write_config(
+            tmp_path, broker.port, code_frames, mqtt={**tls, "ca_file": str(pki.ca)}
+        )
+        assert selftest(good, as_json=True, options=only) == 0
+        assert report(capsys)["broker"]["detail"].startswith(f"127.0.0.1:{broker.port} (tls)")
+
+        wrong = write_config(
+            tmp_path, broker.port, code_frames, mqtt={**tls, "ca_file": str(other.ca)}
+        )
+        assert selftest(wrong, as_json=True, options=only) == 1
+
+    row = report(capsys)["broker"]
+    assert (row["status"], row["value"]) == ("fail", "no connection")
+    assert "SSLCertVerificationError" in row["detail"]
+    assert "check mqtt.ca_file (install.sh --ca)" in row["action"]
 
 
 def test_a_wrong_password_is_a_refused_login(tmp_path, code_frames, capsys):
