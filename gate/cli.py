@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gate import __version__
+from gate.commands.cli import add_remote_commands
 from gate.config.docs import config_example, config_reference
 from gate.config.model import DEFAULT_PATH, GateConfig, load_config
 from gate.credentials.cli import add_parse_command
@@ -85,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     add_queue_arguments(queue)
     queue.set_defaults(handler=_queue)
     add_trust_commands(commands)
+    add_remote_commands(commands)
     add_selftest_command(commands)
 
     config = commands.add_parser("config", help="check or document the configuration")

@@ -350,10 +350,19 @@ def run(
     """Run until SIGTERM/SIGINT (or a finite replay ends); SIGHUP reloads the config.
 
     The store comes first and goes last: nothing is captured before check-ins can be kept,
-    and the publisher says `stopped` only after the last check-in was committed.
+    and the publisher says `stopped` only after the last check-in was committed. Remote
+    commands (`gate.commands`) arrive through the publisher once the gate runs; they and
+    SIGHUP reloads take turns on `gate_lock`, and they stop first, before capture.
     """
     stop = threading.Event()
     reload_requested = threading.Event()
+    restart_requested = threading.Event()
+    gate_lock = threading.Lock()
+
+    def request_restart() -> None:
+        """A remote reload that needs a restart: exit as SIGHUP's would."""
+        restart_requested.set()
+        stop.set()
 
     def on_stop(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s: stopping", signal.Signals(signum).name)
@@ -391,21 +400,40 @@ def run(
         _close(sink)
         return 1
     status = 0
+    commands = None
     try:
+        if publisher is not None:
+            from gate.commands.service import CommandService  # late: it imports this module
+
+            commands = CommandService(
+                gate,
+                publisher,
+                lock=gate_lock,
+                restart=request_restart,
+                outbox=getattr(sink, "outbox", None),
+            )
+            commands.start()
         while True:
             while not stop.wait(0.2):
                 if gate.finished.is_set():
                     stop.set()
+            if restart_requested.is_set():
+                status = EXIT_RESTART
+                break
             if reload_requested.is_set() and not gate.finished.is_set():
                 reload_requested.clear()
                 stop.clear()
-                if gate.reload():
+                with gate_lock:
+                    restart = gate.reload()
+                if restart:
                     status = EXIT_RESTART
                     break
                 continue
             break
     finally:
         notifier.notify("STOPPING=1")
+        if commands is not None:
+            commands.stop()
         gate.stop()
         _close(sink)
     log.info("stopped")

@@ -392,9 +392,13 @@ class Judge:
 
     @classmethod
     def from_config(cls, config: "GateConfig") -> "Judge":
-        """Load the trust store and, when the policy needs it, the site's privacy key."""
-        key = _subject_key(config) if config.policy.uses_subject_hashes else None
-        return cls(Rules(config.policy, config.site, key), load_trust(config.trust.paths))
+        """Load the trust store and, when the policy needs it, the site's privacy key; the
+        deny and trust lists replaced remotely (`gate.commands.remote`) are merged in."""
+        from gate.commands import remote  # imported late: it imports DenyList from here
+
+        policy = config.policy.model_copy(update={"deny": remote.merged_deny(config)})
+        key = _subject_key(config) if policy.uses_subject_hashes else None
+        return cls(Rules(policy, config.site, key), load_trust(remote.trust_paths(config)))
 
     def judge(self, payload: bytes, at: datetime.datetime) -> tuple[Credential, Decision]:
         """`at` is timezone-aware; local dates (birth dates, issue dates) use the site's zone."""

@@ -16,7 +16,7 @@ INVALID = [
     (
         "unknown top-level key",
         "sight:\n  gate_id: a\n",
-        "{f}:1: sight: unknown key; expected one of: camera, decoder, log",
+        "{f}:1: sight: unknown key; expected one of: camera, commands, decoder",
     ),
     (
         "unknown nested key",

@@ -7,6 +7,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import Field
 
 from gate.camera.config import CameraConfig
+from gate.commands.config import CommandsConfig
 from gate.config.base import Section
 from gate.config.loader import load_model
 from gate.config.site import SiteConfig
@@ -72,6 +73,10 @@ class GateConfig(Section):
     log: LogConfig = Field(default_factory=LogConfig, description="Logging.")
     service: ServiceConfig = Field(
         default_factory=ServiceConfig, description="Supervision by systemd."
+    )
+    commands: CommandsConfig = Field(
+        default_factory=CommandsConfig,
+        description="Remote commands over MQTT, signed by the operations team.",
     )
 
 

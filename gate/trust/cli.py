@@ -10,6 +10,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from gate.commands.remote import trust_paths
 from gate.credentials.cli import add_judge_options, instant, judge_config, report
 from gate.credentials.model import Kind
 from gate.errors import PassError
@@ -98,7 +99,7 @@ def add_trust_commands(commands: Any) -> None:
 
 def _trust_list(args: argparse.Namespace) -> int:
     at = args.at or datetime.now(UTC)
-    store = load_trust(judge_config(args).trust.paths)
+    store = load_trust(trust_paths(judge_config(args)))
     for row in trust_rows(store, at):
         print(json.dumps(row, ensure_ascii=False), flush=True)
     return 0

@@ -1,0 +1,317 @@
+"""The signed command envelope, its checks, and the result every command is answered with.
+
+A command is published on `<topic root>/cmd/<name>` (QoS 1, not retained):
+
+    {"v": 1, "cmd": "lock", "target": "hn/stadium/gate-1", "issued_at": 1767225600000,
+     "nonce": "B1cJ3u0p2mQ8yXvK4sLr9w", "key_id": "3f1c9a0b7d2e4f65", "args": {},
+     "sig": "<base64url, no padding>"}
+
+- `v`: 1. `cmd`: one of `Name`, the same as the topic's `<name>`.
+- `target`: `<province>/<venue_id>/<gate_id>`; any part may be `*` (`hn/stadium/*`: every
+  gate of the venue, the same signed command published to each gate's topic).
+- `issued_at`: Unix time in milliseconds. `nonce`: 16 to 64 of `[A-Za-z0-9_-]`, new each time.
+- `key_id`: hex of the first 8 bytes of SHA-256 of the raw Ed25519 public key, as
+  `gate cmd keygen` prints it.
+- `args`: an object; `{}` except for `deny_list` and `trust_list` (see `gate.commands.remote`).
+- `sig`: Ed25519 over the RFC 8785 canonical JSON (UTF-8) of every other member.
+
+Checks, in order, with the reason each refusal carries: more than `max_payload_bytes`
+(`oversized`, not parsed); no operations key configured (`commands_disabled`); not a JSON
+object of exactly these members and types, a repeated member, a `cmd` other than the topic's,
+or args given to a command that takes none (`malformed`); `cmd` not known
+(`unknown_command`); no `sig` or `key_id` (`unsigned`); a key this gate does not hold or a
+signature that does not verify (`bad_signature`); another gate's `target` (`wrong_target`);
+`issued_at` more than `max_skew_s` from the gate's clock, either way (`stale`); a nonce
+already accepted in that window (`replayed`, `gate.commands.nonces`). Target and time are
+checked only once the signature holds, so what they say can be trusted.
+
+Every command gets one result on `<topic root>/cmd/<name>/result` (QoS 1, not retained):
+
+    {"v": 1, "cmd": "lock", "nonce": "B1cJ3u0p2mQ8yXvK4sLr9w", "ok": true, "reason": "ok",
+     "at": 1767225600123, "state": {"mode": "locked"}, "detail": null}
+
+`nonce` is echoed whenever it could be read (else null), `at` is the gate's clock (Unix ms,
+so a `stale` refusal shows the skew), `state` the gate after the command (the full status
+for `status`), `detail` a few words on a refusal, never a secret.
+"""
+
+import base64
+import json
+import re
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from gate.credentials.vds_nc import canonical
+from gate.errors import GateError, TrustError
+from gate.trust.keys import Algorithm, ed25519_kid, verify
+from gate.trust.store import load_trust
+
+VERSION = 1
+
+
+class Name(StrEnum):
+    OPEN = "open"  # one bounded relay pulse, whatever the mode
+    LOCK = "lock"  # refuse every scan (`gate_locked`); the exit button still opens
+    EMERGENCY_OPEN = "emergency_open"  # hold the relay open (fire)
+    NORMAL = "normal"  # back from lock or emergency open
+    RELOAD = "reload"  # re-read the config file, as SIGHUP does
+    DENY_LIST = "deny_list"  # replace the remotely managed deny list
+    TRUST_LIST = "trust_list"  # replace the remotely managed trust list
+    STATUS = "status"  # mode, counters, outbox, broker, clock, version
+
+
+TAKES_ARGS = frozenset({Name.DENY_LIST, Name.TRUST_LIST})
+
+
+class Outcome(StrEnum):
+    """The `reason` of a result: `ok`, or why the command was refused."""
+
+    OK = "ok"
+    OVERSIZED = "oversized"
+    COMMANDS_DISABLED = "commands_disabled"
+    MALFORMED = "malformed"
+    UNKNOWN_COMMAND = "unknown_command"
+    UNSIGNED = "unsigned"
+    BAD_SIGNATURE = "bad_signature"
+    WRONG_TARGET = "wrong_target"
+    STALE = "stale"
+    REPLAYED = "replayed"
+    BUSY = "busy"  # too many commands at once; nothing done, send again
+    INVALID_LIST = "invalid_list"  # deny_list/trust_list args refused; the old list is kept
+    RELOAD_FAILED = "reload_failed"  # the config did not reload; the running one is kept
+    UNAVAILABLE = "unavailable"  # the relay is not up (the gate is restarting)
+    FAILED = "failed"  # an unexpected error; the log says more
+
+
+class CommandError(GateError, ValueError):
+    """A remote command is refused, or cannot be signed or sent."""
+
+
+class Refused(CommandError):
+    """A refusal with its result reason; `detail` is for the operator and holds no secret."""
+
+    def __init__(self, reason: Outcome, detail: str, nonce: str | None = None) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.nonce = nonce
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command whose signature, target and time have been checked."""
+
+    name: Name
+    target: str
+    issued_at: int
+    nonce: str
+    key_id: str
+    args: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Checks:
+    """What a command must satisfy at this gate."""
+
+    keys: Mapping[str, ed25519.Ed25519PublicKey]  # by key_id
+    identity: tuple[str, str, str]  # province, venue_id, gate_id
+    max_skew_ms: int
+    max_bytes: int
+
+
+_MEMBERS = frozenset({"v", "cmd", "target", "issued_at", "nonce", "key_id", "args", "sig"})
+_REQUIRED = _MEMBERS - {"key_id", "sig"}
+_NAMES = frozenset(Name)
+_NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_SIG = re.compile(r"[A-Za-z0-9_-]{86}")  # 64 bytes, base64url without padding
+_PART = r"(?:\*|[A-Za-z0-9_-]{1,64})"
+_TARGET = re.compile(rf"{_PART}/{_PART}/{_PART}")
+_MAX_MS = 2**53  # beyond this, JSON readers elsewhere lose precision
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def check(payload: bytes, topic_name: str, checks: Checks, at_ms: int) -> Command:
+    """The command in `payload`, received on `cmd/<topic_name>`; Refused, in the module
+    docstring's order, when it must not run. Pure: keys and time come in."""
+    if len(payload) > checks.max_bytes:
+        raise Refused(Outcome.OVERSIZED, f"{len(payload)} bytes, at most {checks.max_bytes}")
+    document = _document(payload)
+    nonce = _nonce_in(document)
+    if not checks.keys:
+        raise Refused(Outcome.COMMANDS_DISABLED, "no operations public key configured", nonce)
+    if document is None:
+        raise Refused(Outcome.MALFORMED, "not a JSON object (UTF-8, no repeated member)", nonce)
+    problem = _shape_problem(document)
+    if problem is not None:
+        raise Refused(Outcome.MALFORMED, problem, nonce)
+    name = document["cmd"]
+    if name not in _NAMES:
+        raise Refused(Outcome.UNKNOWN_COMMAND, "not a command this gate knows", nonce)
+    if name != topic_name:
+        raise Refused(Outcome.MALFORMED, f"`cmd` {name} sent on the topic of {topic_name}", nonce)
+    if document["args"] and name not in TAKES_ARGS:
+        raise Refused(Outcome.MALFORMED, f"{name} takes no args", nonce)
+    key_id = _verified_key(document, checks.keys, nonce)
+    if not _targets(document["target"], checks.identity):
+        raise Refused(Outcome.WRONG_TARGET, f"for {document['target']}", nonce)
+    skew_ms = document["issued_at"] - at_ms
+    if abs(skew_ms) > checks.max_skew_ms:
+        when = "after" if skew_ms > 0 else "before"
+        raise Refused(
+            Outcome.STALE, f"issued {abs(skew_ms) / 1000:.0f} s {when} the gate's clock", nonce
+        )
+    return Command(
+        name=Name(name),
+        target=document["target"],
+        issued_at=document["issued_at"],
+        nonce=document["nonce"],
+        key_id=key_id,
+        args=document["args"],
+    )
+
+
+def _document(payload: bytes) -> dict[str, Any] | None:
+    """The payload as a JSON object; None when it is not one (or repeats a member: the
+    signer and the gate could read different values)."""
+    try:
+        value = json.loads(
+            payload.decode("utf-8"), object_pairs_hook=_unique, parse_constant=_no_constant
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise ValueError("repeated member")
+    return members
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _nonce_in(document: dict[str, Any] | None) -> str | None:
+    """The nonce to echo in the result, when there is a well-formed one to echo."""
+    nonce = document.get("nonce") if document is not None else None
+    return nonce if isinstance(nonce, str) and _NONCE.fullmatch(nonce) else None
+
+
+def _shape_problem(document: dict[str, Any]) -> str | None:
+    extra = sorted(set(document) - _MEMBERS)
+    if extra:
+        return f"unknown member {extra[0]!r}"
+    missing = sorted(_REQUIRED - set(document))
+    if missing:
+        return f"missing member {missing[0]!r}"
+    if type(document["v"]) is not int or document["v"] != VERSION:
+        return f"version {document['v']!r} not supported (this gate reads {VERSION})"
+    if not isinstance(document["cmd"], str):
+        return "`cmd` must be a string"
+    target = document["target"]
+    if not isinstance(target, str) or not _TARGET.fullmatch(target):
+        return "`target` must be province/venue_id/gate_id, each part an id or *"
+    issued = document["issued_at"]
+    if type(issued) is not int or not 0 < issued < _MAX_MS:
+        return "`issued_at` must be Unix time in milliseconds"
+    if _nonce_in(document) is None:
+        return "`nonce` must be 16 to 64 characters of [A-Za-z0-9_-]"
+    if not isinstance(document["args"], dict):
+        return "`args` must be an object"
+    return None
+
+
+def _verified_key(
+    document: dict[str, Any], keys: Mapping[str, ed25519.Ed25519PublicKey], nonce: str | None
+) -> str:
+    """The key_id whose key verifies `sig` over the other members; Refused otherwise."""
+    sig, key_id = document.get("sig"), document.get("key_id")
+    if sig in (None, "") or key_id in (None, ""):
+        raise Refused(Outcome.UNSIGNED, "no `sig` and `key_id`", nonce)
+    key = keys.get(key_id) if isinstance(key_id, str) else None
+    if key is None:
+        raise Refused(Outcome.BAD_SIGNATURE, "`key_id` is not an operations key here", nonce)
+    if not isinstance(sig, str) or not _SIG.fullmatch(sig):
+        raise Refused(Outcome.BAD_SIGNATURE, "`sig` is not a base64url Ed25519 signature", nonce)
+    signed = canonical({k: v for k, v in document.items() if k != "sig"}).encode("utf-8")
+    if not verify(key, Algorithm.ED25519, base64.urlsafe_b64decode(sig + "=="), signed):
+        raise Refused(Outcome.BAD_SIGNATURE, "the signature does not verify", nonce)
+    return key_id
+
+
+def _targets(target: str, identity: tuple[str, str, str]) -> bool:
+    return all(part in ("*", mine) for part, mine in zip(target.split("/"), identity, strict=True))
+
+
+def sign(
+    key: ed25519.Ed25519PrivateKey,
+    name: str,
+    target: str,
+    args: Mapping[str, Any] | None = None,
+    *,
+    issued_at: int | None = None,
+    nonce: str | None = None,
+) -> dict[str, Any]:
+    """A signed envelope, now and with a fresh nonce unless told otherwise (tests are)."""
+    document: dict[str, Any] = {
+        "v": VERSION,
+        "cmd": name,
+        "target": target,
+        "issued_at": now_ms() if issued_at is None else issued_at,
+        "nonce": nonce or secrets.token_urlsafe(16),
+        "key_id": ed25519_kid(key.public_key()).hex(),
+        "args": dict(args or {}),
+    }
+    signature = key.sign(canonical(document).encode("utf-8"))
+    document["sig"] = base64.urlsafe_b64encode(signature).rstrip(b"=").decode("ascii")
+    return document
+
+
+def encode(document: Mapping[str, Any]) -> bytes:
+    """JSON as sent: compact, UTF-8."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def result_payload(
+    name: str,
+    nonce: str | None,
+    reason: Outcome,
+    *,
+    at_ms: int,
+    state: Mapping[str, Any],
+    detail: str | None = None,
+) -> bytes:
+    """The answer on `cmd/<name>/result` (module docstring)."""
+    return encode(
+        {
+            "v": VERSION,
+            "cmd": name,
+            "nonce": nonce,
+            "ok": reason is Outcome.OK,
+            "reason": str(reason),
+            "at": at_ms,
+            "state": dict(state),
+            "detail": detail,
+        }
+    )
+
+
+def operations_keys(paths: Iterable[Path]) -> dict[str, ed25519.Ed25519PublicKey]:
+    """The operations public keys by key_id, read by the trust store's own loader (which
+    refuses a private key); TrustError when a file is missing, bad or holds a certificate."""
+    store = load_trust(paths)
+    if store.signers:
+        raise TrustError("operations keys must be Ed25519 public keys, not certificates")
+    return {kid.hex(): key.public_key for kid, key in store.pass_keys.items()}

@@ -1,0 +1,264 @@
+"""The daemon's side of remote commands: checked, run and answered off the network thread.
+
+The publisher calls `_received` in its network thread for each message on `cmd/<name>`, and
+that only queues it (or answers `busy` when 32 already wait). The `gate-commands` worker
+checks it (`envelope.check`, then the nonce book), runs it while holding the daemon's gate
+lock (a SIGHUP reload holds it too, so a command never meets a half-reloaded gate) and
+publishes exactly one result, with one log line, whatever happened.
+
+What each command does: `open` pulses the relay once (bounded by `relay_max_s`), also when
+locked (an operator's decision, like the exit button); `lock`, `emergency_open` and
+`normal` set the gate's mode (kept across restarts); `reload` is SIGHUP's reload, and when
+the new file changes what needs a restart the daemon exits to be restarted (the result is
+sent first); `deny_list` and `trust_list` replace the remote list, then reload so it takes
+effect; `status` answers with mode, counters, outbox, broker, clock and version.
+"""
+
+import functools
+import logging
+import queue
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from gate import __version__
+from gate.commands import remote
+from gate.commands.envelope import (
+    Checks,
+    Command,
+    Name,
+    Outcome,
+    Refused,
+    check,
+    now_ms,
+    operations_keys,
+    result_payload,
+)
+from gate.commands.nonces import NonceBook
+from gate.daemon import Gate, Mode
+from gate.errors import TrustError
+from gate.outbox.identity import clock_synced
+from gate.outbox.presence import outbox_section
+from gate.outbox.publisher import CommandHandler
+from gate.outbox.store import Outbox
+from gate.policy import DenyList
+
+log = logging.getLogger(__name__)
+
+QUEUE_MAX = 32
+JOIN_TIMEOUT_S = 5.0
+_POLL_S = 0.25
+_DETAIL_MAX = 300
+
+Action = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+class Channel(Protocol):
+    """What the service needs of the publisher."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def on_command(self, name: str, handler: CommandHandler) -> None: ...
+
+    def publish(self, suffix: str, payload: bytes, qos: int = 1) -> bool: ...
+
+
+class CommandService:
+    """Answers every command on `cmd/<name>/result`; runs the ones that pass every check."""
+
+    def __init__(
+        self,
+        gate: Gate,
+        channel: Channel,
+        *,
+        lock: threading.Lock,
+        restart: Callable[[], None],
+        outbox: Outbox | None = None,
+    ) -> None:
+        self._gate = gate
+        self._channel = channel
+        self._lock = lock
+        self._restart = restart
+        self._outbox = outbox
+        self._queue: queue.Queue[tuple[str, bytes]] = queue.Queue(QUEUE_MAX)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._nonces = NonceBook(gate.config.site.state_dir, now_ms())
+        self._key_paths: list[Path] | None = None
+        self._keys: dict[str, ed25519.Ed25519PublicKey] = {}
+        self._actions: dict[Name, Action] = {
+            Name.OPEN: self._open,
+            Name.LOCK: functools.partial(self._set_mode, Mode.LOCKED),
+            Name.EMERGENCY_OPEN: functools.partial(self._set_mode, Mode.EMERGENCY_OPEN),
+            Name.NORMAL: functools.partial(self._set_mode, Mode.NORMAL),
+            Name.RELOAD: lambda _args: self._reload(),
+            Name.DENY_LIST: self._deny_list,
+            Name.TRUST_LIST: self._trust_list,
+            Name.STATUS: self._status,
+        }
+
+    def start(self) -> None:
+        """Start the worker, then subscribe to every command."""
+        if self._thread is not None:
+            raise RuntimeError("command service already started")
+        keys = len(self._checks().keys)
+        self._thread = threading.Thread(target=self._run, name="gate-commands", daemon=True)
+        self._thread.start()
+        for name in Name:
+            self._channel.on_command(name, self._received)
+        if keys:
+            log.info("remote commands enabled: %d operations key(s)", keys)
+        else:
+            log.warning("remote commands disabled: no usable operations public key")
+
+    def stop(self, timeout: float = JOIN_TIMEOUT_S) -> None:
+        """Finish the command running now (its result is queued), drop the rest."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("command worker did not stop within %s s", timeout)
+
+    def _received(self, name: str, payload: bytes) -> None:
+        """In the publisher's network thread: queue and return."""
+        try:
+            self._queue.put_nowait((name, payload))
+        except queue.Full:
+            self._answer(name, None, Outcome.BUSY, f"{QUEUE_MAX} commands already wait", {})
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                name, payload = self._queue.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            try:
+                self._handle(name, payload)
+            except Exception:  # the worker must outlive any command
+                log.exception("command %s: answering failed", name)
+
+    def _handle(self, name: str, payload: bytes) -> None:
+        nonce: str | None = None
+        reason, detail, state = Outcome.OK, None, {}
+        try:
+            command = self._accept(name, payload)
+            nonce = command.nonce
+            with self._lock:
+                state = self._actions[command.name](command.args)
+        except Refused as refused:
+            nonce = nonce or refused.nonce
+            reason, detail = refused.reason, refused.detail
+        except Exception as exc:
+            log.exception("command %s failed", name)
+            reason, detail = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
+        self._answer(name, nonce, reason, detail, state)
+
+    def _accept(self, name: str, payload: bytes) -> Command:
+        """The command, checked and its nonce claimed (on disk) before it runs."""
+        at = now_ms()
+        checks = self._checks()
+        command = check(payload, name, checks, at)
+        refusal = self._nonces.claim(command.nonce, command.issued_at, at, checks.max_skew_ms)
+        if refusal is not None:
+            raise Refused(refusal, "nonce already used in the skew window", command.nonce)
+        return command
+
+    def _checks(self) -> Checks:
+        """The checks of the running config; the keys are read again when a reload changes
+        their paths, and an unusable key file disables commands (the gate keeps working)."""
+        config = self._gate.config
+        commands, site = config.commands, config.site
+        if commands.public_keys != self._key_paths:
+            self._key_paths = list(commands.public_keys)
+            try:
+                self._keys = operations_keys(commands.public_keys)
+            except TrustError as exc:
+                log.error("operations keys unusable, remote commands disabled: %s", exc)
+                self._keys = {}
+        return Checks(
+            keys=self._keys,
+            identity=(site.province, site.venue_id, site.gate_id),
+            max_skew_ms=round(commands.max_skew_s * 1000),
+            max_bytes=commands.max_payload_bytes,
+        )
+
+    def _answer(
+        self,
+        name: str,
+        nonce: str | None,
+        reason: Outcome,
+        detail: str | None,
+        state: Mapping[str, Any],
+    ) -> None:
+        """One result and one log line per command."""
+        detail = detail[:_DETAIL_MAX] if detail else None
+        if reason is Outcome.OK:
+            log.info("command %s (nonce %s): done", name, nonce)
+        else:
+            log.warning("command %s (nonce %s) refused: %s (%s)", name, nonce, reason, detail)
+        payload = result_payload(
+            name,
+            nonce,
+            reason,
+            at_ms=now_ms(),
+            state={"mode": str(self._gate.mode), **state},
+            detail=detail,
+        )
+        self._channel.publish(f"cmd/{name}/result", payload)
+
+    # -- the commands, run under the gate lock -----------------------------------------------
+
+    def _open(self, _args: Mapping[str, Any]) -> dict[str, Any]:
+        if not self._gate.open_once():
+            raise Refused(Outcome.UNAVAILABLE, "the relay is not set up (gate restarting)")
+        return {}
+
+    def _set_mode(self, mode: Mode, _args: Mapping[str, Any]) -> dict[str, Any]:
+        self._gate.set_mode(mode)
+        return {}
+
+    def _reload(self, pending: str = "") -> dict[str, Any]:
+        """SIGHUP's reload; a change that needs a restart asks the daemon for one."""
+        before = self._gate.config
+        if self._gate.reload():
+            self._restart()
+            return {"restarting": True}
+        if self._gate.config is before:
+            raise Refused(
+                Outcome.RELOAD_FAILED,
+                f"config not reloaded, the running one is kept{pending} (see the gate's log)",
+            )
+        return {}
+
+    def _deny_list(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        deny = remote.replace_deny(self._gate.config.site.state_dir, args)
+        counts = _sizes(deny)
+        log.warning("remote deny list replaced: %s", counts)
+        return {"deny": counts, **self._reload("; the new deny list waits for a reload")}
+
+    def _trust_list(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        store = remote.replace_trust(self._gate.config, args)
+        counts = {"signers": len(store.signers), "pass_keys": len(store.pass_keys)}
+        log.warning("remote trust list replaced; pinned now: %s", counts)
+        return {"trust": counts, **self._reload("; the new trust list waits for a reload")}
+
+    def _status(self, _args: Mapping[str, Any]) -> dict[str, Any]:
+        config = self._gate.config
+        deny = remote.read_deny(config.site.state_dir)
+        return {
+            "version": __version__,
+            "clock_synced": clock_synced(),
+            "broker": "connected" if self._channel.connected else "disconnected",
+            "gate": self._gate.telemetry(),
+            "outbox": outbox_section(self._outbox.stats()) if self._outbox is not None else None,
+            "remote_deny": _sizes(deny),
+            "remote_trust": len(remote.trust_paths(config)) > len(config.trust.paths),
+        }
+
+
+def _sizes(deny: DenyList) -> dict[str, int]:
+    return {name: len(getattr(deny, name)) for name in DenyList.model_fields}

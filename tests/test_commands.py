@@ -1,0 +1,539 @@
+"""Remote commands against a real mosquitto: the real Gate on gpiozero MockFactory pins, the
+real publisher, commands signed and sent the way `gate cmd send` sends them.
+
+The relay and the mode change exactly as commanded, never for a refused command, and every
+command, accepted or refused, is answered on its result topic with the reason.
+"""
+
+import datetime
+import json
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from broker import Broker, wait_until
+from conftest import ListSink
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from gpiozero.pins.mock import MockFactory
+from imagegen import empty_frame, qr_frame, save_png
+from pins import levels
+
+from gate.camera.replay import ReplaySource
+from gate.cli import main
+from gate.commands.cli import command_topic, exchange
+from gate.commands.envelope import Outcome, encode, now_ms, sign
+from gate.commands.nonces import FILE as NONCE_FILE
+from gate.commands.nonces import NonceBook
+from gate.commands.remote import DENY_FILE, REMOTE, TRUST_LINK
+from gate.commands.service import CommandService
+from gate.config.model import load_config
+from gate.daemon import Gate, Mode, run
+from gate.outbox import OutboxService, open_outbox
+from gate.outbox.config import MqttConfig, SubjectMode
+from gate.outbox.privacy import load_key, subject_form
+from gate.reasons import Reason
+from gate.trust import passes
+
+pytestmark = [pytest.mark.broker]
+
+TARGET = "hn/stadium/gate-1"
+ROOT = MqttConfig.model_fields["topic_root"].default
+RELAY = 23
+CCCD = "001090123456|012345678|Nguyễn Văn An|01011990|Nam|Hà Nội|15042021"
+CCCD_ID = "001090123456"
+EMPTY = empty_frame(size=(320, 240), seed=1)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    with Broker(tmp_path_factory.mktemp("broker")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def ops_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The operations key pair as `gate cmd keygen` writes it."""
+    private = tmp_path_factory.mktemp("ops") / "ops.key"
+    assert main(["cmd", "keygen", "--out", str(private)]) == 0
+    return private
+
+
+class Rig:
+    """One gate as `gate run` wires it: Gate, outbox and publisher, and the command service."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        broker: Broker,
+        factory: MockFactory,
+        ops_key: Path,
+        frames: list[np.ndarray] | None = None,
+        **sections: Any,
+    ) -> None:
+        self.broker = broker
+        self.key = passes.load_private_key(ops_key)
+        self.factory = factory
+        self.config_path = tmp_path / "gate.yaml"
+        self.write_config(
+            {
+                "site": {
+                    "province": "hn",
+                    "venue_id": "stadium",
+                    "gate_id": "gate-1",
+                    "device_id": "dev1",
+                    "state_dir": str(tmp_path / "state"),
+                },
+                "camera": {"source": "replay"},
+                "presentation": {"confirm_frames": 1, "leave_after_s": 0.2, "cooldown_s": 0},
+                "signals": {"pin_factory": "mock", "relay_pulse_s": 0.3, "exit_pulse_s": 0.3},
+                "mqtt": {
+                    "host": broker.host,
+                    "port": broker.port,
+                    "transport": "plain",
+                    "reconnect_min_s": 0.05,
+                    "reconnect_max_s": 0.5,
+                },
+                "commands": {
+                    "public_keys": [str(passes.public_path(ops_key))],
+                    "max_payload_bytes": 4096,
+                },
+            }
+            | sections
+        )
+        config = load_config(self.config_path)
+        self.config = config
+        self.sink = ListSink()
+        self.store: OutboxService = open_outbox(config)
+        self.gate = Gate(
+            config,
+            sink=self.sink,
+            source=ReplaySource(frames or [EMPTY], fps=20, loop=True),
+            pin_factory=factory,
+            config_path=self.config_path,
+        )
+        self.gate.start()
+        self.lock = threading.Lock()
+        self.restarts = 0
+        self.service = self.start_service()
+        assert wait_until(lambda: self.send(self.signed("status"), wait=0.5), 15)
+
+    def write_config(self, raw: dict[str, Any]) -> None:
+        self.raw = raw
+        self.config_path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+
+    def start_service(self) -> CommandService:
+        def restart() -> None:
+            self.restarts += 1
+
+        service = CommandService(
+            self.gate,
+            self.store.publisher,
+            lock=self.lock,
+            restart=restart,
+            outbox=self.store.outbox,
+        )
+        service.start()
+        return service
+
+    def signed(self, name: str, args: dict[str, Any] | None = None, **fields: Any) -> dict:
+        return sign(self.key, name, fields.pop("target", TARGET), args, **fields)
+
+    def send(
+        self, command: dict | bytes, name: str | None = None, wait: float = 5.0
+    ) -> dict[str, Any] | None:
+        """Publish as `gate cmd send` does; the result (matched by nonce when there is one)."""
+        if isinstance(command, dict):
+            payload, name, nonce = encode(command), name or command["cmd"], command.get("nonce")
+        else:
+            payload, nonce = command, None
+        assert name is not None
+        topic = command_topic(ROOT, TARGET, name)
+        mqtt = MqttConfig(host=self.broker.host, port=self.broker.port, transport="plain")
+        return exchange(mqtt, [topic], payload, nonce, wait).get(topic)
+
+    def relay(self) -> list[bool]:
+        return levels(self.factory.pin(RELAY))
+
+    def close(self) -> None:
+        self.service.stop()
+        self.gate.stop()
+        self.store.close()
+
+
+@pytest.fixture
+def rigs(tmp_path: Path, broker: Broker, mock_factory: MockFactory, ops_key: Path):
+    """Makes the test's rig (frames and config sections may vary); closes it at the end."""
+    made: list[Rig] = []
+
+    def make(frames: list[np.ndarray] | None = None, **sections: Any) -> Rig:
+        made.append(Rig(tmp_path, broker, mock_factory, ops_key, frames, **sections))
+        return made[-1]
+
+    yield make
+    for rig in made:
+        rig.close()
+
+
+def wait(seconds: float) -> None:
+    threading.Event().wait(seconds)
+
+
+# --- good commands ------------------------------------------------------------------------
+
+
+def test_open_pulses_the_relay_once_and_the_cli_prints_the_result(rigs, broker, ops_key, capsys):
+    rig = rigs()
+    capsys.readouterr()
+    argv = ["cmd", "send", "--key", str(ops_key), "--broker", f"{broker.host}:{broker.port}"]
+    assert main([*argv, "--plain", "--target", TARGET, "open"]) == 0
+    wait(0.6)  # the 0.3 s pulse ends
+
+    [line] = capsys.readouterr().out.splitlines()
+    result = json.loads(line)
+    assert result["gate"] == TARGET
+    assert (result["ok"], result["reason"], result["cmd"]) == (True, "ok", "open")
+    assert result["state"] == {"mode": "normal"}
+    assert rig.relay() == [False, True, False]
+    assert rig.gate.mode is Mode.NORMAL
+
+
+def test_the_cli_exits_1_when_refused_and_2_when_no_gate_answers(rigs, broker, tmp_path, capsys):
+    rigs()
+    stranger = tmp_path / "stranger.key"
+    assert main(["cmd", "keygen", "--out", str(stranger)]) == 0
+    argv = ["cmd", "send", "--key", str(stranger), "--broker", f"{broker.host}:{broker.port}"]
+    capsys.readouterr()
+
+    assert main([*argv, "--plain", "--target", TARGET, "lock"]) == 1
+    assert json.loads(capsys.readouterr().out)["reason"] == "bad_signature"
+    to = ["--to", TARGET, "--to", "hn/stadium/gate-9", "--wait", "1"]
+    assert main([*argv, "--plain", "--target", "hn/stadium/*", *to, "status"]) == 2
+    answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(a["gate"], a["ok"]) for a in answers] == [(TARGET, False), ("hn/stadium/gate-9", None)]
+    assert answers[1]["error"] == "no answer within 1 s"
+    closed = ["--broker", f"{broker.host}:1", "--plain", "--target", TARGET, "status"]
+    assert main(["cmd", "send", "--key", str(stranger), *closed]) == 2
+    assert "cannot connect to 127.0.0.1:1" in capsys.readouterr().err
+
+
+def test_lock_emergency_open_and_normal_set_the_mode_and_the_relay(rigs):
+    rig = rigs()
+    mode_file = rig.config.site.state_dir / "mode"
+
+    result = rig.send(rig.signed("lock", target="hn/stadium/*"))  # every gate of the venue
+    assert (result["ok"], result["state"]) == (True, {"mode": "locked"})
+    assert rig.gate.mode is Mode.LOCKED
+    assert json.loads(mode_file.read_text()) == {"mode": "locked"}
+    assert rig.relay() == [False]
+
+    assert rig.send(rig.signed("emergency_open"))["state"] == {"mode": "emergency_open"}
+    wait(0.5)  # longer than a pulse: held, not pulsed
+    assert rig.relay() == [False, True]
+
+    assert rig.send(rig.signed("normal"))["state"] == {"mode": "normal"}
+    assert rig.relay() == [False, True, False]
+    assert json.loads(mode_file.read_text()) == {"mode": "normal"}
+
+
+def test_status_reports_mode_counters_outbox_broker_clock_and_version(rigs):
+    rig = rigs()
+    result = rig.send(rig.signed("status"))
+
+    state = result["state"]
+    assert result["ok"] is True
+    assert state["mode"] == "normal"
+    assert state["broker"] == "connected"
+    assert state["outbox"]["depth"] == 0
+    assert state["gate"]["frames"] > 0
+    assert isinstance(state["clock_synced"], bool)
+    assert state["version"]
+    assert state["remote_deny"] == {"subject_hashes": 0, "pass_ids": 0, "certificate_ids": 0}
+    assert rig.relay() == [False]
+
+
+def test_reload_applies_a_valid_file_and_refuses_an_invalid_one(rigs):
+    rig = rigs()
+    rig.write_config(rig.raw | {"presentation": {"confirm_frames": 2, "cooldown_s": 0}})
+    result = rig.send(rig.signed("reload"))
+    assert (result["ok"], result["reason"]) == (True, "ok")
+    assert rig.gate.config.presentation.confirm_frames == 2
+
+    rig.config_path.write_text("presentation: {confirm_frames: -1}\n")
+    result = rig.send(rig.signed("reload"))
+    assert (result["ok"], result["reason"]) == (False, "reload_failed")
+    assert rig.gate.config.presentation.confirm_frames == 2
+    assert rig.restarts == 0
+
+
+def test_reload_of_a_section_the_publisher_holds_asks_for_a_restart(rigs):
+    rig = rigs()
+    rig.write_config(rig.raw | {"mqtt": rig.raw["mqtt"] | {"keepalive": 20}})
+    result = rig.send(rig.signed("reload"))
+
+    assert (result["ok"], result["state"]) == (True, {"mode": "normal", "restarting": True})
+    assert rig.restarts == 1
+
+
+# --- refused commands: answered with the reason, nothing changed --------------------------
+
+
+def _without(document: dict, *names: str) -> dict:
+    return {k: v for k, v in document.items() if k not in names}
+
+
+def _tampered(document: dict, **changes: Any) -> dict:
+    return document | changes
+
+
+def _repeated_member(rig: Rig) -> bytes:
+    return encode(rig.signed("open")).replace(b'{"v":1,', b'{"v":1,"v":1,', 1)
+
+
+OTHER_KEY = ed25519.Ed25519PrivateKey.generate()
+REFUSALS = {
+    "unsigned": (lambda rig: _without(rig.signed("open"), "sig", "key_id"), "open", "unsigned"),
+    "wrong key": (lambda rig: sign(OTHER_KEY, "open", TARGET), "open", "bad_signature"),
+    "tampered": (
+        lambda rig: _tampered(rig.signed("lock"), cmd="open"),
+        "open",
+        "bad_signature",
+    ),
+    "stale": (
+        lambda rig: rig.signed("open", issued_at=now_ms() - 301_000),
+        "open",
+        "stale",
+    ),
+    "future": (
+        lambda rig: rig.signed("open", issued_at=now_ms() + 301_000),
+        "open",
+        "stale",
+    ),
+    "garbled": (lambda rig: b'{"v":1,"cmd":"open",', "open", "malformed"),
+    "bad field": (
+        lambda rig: _tampered(rig.signed("open"), issued_at="now"),
+        "open",
+        "malformed",
+    ),
+    "repeated member": (_repeated_member, "open", "malformed"),
+    "args to open": (lambda rig: rig.signed("open", {"seconds": 60}), "open", "malformed"),
+    "on another topic": (lambda rig: rig.signed("emergency_open"), "open", "malformed"),
+    "unknown": (lambda rig: rig.signed("self_destruct"), "open", "unknown_command"),
+    "wrong gate": (
+        lambda rig: rig.signed("open", target="hn/stadium/gate-2"),
+        "open",
+        "wrong_target",
+    ),
+    "other venue": (lambda rig: rig.signed("open", target="hn/arena/*"), "open", "wrong_target"),
+    "oversized": (lambda rig: b" " * 4097 + encode(rig.signed("open")), "open", "oversized"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_a_refused_command_is_answered_with_its_reason_and_changes_nothing(rigs, case, caplog):
+    make, topic, reason = REFUSALS[case]
+    rig = rigs()
+    command = make(rig)
+
+    result = rig.send(command, topic)
+
+    nonce = command.get("nonce") if isinstance(command, dict) else None
+    assert (result["ok"], result["reason"], result["cmd"]) == (False, reason, topic)
+    assert result["nonce"] == nonce
+    assert result["state"] == {"mode": "normal"}
+    assert result["detail"]
+    assert f"command {topic} (nonce {nonce}) refused: {reason}" in caplog.text
+    wait(0.4)  # a pulse would have started
+    assert rig.relay() == [False]
+    assert rig.gate.mode is Mode.NORMAL
+    assert not (rig.config.site.state_dir / "mode").exists()
+
+
+def test_a_replayed_command_is_refused_also_after_the_service_restarts(rigs):
+    rig = rigs()
+    command = rig.signed("open")
+
+    assert rig.send(command)["reason"] == "ok"
+    assert rig.send(command)["reason"] == "replayed"
+    rig.service.stop()
+    rig.service = rig.start_service()
+    assert rig.send(command)["reason"] == "replayed"
+    wait(0.6)
+
+    assert rig.relay() == [False, True, False]  # one pulse, for the first
+    kept = json.loads((rig.config.site.state_dir / NONCE_FILE).read_text())
+    assert kept["nonces"][command["nonce"]] == command["issued_at"]
+
+
+@pytest.mark.parametrize("keys", ["none", "a private key"])
+def test_without_a_usable_operations_key_every_command_is_refused(rigs, ops_key, keys, caplog):
+    public_keys = [] if keys == "none" else [str(ops_key)]
+    rig = rigs(commands={"public_keys": public_keys})
+
+    result = rig.send(rig.signed("open"))
+    assert (result["ok"], result["reason"]) == (False, "commands_disabled")
+    wait(0.4)
+    assert rig.relay() == [False]
+    if keys != "none":
+        assert "holds a private key" in caplog.text
+
+
+def test_nonces_are_kept_for_the_skew_window_and_never_forgotten_to_make_room(tmp_path):
+    window, at = 300_000, 1_767_225_600_000
+    book = NonceBook(tmp_path, at, capacity=2)
+    assert book.claim("a" * 16, at, at, window) is None
+    assert book.claim("b" * 16, at, at, window) is None
+    assert book.claim("c" * 16, at, at, window) is Outcome.BUSY
+    assert book.claim("a" * 16, at, at, window) is Outcome.REPLAYED
+
+    later = at + window + 1  # a and b could no longer pass the time check
+    assert book.claim("c" * 16, later, later, window) is None
+    assert json.loads(book.path.read_text()) == {"v": 1, "nonces": {"c" * 16: later}}
+    assert NonceBook(tmp_path, later).claim("c" * 16, later, later, window) is Outcome.REPLAYED
+
+
+def test_an_unreadable_nonce_file_refuses_what_was_issued_before_it_was_read(tmp_path, caplog):
+    (tmp_path / NONCE_FILE).parent.mkdir()
+    (tmp_path / NONCE_FILE).write_text("{garbage")
+    book = NonceBook(tmp_path, 5_000_000)
+
+    assert book.claim("a" * 16, 4_999_999, 5_000_000, 300_000) is Outcome.REPLAYED
+    assert book.claim("b" * 16, 5_000_000, 5_000_001, 300_000) is None
+    assert "cannot read the command nonces" in caplog.text
+
+
+# --- the lists the operations team replaces -----------------------------------------------
+
+
+def scene(code: str) -> list[np.ndarray]:
+    """Someone shows a code for a moment, leaves, and comes back, again and again."""
+    return [EMPTY] * 6 + [qr_frame(code, size=(320, 240), module_px=3)] * 3
+
+
+def checkins_after(rig: Rig, start: int, reason: Reason, timeout: float = 10.0) -> list:
+    """Check-ins after the first `start`, once one of them has `reason`."""
+    assert wait_until(
+        lambda: any(c.decision.reason is reason for c in rig.sink.checkins[start:]), timeout
+    ), [c.decision.reason for c in rig.sink.checkins]
+    return rig.sink.checkins[start:]
+
+
+def test_a_subject_on_a_replaced_deny_list_is_refused_denied_on_the_next_scan(rigs):
+    rig = rigs(scene(CCCD))
+    checkins_after(rig, 0, Reason.OK)
+    key = load_key(rig.config.privacy, rig.config.site)
+    hashed = subject_form(CCCD_ID, SubjectMode.HMAC, key)
+
+    result = rig.send(rig.signed("deny_list", {"subject_hashes": [hashed.upper()]}))
+    assert (result["ok"], result["reason"]) == (True, "ok")
+    assert result["state"]["deny"] == {"subject_hashes": 1, "pass_ids": 0, "certificate_ids": 0}
+    start = len(rig.sink.checkins)
+    after = checkins_after(rig, start, Reason.DENIED)
+    assert {c.decision.reason for c in after} == {Reason.DENIED}
+    stored = rig.config.site.state_dir / REMOTE / DENY_FILE
+    assert json.loads(stored.read_text())["subject_hashes"] == [hashed]
+
+    refused = rig.send(rig.signed("deny_list", {"subject_hashes": ["not-a-hash"]}))
+    assert (refused["ok"], refused["reason"]) == (False, "invalid_list")
+    assert json.loads(stored.read_text())["subject_hashes"] == [hashed]
+    assert rig.send(rig.signed("status"))["state"]["remote_deny"]["subject_hashes"] == 1
+
+
+def test_a_replaced_trust_list_verifies_passes_and_a_bad_one_leaves_it_in_place(rigs):
+    issuer = ed25519.Ed25519PrivateKey.generate()
+    now = datetime.datetime.now(datetime.UTC)
+    gate_pass = passes.issue(
+        issuer,
+        pass_id="P-1",
+        holder="Staff",
+        not_before=now - datetime.timedelta(hours=1),
+        not_after=now + datetime.timedelta(days=1),
+        venue="stadium",
+    )
+    rig = rigs(scene(gate_pass), policy={"accept_kinds": ["gate_pass"]})
+    checkins_after(rig, 0, Reason.SIGNER_UNKNOWN)
+    pem = issuer.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+    result = rig.send(rig.signed("trust_list", {"pem": pem.decode()}))
+    assert (result["ok"], result["state"]["trust"]) == (True, {"signers": 0, "pass_keys": 1})
+    checkins_after(rig, len(rig.sink.checkins), Reason.OK)
+    remote = rig.config.site.state_dir / REMOTE
+    installed = (remote / TRUST_LINK).resolve()
+    assert (installed / "list.pem").read_bytes() == pem
+
+    bad_certificate = {"AAAAAAAAAAA=": "bm90IGEgY2VydGlmaWNhdGU="}
+    refused = rig.send(rig.signed("trust_list", {"kid_map": bad_certificate}))
+    assert (refused["ok"], refused["reason"]) == (False, "invalid_list")
+    assert refused["detail"].startswith("trust_list: kid 'AAAAAAAAAAA=': not a PEM or DER")
+    assert (remote / TRUST_LINK).resolve() == installed
+    assert sorted(p.name for p in remote.iterdir()) == sorted([TRUST_LINK, installed.name])
+    after = checkins_after(rig, len(rig.sink.checkins), Reason.OK)
+    assert {c.decision.reason for c in after} == {Reason.OK}
+
+
+# --- `gate run` with commands -------------------------------------------------------------
+
+
+@pytest.fixture
+def os_signal_handlers() -> Iterator[None]:
+    """run() installs SIGTERM/SIGINT/SIGHUP handlers in this process: put pytest's back."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+def test_gate_run_answers_commands_and_exits_75_after_a_reload_that_needs_a_restart(
+    tmp_path, broker, mock_factory, ops_key, os_signal_handlers
+):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    save_png(EMPTY, frames / "empty.png")
+    raw = {
+        "site": {"province": "hn", "venue_id": "stadium", "gate_id": "gate-1"}
+        | {"device_id": "dev1", "state_dir": str(tmp_path / "state")},
+        "camera": {"source": "replay", "replay": {"paths": ["frames"], "fps": 20, "loop": True}},
+        "signals": {"pin_factory": "mock", "relay_pulse_s": 0.3, "exit_pulse_s": 0.3},
+        "mqtt": {"host": broker.host, "port": broker.port, "transport": "plain"},
+        "commands": {"public_keys": [str(passes.public_path(ops_key))]},
+    }
+    path = tmp_path / "gate.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    key = passes.load_private_key(ops_key)
+    mqtt = MqttConfig(host=broker.host, port=broker.port, transport="plain")
+    answers: dict[str, dict] = {}
+
+    def send(name: str, wait: float) -> dict | None:
+        command = sign(key, name, TARGET)
+        topic = command_topic(ROOT, TARGET, name)
+        return exchange(mqtt, [topic], encode(command), command["nonce"], wait).get(topic)
+
+    def operator() -> None:
+        def status() -> dict | None:
+            answers["status"] = send("status", 0.5)  # until the gate has subscribed
+            return answers["status"]
+
+        if wait_until(status, 20):
+            answers["open"] = send("open", 5)
+            path.write_text(yaml.safe_dump(raw | {"mqtt": raw["mqtt"] | {"keepalive": 20}}))
+            answers["reload"] = send("reload", 5)
+
+    threading.Thread(target=operator, name="operator", daemon=True).start()
+    safety = threading.Timer(30, os.kill, (os.getpid(), signal.SIGTERM))
+    safety.start()
+    try:
+        assert run(load_config(path), path) == 75
+    finally:
+        safety.cancel()
+
+    assert answers["status"]["state"]["broker"] == "connected"
+    assert answers["open"]["ok"] is True
+    assert answers["reload"]["state"] == {"mode": "normal", "restarting": True}
