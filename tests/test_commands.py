@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import paho.mqtt.client as paho
 import pytest
 import yaml
-from broker import Broker, wait_until
+from broker import Broker, Watcher, wait_until
 from conftest import ListSink
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from gpiozero.pins.mock import MockFactory
 from imagegen import empty_frame, qr_frame, save_png
+from paho.mqtt.enums import CallbackAPIVersion
 from pins import levels
 
 from gate.camera.replay import ReplaySource
@@ -32,7 +34,7 @@ from gate.commands.envelope import Outcome, encode, now_ms, sign
 from gate.commands.nonces import FILE as NONCE_FILE
 from gate.commands.nonces import NonceBook
 from gate.commands.remote import DENY_FILE, REMOTE, TRUST_LINK
-from gate.commands.service import CommandService
+from gate.commands.service import QUEUE_MAX, CommandService
 from gate.config.model import load_config
 from gate.daemon import Gate, Mode, run
 from gate.outbox import OutboxService, open_outbox
@@ -45,6 +47,7 @@ pytestmark = [pytest.mark.broker]
 
 TARGET = "hn/stadium/gate-1"
 ROOT = MqttConfig.model_fields["topic_root"].default
+GATE_ROOT = "checkin/hn/stadium/gate-1"
 RELAY = 23
 CCCD = "001090123456|012345678|Nguyễn Văn An|01011990|Nam|Hà Nội|15042021"
 CCCD_ID = "001090123456"
@@ -244,6 +247,7 @@ def test_lock_emergency_open_and_normal_set_the_mode_and_the_relay(rigs):
 
 def test_status_reports_mode_counters_outbox_broker_clock_and_version(rigs):
     rig = rigs()
+    assert wait_until(lambda: rig.gate.counters.frames > 0, 5)
     result = rig.send(rig.signed("status"))
 
     state = result["state"]
@@ -255,6 +259,7 @@ def test_status_reports_mode_counters_outbox_broker_clock_and_version(rigs):
     assert isinstance(state["clock_synced"], bool)
     assert state["version"]
     assert state["remote_deny"] == {"subject_hashes": 0, "pass_ids": 0, "certificate_ids": 0}
+    assert state["remote_trust"] is None
     assert rig.relay() == [False]
 
 
@@ -384,6 +389,86 @@ def test_without_a_usable_operations_key_every_command_is_refused(rigs, ops_key,
         assert "holds a private key" in caplog.text
 
 
+class Burst:
+    """Raw publishes of many commands at once, and every result as a consumer sees them."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.nonces: set[str] = set()
+        self.watcher = Watcher(
+            broker, f"{GATE_ROOT}/cmd/+/result", client_id="results", persistent=False
+        )
+        self.sender = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+        self.sender.connect(broker.host, broker.port)
+        self.sender.loop_start()
+
+    def publish(self, commands: list[dict]) -> None:
+        self.nonces |= {command["nonce"] for command in commands}
+        for command in commands:
+            topic = f"{GATE_ROOT}/cmd/{command['cmd']}"
+            self.sender.publish(topic, encode(command), qos=1).wait_for_publish(5)
+
+    def results(self) -> list[dict]:
+        """The results of the commands published here, in arrival order."""
+        results = [json.loads(r.payload) for r in self.watcher.received()]
+        return [r for r in results if r["nonce"] in self.nonces]
+
+    def close(self) -> None:
+        self.sender.disconnect()
+        self.sender.loop_stop()
+        self.watcher.close()
+
+
+@pytest.fixture
+def burst(broker: Broker) -> Iterator[Burst]:
+    made = Burst(broker)
+    yield made
+    made.close()
+
+
+def test_the_network_thread_never_waits_for_a_command_and_overflow_is_answered_busy(rigs, burst):
+    rig = rigs()
+    commands = [rig.signed("status") for _ in range(QUEUE_MAX + 4)]
+
+    with rig.lock:  # as a SIGHUP reload would: the worker waits for the gate
+        burst.publish(commands)
+        assert wait_until(lambda: len(burst.results()) >= 3, 10)  # answered meanwhile
+        early = burst.results()
+    assert wait_until(lambda: len(burst.results()) == len(commands), 10)
+
+    assert {r["reason"] for r in early} == {"busy"}
+    results = burst.results()
+    busy = [r["nonce"] for r in results if r["reason"] == "busy"]
+    done = [r["nonce"] for r in results if r["reason"] == "ok"]
+    assert len(busy) >= 3
+    assert sorted(busy + done) == sorted(c["nonce"] for c in commands)
+    assert done == [c["nonce"] for c in commands if c["nonce"] in done]  # in order
+
+
+def test_commands_still_waiting_when_the_service_stops_are_answered_unavailable(rigs, burst):
+    rig = rigs()
+    commands = [rig.signed("open"), rig.signed("lock"), rig.signed("emergency_open")]
+
+    with rig.lock:
+        burst.publish(commands)
+        wait(0.3)  # the first is taken, the others queue
+        stopping = threading.Thread(target=rig.service.stop, name="stopping")
+        stopping.start()
+    stopping.join(5)
+    assert wait_until(lambda: len(burst.results()) == 3, 10)
+
+    results = {r["cmd"]: (r["reason"], r["nonce"]) for r in burst.results()}
+    assert results == {
+        "open": ("ok", commands[0]["nonce"]),
+        "lock": ("unavailable", commands[1]["nonce"]),
+        "emergency_open": ("unavailable", commands[2]["nonce"]),
+    }
+    assert rig.gate.mode is Mode.NORMAL
+    more = rig.signed("normal")
+    burst.publish([more])
+    assert wait_until(lambda: len(burst.results()) == 4, 10)
+    assert burst.results()[-1]["reason"] == "unavailable"
+
+
 def test_nonces_are_kept_for_the_skew_window_and_never_forgotten_to_make_room(tmp_path):
     window, at = 300_000, 1_767_225_600_000
     book = NonceBook(tmp_path, at, capacity=2)
@@ -432,7 +517,11 @@ def test_a_subject_on_a_replaced_deny_list_is_refused_denied_on_the_next_scan(ri
 
     result = rig.send(rig.signed("deny_list", {"subject_hashes": [hashed.upper()]}))
     assert (result["ok"], result["reason"]) == (True, "ok")
-    assert result["state"]["deny"] == {"subject_hashes": 1, "pass_ids": 0, "certificate_ids": 0}
+    assert result["state"]["remote_deny"] == {
+        "subject_hashes": 1,
+        "pass_ids": 0,
+        "certificate_ids": 0,
+    }
     start = len(rig.sink.checkins)
     after = checkins_after(rig, start, Reason.DENIED)
     assert {c.decision.reason for c in after} == {Reason.DENIED}
@@ -463,7 +552,7 @@ def test_a_replaced_trust_list_verifies_passes_and_a_bad_one_leaves_it_in_place(
     )
 
     result = rig.send(rig.signed("trust_list", {"pem": pem.decode()}))
-    assert (result["ok"], result["state"]["trust"]) == (True, {"signers": 0, "pass_keys": 1})
+    assert (result["ok"], result["state"]["pinned"]) == (True, {"signers": 0, "pass_keys": 1})
     checkins_after(rig, len(rig.sink.checkins), Reason.OK)
     remote = rig.config.site.state_dir / REMOTE
     installed = (remote / TRUST_LINK).resolve()
@@ -477,6 +566,8 @@ def test_a_replaced_trust_list_verifies_passes_and_a_bad_one_leaves_it_in_place(
     assert sorted(p.name for p in remote.iterdir()) == sorted([TRUST_LINK, installed.name])
     after = checkins_after(rig, len(rig.sink.checkins), Reason.OK)
     assert {c.decision.reason for c in after} == {Reason.OK}
+    status = rig.send(rig.signed("status"))["state"]
+    assert status["remote_trust"] == {"signers": 0, "pass_keys": 1}
 
 
 # --- `gate run` with commands -------------------------------------------------------------

@@ -188,14 +188,20 @@ def exchange(
     """
     results: dict[str, dict[str, Any]] = {}
     lock = threading.Lock()
-    subscribed, answered = threading.Event(), threading.Event()
-    connack: list[str] = []
+    ready, answered = threading.Event(), threading.Event()
+    refusal: list[str] = []  # why the broker did not let us listen for results
     by_result_topic = {f"{topic}/result": topic for topic in topics}
 
     def on_connect(client: mqtt.Client, _u: object, _f: object, reason: Any, _p: object) -> None:
-        connack.append(str(reason))
         if reason == 0:
             client.subscribe([(topic, 1) for topic in by_result_topic])
+        else:
+            refusal.append(f"CONNACK {reason}")
+            ready.set()
+
+    def on_subscribe(_c: mqtt.Client, _u: object, _m: int, reasons: list, _p: object) -> None:
+        refusal.extend(f"SUBACK {r}" for r in reasons if r.is_failure)
+        ready.set()
 
     def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
         topic = by_result_topic.get(message.topic)
@@ -216,7 +222,7 @@ def exchange(
     try:
         client = new_client(config, f"gate-cmd-{secrets.token_hex(6)}")
         client.on_connect = on_connect
-        client.on_subscribe = lambda *_: subscribed.set()
+        client.on_subscribe = on_subscribe
         client.on_message = on_message
         connect(client, config)
     except (OSError, ValueError) as exc:
@@ -225,9 +231,9 @@ def exchange(
         ) from exc
     client.loop_start()
     try:
-        if not subscribed.wait(max(0.0, deadline - time.monotonic())):
-            why = f"CONNACK {connack[0]}" if connack else "no CONNACK"
-            raise CommandError(f"broker {config.host} did not take the subscription ({why})")
+        if not ready.wait(max(0.0, deadline - time.monotonic())) or refusal:
+            why = ", ".join(refusal) or "no answer"
+            raise CommandError(f"broker {config.host} refused to relay results ({why})")
         for topic in topics:
             client.publish(topic, payload, qos=1)
         answered.wait(max(0.0, deadline - time.monotonic()))

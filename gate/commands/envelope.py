@@ -146,7 +146,7 @@ def check(payload: bytes, topic_name: str, checks: Checks, at_ms: int) -> Comman
     if len(payload) > checks.max_bytes:
         raise Refused(Outcome.OVERSIZED, f"{len(payload)} bytes, at most {checks.max_bytes}")
     document = _document(payload)
-    nonce = _nonce_in(document)
+    nonce = nonce_in(document)
     if not checks.keys:
         raise Refused(Outcome.COMMANDS_DISABLED, "no operations public key configured", nonce)
     if document is None:
@@ -203,8 +203,13 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def _nonce_in(document: dict[str, Any] | None) -> str | None:
-    """The nonce to echo in the result, when there is a well-formed one to echo."""
+def nonce_of(payload: bytes) -> str | None:
+    """The nonce to echo in a result, read as leniently as that allows."""
+    return nonce_in(_document(payload))
+
+
+def nonce_in(document: dict[str, Any] | None) -> str | None:
+    """The nonce to echo in a result, when there is a well-formed one to echo."""
     nonce = document.get("nonce") if document is not None else None
     return nonce if isinstance(nonce, str) and _NONCE.fullmatch(nonce) else None
 
@@ -226,7 +231,7 @@ def _shape_problem(document: dict[str, Any]) -> str | None:
     issued = document["issued_at"]
     if type(issued) is not int or not 0 < issued < _MAX_MS:
         return "`issued_at` must be Unix time in milliseconds"
-    if _nonce_in(document) is None:
+    if nonce_in(document) is None:
         return "`nonce` must be 16 to 64 characters of [A-Za-z0-9_-]"
     if not isinstance(document["args"], dict):
         return "`args` must be an object"

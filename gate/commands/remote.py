@@ -57,8 +57,14 @@ def merged_deny(config: "GateConfig") -> DenyList:
 
 def trust_paths(config: "GateConfig") -> list[Path]:
     """`trust.paths` and, once one was received, the remote trust list."""
-    link = config.site.state_dir / REMOTE / TRUST_LINK
-    return [*config.trust.paths, link] if link.exists() else list(config.trust.paths)
+    link = remote_trust(config.site.state_dir)
+    return [*config.trust.paths, link] if link is not None else list(config.trust.paths)
+
+
+def remote_trust(state_dir: Path) -> Path | None:
+    """The remote trust list's directory; None before the first."""
+    link = state_dir / REMOTE / TRUST_LINK
+    return link if link.exists() else None
 
 
 def read_deny(state_dir: Path) -> DenyList:

@@ -1,10 +1,11 @@
 """The daemon's side of remote commands: checked, run and answered off the network thread.
 
 The publisher calls `_received` in its network thread for each message on `cmd/<name>`, and
-that only queues it (or answers `busy` when 32 already wait). The `gate-commands` worker
-checks it (`envelope.check`, then the nonce book), runs it while holding the daemon's gate
-lock (a SIGHUP reload holds it too, so a command never meets a half-reloaded gate) and
-publishes exactly one result, with one log line, whatever happened.
+that only queues it (or answers `busy` when 32 already wait, `unavailable` once stopping).
+The `gate-commands` worker checks it (`envelope.check`, then the nonce book), runs it while
+holding the daemon's gate lock (a SIGHUP reload holds it too, so a command never meets a
+half-reloaded gate) and publishes exactly one result, with one log line, whatever happened;
+commands still queued when the service stops are answered `unavailable`.
 
 What each command does: `open` pulses the relay once (bounded by `relay_max_s`), also when
 locked (an operator's decision, like the exit button); `lock`, `emergency_open` and
@@ -33,6 +34,7 @@ from gate.commands.envelope import (
     Outcome,
     Refused,
     check,
+    nonce_of,
     now_ms,
     operations_keys,
     result_payload,
@@ -45,6 +47,7 @@ from gate.outbox.presence import outbox_section
 from gate.outbox.publisher import CommandHandler
 from gate.outbox.store import Outbox
 from gate.policy import DenyList
+from gate.trust.store import TrustStore, load_trust
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,10 @@ QUEUE_MAX = 32
 JOIN_TIMEOUT_S = 5.0
 _POLL_S = 0.25
 _DETAIL_MAX = 300
+_NONCE_REFUSALS = {
+    Outcome.REPLAYED: "nonce already accepted within the skew window",
+    Outcome.BUSY: "too many commands within the skew window",
+}
 
 Action = Callable[[Mapping[str, Any]], dict[str, Any]]
 
@@ -116,19 +123,34 @@ class CommandService:
             log.warning("remote commands disabled: no usable operations public key")
 
     def stop(self, timeout: float = JOIN_TIMEOUT_S) -> None:
-        """Finish the command running now (its result is queued), drop the rest."""
+        """Finish the command running now; answer the ones still waiting `unavailable`."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.error("command worker did not stop within %s s", timeout)
+                return
+        while True:
+            try:
+                name, payload = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self._turn_away(name, payload, Outcome.UNAVAILABLE, "the gate is stopping")
 
     def _received(self, name: str, payload: bytes) -> None:
         """In the publisher's network thread: queue and return."""
+        if self._stop.is_set():
+            self._turn_away(name, payload, Outcome.UNAVAILABLE, "the gate is stopping")
+            return
         try:
             self._queue.put_nowait((name, payload))
         except queue.Full:
-            self._answer(name, None, Outcome.BUSY, f"{QUEUE_MAX} commands already wait", {})
+            self._turn_away(name, payload, Outcome.BUSY, f"{QUEUE_MAX} commands already wait")
+
+    def _turn_away(self, name: str, payload: bytes, reason: Outcome, detail: str) -> None:
+        """Answer a command that will not be looked at, with its nonce when one can be read."""
+        readable = len(payload) <= self._gate.config.commands.max_payload_bytes
+        self._answer(name, nonce_of(payload) if readable else None, reason, detail, {})
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -143,10 +165,11 @@ class CommandService:
 
     def _handle(self, name: str, payload: bytes) -> None:
         nonce: str | None = None
+        key_id: str | None = None
         reason, detail, state = Outcome.OK, None, {}
         try:
             command = self._accept(name, payload)
-            nonce = command.nonce
+            nonce, key_id = command.nonce, command.key_id
             with self._lock:
                 state = self._actions[command.name](command.args)
         except Refused as refused:
@@ -155,7 +178,7 @@ class CommandService:
         except Exception as exc:
             log.exception("command %s failed", name)
             reason, detail = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
-        self._answer(name, nonce, reason, detail, state)
+        self._answer(name, nonce, reason, detail, state, key_id)
 
     def _accept(self, name: str, payload: bytes) -> Command:
         """The command, checked and its nonce claimed (on disk) before it runs."""
@@ -164,7 +187,7 @@ class CommandService:
         command = check(payload, name, checks, at)
         refusal = self._nonces.claim(command.nonce, command.issued_at, at, checks.max_skew_ms)
         if refusal is not None:
-            raise Refused(refusal, "nonce already used in the skew window", command.nonce)
+            raise Refused(refusal, _NONCE_REFUSALS[refusal], command.nonce)
         return command
 
     def _checks(self) -> Checks:
@@ -193,13 +216,17 @@ class CommandService:
         reason: Outcome,
         detail: str | None,
         state: Mapping[str, Any],
+        key_id: str | None = None,
     ) -> None:
-        """One result and one log line per command."""
+        """One result and one log line per command; `key_id` says who signed it."""
         detail = detail[:_DETAIL_MAX] if detail else None
+        signer = f", key {key_id}" if key_id else ""
         if reason is Outcome.OK:
-            log.info("command %s (nonce %s): done", name, nonce)
+            log.info("command %s (nonce %s%s): done", name, nonce, signer)
         else:
-            log.warning("command %s (nonce %s) refused: %s (%s)", name, nonce, reason, detail)
+            log.warning(
+                "command %s (nonce %s%s) refused: %s (%s)", name, nonce, signer, reason, detail
+            )
         payload = result_payload(
             name,
             nonce,
@@ -236,29 +263,32 @@ class CommandService:
 
     def _deny_list(self, args: Mapping[str, Any]) -> dict[str, Any]:
         deny = remote.replace_deny(self._gate.config.site.state_dir, args)
-        counts = _sizes(deny)
-        log.warning("remote deny list replaced: %s", counts)
-        return {"deny": counts, **self._reload("; the new deny list waits for a reload")}
+        sizes = _sizes(deny)
+        log.warning("remote deny list replaced: %s", sizes)
+        return {"remote_deny": sizes, **self._reload("; the new deny list waits for a reload")}
 
     def _trust_list(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        store = remote.replace_trust(self._gate.config, args)
-        counts = {"signers": len(store.signers), "pass_keys": len(store.pass_keys)}
-        log.warning("remote trust list replaced; pinned now: %s", counts)
-        return {"trust": counts, **self._reload("; the new trust list waits for a reload")}
+        pinned = _store_sizes(remote.replace_trust(self._gate.config, args))
+        log.warning("remote trust list replaced; pinned now: %s", pinned)
+        return {"pinned": pinned, **self._reload("; the new trust list waits for a reload")}
 
     def _status(self, _args: Mapping[str, Any]) -> dict[str, Any]:
-        config = self._gate.config
-        deny = remote.read_deny(config.site.state_dir)
+        state_dir = self._gate.config.site.state_dir
+        trust = remote.remote_trust(state_dir)
         return {
             "version": __version__,
             "clock_synced": clock_synced(),
             "broker": "connected" if self._channel.connected else "disconnected",
             "gate": self._gate.telemetry(),
             "outbox": outbox_section(self._outbox.stats()) if self._outbox is not None else None,
-            "remote_deny": _sizes(deny),
-            "remote_trust": len(remote.trust_paths(config)) > len(config.trust.paths),
+            "remote_deny": _sizes(remote.read_deny(state_dir)),
+            "remote_trust": _store_sizes(load_trust([trust])) if trust is not None else None,
         }
 
 
 def _sizes(deny: DenyList) -> dict[str, int]:
     return {name: len(getattr(deny, name)) for name in DenyList.model_fields}
+
+
+def _store_sizes(store: TrustStore) -> dict[str, int]:
+    return {"signers": len(store.signers), "pass_keys": len(store.pass_keys)}
