@@ -377,7 +377,9 @@ def test_a_replayed_command_is_refused_also_after_the_service_restarts(rigs):
 
 
 @pytest.mark.parametrize("keys", ["none", "a private key"])
-def test_without_a_usable_operations_key_every_command_is_refused(rigs, ops_key, keys, caplog):
+def test_without_a_usable_operations_key_every_command_is_refused_until_a_reload_brings_one(
+    rigs, ops_key, keys, caplog
+):
     public_keys = [] if keys == "none" else [str(ops_key)]
     rig = rigs(commands={"public_keys": public_keys})
 
@@ -387,6 +389,12 @@ def test_without_a_usable_operations_key_every_command_is_refused(rigs, ops_key,
     assert rig.relay() == [False]
     if keys != "none":
         assert "holds a private key" in caplog.text
+
+    public = {"public_keys": [str(passes.public_path(ops_key))]}
+    rig.write_config(rig.raw | {"commands": public})
+    with rig.lock:  # as SIGHUP's reload in run() does
+        rig.gate.reload()
+    assert rig.send(rig.signed("open"))["reason"] == "ok"
 
 
 class Burst:
@@ -534,7 +542,7 @@ def test_a_subject_on_a_replaced_deny_list_is_refused_denied_on_the_next_scan(ri
     assert rig.send(rig.signed("status"))["state"]["remote_deny"]["subject_hashes"] == 1
 
 
-def test_a_replaced_trust_list_verifies_passes_and_a_bad_one_leaves_it_in_place(rigs):
+def test_a_replaced_trust_list_verifies_passes_and_a_bad_one_leaves_it_in_place(rigs, capsys):
     issuer = ed25519.Ed25519PrivateKey.generate()
     now = datetime.datetime.now(datetime.UTC)
     gate_pass = passes.issue(
@@ -568,6 +576,10 @@ def test_a_replaced_trust_list_verifies_passes_and_a_bad_one_leaves_it_in_place(
     assert {c.decision.reason for c in after} == {Reason.OK}
     status = rig.send(rig.signed("status"))["state"]
     assert status["remote_trust"] == {"signers": 0, "pass_keys": 1}
+    capsys.readouterr()
+    assert main(["trust", "list", "--config", str(rig.config_path)]) == 0
+    [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (row["role"], row["source"]) == ("pass_key", str(remote / TRUST_LINK / "list.pem"))
 
 
 # --- `gate run` with commands -------------------------------------------------------------

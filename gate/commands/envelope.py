@@ -17,9 +17,9 @@ A command is published on `<topic root>/cmd/<name>` (QoS 1, not retained):
 
 Checks, in order, with the reason each refusal carries: more than `max_payload_bytes`
 (`oversized`, not parsed); no operations key configured (`commands_disabled`); not a JSON
-object of exactly these members and types, a repeated member, a `cmd` other than the topic's,
-or args given to a command that takes none (`malformed`); `cmd` not known
-(`unknown_command`); no `sig` or `key_id` (`unsigned`); a key this gate does not hold or a
+object of exactly these members and types, or a repeated member (`malformed`); `cmd` not
+known (`unknown_command`); a `cmd` other than the topic's, or args given to a command that
+takes none (`malformed`); no `sig` or `key_id` (`unsigned`); a key this gate does not hold or a
 signature that does not verify (`bad_signature`); another gate's `target` (`wrong_target`);
 `issued_at` more than `max_skew_s` from the gate's clock, either way (`stale`); a nonce
 already accepted in that window (`replayed`, `gate.commands.nonces`). Target and time are

@@ -20,7 +20,6 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -40,6 +39,7 @@ from gate.commands.envelope import (
     result_payload,
 )
 from gate.commands.nonces import NonceBook
+from gate.config.model import GateConfig
 from gate.daemon import Gate, Mode
 from gate.errors import TrustError
 from gate.outbox.identity import clock_synced
@@ -95,7 +95,7 @@ class CommandService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._nonces = NonceBook(gate.config.site.state_dir, now_ms())
-        self._key_paths: list[Path] | None = None
+        self._keys_of: GateConfig | None = None
         self._keys: dict[str, ed25519.Ed25519PublicKey] = {}
         self._actions: dict[Name, Action] = {
             Name.OPEN: self._open,
@@ -191,12 +191,13 @@ class CommandService:
         return command
 
     def _checks(self) -> Checks:
-        """The checks of the running config; the keys are read again when a reload changes
-        their paths, and an unusable key file disables commands (the gate keeps working)."""
+        """The checks of the running config. Keys are read at start and after every reload
+        (a rotated key file takes effect without a restart); an unusable one disables
+        commands, and the gate keeps working."""
         config = self._gate.config
         commands, site = config.commands, config.site
-        if commands.public_keys != self._key_paths:
-            self._key_paths = list(commands.public_keys)
+        if config is not self._keys_of:
+            self._keys_of = config
             try:
                 self._keys = operations_keys(commands.public_keys)
             except TrustError as exc:
