@@ -298,7 +298,11 @@ def _tampered(document: dict, **changes: Any) -> dict:
 
 
 def _repeated_member(rig: Rig) -> bytes:
-    return encode(rig.signed("open")).replace(b'{"v":1,', b'{"v":1,"v":1,', 1)
+    return encode(rig.signed("open")).replace(
+        b'{"schema":"gate.command.v1",',
+        b'{"schema":"gate.command.v1","schema":"gate.command.v1",',
+        1,
+    )
 
 
 OTHER_KEY = ed25519.Ed25519PrivateKey.generate()
@@ -320,7 +324,7 @@ REFUSALS = {
         "open",
         "stale",
     ),
-    "garbled": (lambda rig: b'{"v":1,"cmd":"open",', "open", "malformed"),
+    "garbled": (lambda rig: b'{"schema":"gate.command.v1","cmd":"open",', "open", "malformed"),
     "bad field": (
         lambda rig: _tampered(rig.signed("open"), issued_at="now"),
         "open",
@@ -330,6 +334,11 @@ REFUSALS = {
     "args to open": (lambda rig: rig.signed("open", {"seconds": 60}), "open", "malformed"),
     "on another topic": (lambda rig: rig.signed("emergency_open"), "open", "malformed"),
     "unknown": (lambda rig: rig.signed("self_destruct"), "open", "unknown_command"),
+    "unknown on its own topic": (
+        lambda rig: rig.signed("self_destruct"),
+        "self_destruct",
+        "unknown_command",
+    ),
     "wrong gate": (
         lambda rig: rig.signed("open", target="hn/stadium/gate-2"),
         "open",

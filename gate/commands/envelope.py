@@ -2,11 +2,11 @@
 
 A command is published on `<topic root>/cmd/<name>` (QoS 1, not retained):
 
-    {"v": 1, "cmd": "lock", "target": "hn/stadium/gate-1", "issued_at": 1767225600000,
-     "nonce": "B1cJ3u0p2mQ8yXvK4sLr9w", "key_id": "3f1c9a0b7d2e4f65", "args": {},
-     "sig": "<base64url, no padding>"}
+    {"schema": "gate.command.v1", "cmd": "lock", "target": "hn/stadium/gate-1",
+     "issued_at": 1767225600000, "nonce": "B1cJ3u0p2mQ8yXvK4sLr9w",
+     "key_id": "3f1c9a0b7d2e4f65", "args": {}, "sig": "<base64url, no padding>"}
 
-- `v`: 1. `cmd`: one of `Name`, the same as the topic's `<name>`.
+- `schema`: `gate.command.v1`. `cmd`: one of `Name`, the same as the topic's `<name>`.
 - `target`: `<province>/<venue_id>/<gate_id>`; any part may be `*` (`hn/stadium/*`: every
   gate of the venue, the same signed command published to each gate's topic).
 - `issued_at`: Unix time in milliseconds. `nonce`: 16 to 64 of `[A-Za-z0-9_-]`, new each time.
@@ -27,8 +27,9 @@ checked only once the signature holds, so what they say can be trusted.
 
 Every command gets one result on `<topic root>/cmd/<name>/result` (QoS 1, not retained):
 
-    {"v": 1, "cmd": "lock", "nonce": "B1cJ3u0p2mQ8yXvK4sLr9w", "ok": true, "reason": "ok",
-     "at": 1767225600123, "state": {"mode": "locked"}, "detail": null}
+    {"schema": "gate.command_result.v1", "cmd": "lock", "nonce": "B1cJ3u0p2mQ8yXvK4sLr9w",
+     "ok": true, "reason": "ok", "at": 1767225600123, "state": {"mode": "locked"},
+     "detail": null}
 
 `nonce` is echoed whenever it could be read (else null), `at` is the gate's clock (Unix ms,
 so a `stale` refusal shows the skew), `state` the gate after the command (the full status
@@ -53,7 +54,8 @@ from gate.errors import GateError, TrustError
 from gate.trust.keys import Algorithm, ed25519_kid, verify
 from gate.trust.store import load_trust
 
-VERSION = 1
+SCHEMA = "gate.command.v1"
+RESULT_SCHEMA = "gate.command_result.v1"
 
 
 class Name(StrEnum):
@@ -126,7 +128,7 @@ class Checks:
     max_bytes: int
 
 
-_MEMBERS = frozenset({"v", "cmd", "target", "issued_at", "nonce", "key_id", "args", "sig"})
+_MEMBERS = frozenset({"schema", "cmd", "target", "issued_at", "nonce", "key_id", "args", "sig"})
 _REQUIRED = _MEMBERS - {"key_id", "sig"}
 _NAMES = frozenset(Name)
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -221,8 +223,8 @@ def _shape_problem(document: dict[str, Any]) -> str | None:
     missing = sorted(_REQUIRED - set(document))
     if missing:
         return f"missing member {missing[0]!r}"
-    if type(document["v"]) is not int or document["v"] != VERSION:
-        return f"version {document['v']!r} not supported (this gate reads {VERSION})"
+    if document["schema"] != SCHEMA:
+        return f"schema {document['schema']!r} not supported (this gate reads {SCHEMA})"
     if not isinstance(document["cmd"], str):
         return "`cmd` must be a string"
     target = document["target"]
@@ -271,7 +273,7 @@ def sign(
 ) -> dict[str, Any]:
     """A signed envelope, now and with a fresh nonce unless told otherwise (tests are)."""
     document: dict[str, Any] = {
-        "v": VERSION,
+        "schema": SCHEMA,
         "cmd": name,
         "target": target,
         "issued_at": now_ms() if issued_at is None else issued_at,
@@ -301,7 +303,7 @@ def result_payload(
     """The answer on `cmd/<name>/result` (module docstring)."""
     return encode(
         {
-            "v": VERSION,
+            "schema": RESULT_SCHEMA,
             "cmd": name,
             "nonce": nonce,
             "ok": reason is Outcome.OK,

@@ -44,7 +44,7 @@ from gate.daemon import Gate, Mode
 from gate.errors import TrustError
 from gate.outbox.identity import clock_synced
 from gate.outbox.presence import outbox_section
-from gate.outbox.publisher import CommandHandler
+from gate.outbox.publisher import ANY_COMMAND, CommandHandler
 from gate.outbox.store import Outbox
 from gate.policy import DenyList
 from gate.trust.store import TrustStore, load_trust
@@ -115,8 +115,7 @@ class CommandService:
         keys = len(self._checks().keys)
         self._thread = threading.Thread(target=self._run, name="gate-commands", daemon=True)
         self._thread.start()
-        for name in Name:
-            self._channel.on_command(name, self._received)
+        self._channel.on_command(ANY_COMMAND, self._received)
         if keys:
             log.info("remote commands enabled: %d operations key(s)", keys)
         else:

@@ -52,6 +52,7 @@ from gate.outbox.store import Outbox, StoredEvent
 
 log = logging.getLogger(__name__)
 
+ANY_COMMAND = "+"
 CommandHandler = Callable[[str, bytes], None]
 """Called in the publisher thread with (command name, payload): hand work off, return fast."""
 
@@ -274,8 +275,12 @@ class Publisher:
             self._wake_w.send(b"\0")
 
     def on_command(self, name: str, handler: CommandHandler) -> None:
-        """Route `<root>/cmd/<name>` to `handler`; subscribed on every (re)connect."""
-        if not name or any(c in name for c in "/+#"):
+        """Route `<root>/cmd/<name>` to `handler`; subscribed on every (re)connect.
+
+        `name` may be `+`: every command name no other handler takes (so that an
+        unknown command still gets an answer).
+        """
+        if name != ANY_COMMAND and (not name or any(c in name for c in "/+#")):
             raise ValueError(f"bad command name {name!r}")
         with self._handlers_lock:
             self._handlers[name] = handler
@@ -737,7 +742,9 @@ class Publisher:
 
     def _on_message(self, client: mqtt.Client, link: _Link, message: mqtt.MQTTMessage) -> None:
         name = message.topic.removeprefix(self._cmd_prefix)
+        if not message.topic.startswith(self._cmd_prefix) or not name or "/" in name:
+            return
         with self._handlers_lock:
-            handler = self._handlers.get(name)
-        if handler is not None and message.topic.startswith(self._cmd_prefix):
+            handler = self._handlers.get(name) or self._handlers.get(ANY_COMMAND)
+        if handler is not None:
             handler(name, message.payload)
