@@ -29,9 +29,7 @@ from imagegen import empty_frame, photo_set, qr_frame, save_png  # noqa: E402
 from gate.config.model import GateConfig  # noqa: E402
 from gate.decode import DecoderConfig, available_backends, make_decoder  # noqa: E402
 from gate.outbox import Outbox  # noqa: E402
-from gate.pipeline import Counters, Pipeline  # noqa: E402
-from gate.policy import Judge  # noqa: E402
-from gate.presentation import PresentationTracker  # noqa: E402
+from gate.pipeline import Pipeline  # noqa: E402
 from gate.signals import Signals  # noqa: E402
 
 Frame = np.ndarray
@@ -72,14 +70,7 @@ def make_pipeline(config: GateConfig, state_dir: Path) -> tuple[Pipeline, TimedS
     sink = Outbox(config.outbox, config.site, config.privacy)
     signals = TimedSignals(config.signals, MockFactory())
     signals.opened_at = []
-    pipeline = Pipeline(
-        make_decoder(config.decoder),
-        PresentationTracker(config.presentation),
-        Judge.from_config(config),
-        sink,
-        signals,
-        Counters(),
-    )
+    pipeline = Pipeline.from_config(config, sink, signals)
     return pipeline, signals, sink
 
 

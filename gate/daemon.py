@@ -24,12 +24,10 @@ from gpiozero.pins.mock import MockFactory
 from gate.camera.source import FrameSource, make_source
 from gate.checkin import CheckinSink
 from gate.config.model import RESTART_SECTIONS, GateConfig, load_config
-from gate.decode import make_decoder
 from gate.errors import CameraError, ConfigError, GateError
 from gate.notify import Notifier
 from gate.outbox import clock_synced, open_outbox
 from gate.pipeline import Counters, Pipeline
-from gate.policy import Judge
 from gate.presentation import PresentationTracker
 from gate.signals import PinChangeLog, Signals, make_pin_factory
 
@@ -91,7 +89,6 @@ class Gate:
     def start(self) -> None:
         config = self.config
         factory = self._pin_factory or make_pin_factory(config.signals.pin_factory)
-        decoder = make_decoder(config.decoder)
         self._source = self._given_source or make_source(config.camera)
         self.signals = Signals(config.signals, factory)
         if isinstance(factory, MockFactory):
@@ -99,13 +96,8 @@ class Gate:
             self._pin_log.start()
         if self._tracker is None or self._tracker.config != config.presentation:
             self._tracker = PresentationTracker(config.presentation)
-        pipeline = Pipeline(
-            decoder,
-            self._tracker,
-            Judge.from_config(config),
-            self._sink,
-            self.signals,
-            self.counters,
+        pipeline = Pipeline.from_config(
+            config, self._sink, self.signals, counters=self.counters, tracker=self._tracker
         )
         self._pipeline = pipeline
         self._apply_mode(self._stored_mode())
@@ -125,7 +117,7 @@ class Gate:
             config.site.venue_id,
             config.site.gate_id,
             self._source.name,
-            decoder.name,
+            pipeline.decoder_name,
             ", ".join(sorted(config.policy.accept_kinds)),
         )
 

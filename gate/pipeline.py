@@ -8,16 +8,20 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gate.checkin import CheckIn, CheckinSink
-from gate.decode import Decoder
+from gate.decode import Decoder, make_decoder
 from gate.errors import DecoderError, StorageFull
 from gate.policy import Decision, Judge
 from gate.presentation import PresentationTracker, Sighting
 from gate.reasons import Reason
 from gate.signals import Outcome, Signals
+
+if TYPE_CHECKING:
+    from gate.config.model import GateConfig
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,7 @@ class Pipeline:
         counters: Counters,
     ) -> None:
         self._decode = decoder.decode
+        self._decoder_name = decoder.name
         self._tracker = tracker
         self._judge = judge.judge
         self._forget = judge.forget
@@ -61,6 +66,30 @@ class Pipeline:
         self._sink = sink
         self._signals = signals
         self.counters = counters
+
+    @classmethod
+    def from_config(
+        cls,
+        config: "GateConfig",
+        sink: CheckinSink,
+        signals: Signals,
+        *,
+        counters: Counters | None = None,
+        tracker: PresentationTracker | None = None,
+    ) -> "Pipeline":
+        """The daemon's pipeline: the configured decoder, presentation rules and judge."""
+        return cls(
+            make_decoder(config.decoder),
+            tracker or PresentationTracker(config.presentation),
+            Judge.from_config(config),
+            sink,
+            signals,
+            counters or Counters(),
+        )
+
+    @property
+    def decoder_name(self) -> str:
+        return self._decoder_name
 
     def process(self, frame: np.ndarray) -> None:
         counters = self.counters

@@ -13,17 +13,28 @@ from imagegen import empty_frame, qr_frame, save_png  # noqa: E402
 
 SCENES: list[tuple[str, str | None]] = [
     ("empty", None),
-    ("cccd-accepted", "001090123456|012345678|Nguyễn Văn An|01011990|Nam|"
-     "Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh|15042021"),
+    (
+        "cccd-accepted",
+        "001090123456|012345678|Nguyễn Văn An|01011990|Nam|"
+        "Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh|15042021",
+    ),
     ("empty", None),
-    ("national-qr-accepted", "******029317|NGUYEN LE KHA HAN|1987-01-18|0|162979388586171100|"
-     "1<GD4877*******<0943******"),
+    (
+        "national-qr-accepted",
+        "******029317|NGUYEN LE KHA HAN|1987-01-18|0|162979388586171100|1<GD4877*******<0943******",
+    ),
     ("empty", None),
-    ("payment-code-refused", "00020101021238570010A00000072701270006970403011300669911220208"
-     "QRIBFTTA53037045802VN6304ABCD"),
+    (
+        "payment-code-refused",
+        "00020101021238570010A00000072701270006970403011300669911220208"
+        "QRIBFTTA53037045802VN6304ABCD",
+    ),
     ("empty", None),
-    ("cccd-again-duplicate", "001090123456|012345678|Nguyễn Văn An|01011990|Nam|"
-     "Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh|15042021"),
+    (
+        "cccd-again-duplicate",
+        "001090123456|012345678|Nguyễn Văn An|01011990|Nam|"
+        "Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh|15042021",
+    ),
     ("empty", None),
     ("cccd-forged-refused", "001190123456|012345678|Nguyễn Văn Bình|01011990|Nam|Hà Nội|15042021"),
     ("empty", None),
@@ -39,8 +50,9 @@ def main() -> None:
         if payload is None:
             frame = empty_frame(seed=index)
         else:
-            frame = qr_frame(payload, module_px=4, angle=(index * 7) % 25 - 12, blur=0.6,
-                             noise=6.0, seed=index)
+            frame = qr_frame(
+                payload, module_px=4, angle=(index * 7) % 25 - 12, blur=0.6, noise=6.0, seed=index
+            )
         save_png(frame, out / f"{index:02d}-{name}.png")
     print(f"wrote {len(SCENES)} frames to {out}")
 

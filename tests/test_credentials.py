@@ -402,7 +402,9 @@ def test_unrecognised_payloads_refused_as_unknown(payload: bytes, reason: Reason
             "https://tokhaiyte.vn/?venue=123", Kind.VENUE_POSTER, Reason.VENUE_POSTER, id="venue"
         ),
         pytest.param(
-            "https://qr.PCCOVID.gov.vn/d/8812", Kind.VENUE_POSTER, Reason.VENUE_POSTER,
+            "https://qr.PCCOVID.gov.vn/d/8812",
+            Kind.VENUE_POSTER,
+            Reason.VENUE_POSTER,
             id="venue-subdomain-any-case",
         ),
         pytest.param("www.bluezone.gov.vn", Kind.VENUE_POSTER, Reason.VENUE_POSTER, id="www-venue"),

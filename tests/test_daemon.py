@@ -25,11 +25,8 @@ from pins import assert_pattern
 from gate.camera.replay import ReplaySource
 from gate.config.model import GateConfig, load_config
 from gate.daemon import Gate, run
-from gate.decode import make_decoder
 from gate.errors import CameraError, StorageError, StorageFull
 from gate.pipeline import Counters, Pipeline
-from gate.policy import Judge
-from gate.presentation import PresentationTracker
 from gate.reasons import Reason
 from gate.signals import Signals
 
@@ -523,14 +520,7 @@ def make_pipeline(
         )
     )
     signals = Signals(config.signals, factory)
-    pipeline = Pipeline(
-        make_decoder(config.decoder),
-        PresentationTracker(config.presentation),
-        Judge.from_config(config),
-        sink,
-        signals,
-        Counters(),
-    )
+    pipeline = Pipeline.from_config(config, sink, signals)
     return pipeline, signals
 
 

@@ -85,8 +85,9 @@ def config_example(model: type[BaseModel]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _example_lines(model: type[BaseModel], values: dict[str, Any], depth: int,
-                   lines: list[str]) -> None:
+def _example_lines(
+    model: type[BaseModel], values: dict[str, Any], depth: int, lines: list[str]
+) -> None:
     """One key per line at its value in `values` (the defaults of the enclosing section)."""
     indent = "  " * depth
     for name, field in model.model_fields.items():
@@ -102,6 +103,7 @@ def _example_lines(model: type[BaseModel], values: dict[str, Any], depth: int,
             continue
         if isinstance(value, list):
             value = sorted(value, key=str)
-        rendered = yaml.safe_dump({name: value}, allow_unicode=True, default_flow_style=True,
-                                  sort_keys=False, width=1000).strip()
+        rendered = yaml.safe_dump(
+            {name: value}, allow_unicode=True, default_flow_style=True, sort_keys=False, width=1000
+        ).strip()
         lines.append(f"{indent}{rendered[1:-1]}")
