@@ -1,9 +1,12 @@
 """`gate run`: wires source, decoder, presentation, policy, store and signals, and keeps them up.
 
-Threads: `capture` (the pipeline), `status` (the periodic log line), `signals-idle`
-(offline heartbeat), gpiozero's own blink and button threads, and `pin-change-log`
-with mock pins. Shutdown order: stop capture, close the camera, relay safe and pins
-released, then the store. The main thread only waits for signals from the OS.
+Threads, each named, with a stop event and a join timeout: `capture` (the pipeline),
+`status` (the periodic log line and systemd STATUS), `watchdog` (READY, WATCHDOG pings
+from the capture loop's progress, offline heartbeat), `signals-idle`, `pin-change-log`
+with mock pins, `gate-publisher` (the paho client) and `gate-commands` (remote commands),
+plus gpiozero's own blink and button threads. Shutdown order: commands, then capture (no
+new check-ins), the camera, the relay to its safe state and the pins, then the publisher
+(`stopped`) and the outbox. The main thread only waits for signals from the OS.
 """
 
 import copy
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 
 JOIN_TIMEOUT_S = 5.0
 MODE_FILE = "mode"
+EXIT_CAMERA_WEDGED = 70
 
 
 class Mode(StrEnum):
@@ -43,9 +47,6 @@ class Mode(StrEnum):
     NORMAL = "normal"
     LOCKED = "locked"  # every scan refused with `gate_locked`; the exit button still opens
     EMERGENCY_OPEN = "emergency_open"  # relay held open (fire): scans still recorded
-
-
-EXIT_CAMERA_WEDGED = 70
 
 
 class Gate:
