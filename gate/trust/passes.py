@@ -11,7 +11,6 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-import segno
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -106,7 +105,12 @@ def issue(
 
 
 def render(payload: str, *, png: Path | None = None, svg: Path | None = None) -> int:
-    """Save the pass as a QR code (alphanumeric mode); returns the QR version used."""
+    """Save the pass as a QR code (alphanumeric mode); returns the QR version used.
+
+    segno is imported here: only the issuing tool renders, never the running gate.
+    """
+    import segno
+
     try:
         code = segno.make(payload, mode="alphanumeric", error=QR_ERROR, micro=False)
         for path in (png, svg):
