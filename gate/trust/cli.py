@@ -3,6 +3,7 @@
 import argparse
 import base64
 import json
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,9 +100,14 @@ def add_trust_commands(commands: Any) -> None:
 
 def _trust_list(args: argparse.Namespace) -> int:
     at = args.at or datetime.now(UTC)
-    store = load_trust(trust_paths(judge_config(args)))
-    for row in trust_rows(store, at):
+    paths = trust_paths(judge_config(args))
+    store = load_trust(paths)
+    rows = list(trust_rows(store, at))
+    for row in rows:
         print(json.dumps(row, ensure_ascii=False), flush=True)
+    invalid = sum(not row["valid"] for row in rows)
+    where = ", ".join(map(str, paths)) or "no trust.paths configured"
+    print(f"{len(rows)} pinned ({invalid} not valid now) from {where}", file=sys.stderr)
     return 0
 
 
