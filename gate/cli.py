@@ -13,7 +13,7 @@ from gate.commands.cli import add_remote_commands
 from gate.config.docs import config_example, config_reference
 from gate.config.model import DEFAULT_PATH, GateConfig, load_config
 from gate.credentials.cli import add_parse_command
-from gate.errors import ConfigError, GateError
+from gate.errors import EXIT_CONFIG, ConfigError, GateError
 from gate.outbox import add_queue_arguments, run_queue
 from gate.selftest import add_selftest_command
 from gate.trust.cli import add_trust_commands
@@ -126,10 +126,6 @@ def _configure_logging(level: str) -> None:
     )
 
 
-EXIT_CONFIG = 78
-"""EX_CONFIG: systemd's unit does not restart a gate whose config is invalid."""
-
-
 def _run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
@@ -143,7 +139,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _queue(args: argparse.Namespace) -> int:
-    return run_queue(args, load_config(args.config))
+    """With --db, no config is needed: an outbox from another card is read as it is."""
+    return run_queue(args, None if args.db else load_config(args.config))
 
 
 def _decode(args: argparse.Namespace) -> int:

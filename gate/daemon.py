@@ -9,6 +9,7 @@ new check-ins), the camera, the relay to its safe state and the pins, then the p
 (`stopped`) and the outbox. The main thread only waits for signals from the OS.
 """
 
+import contextlib
 import copy
 import json
 import logging
@@ -16,7 +17,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
@@ -27,10 +28,12 @@ from gpiozero.pins.mock import MockFactory
 from gate.camera.source import FrameSource, make_source
 from gate.checkin import CheckinSink
 from gate.config.model import RESTART_SECTIONS, GateConfig, load_config
-from gate.errors import CameraError, ConfigError, GateError
+from gate.errors import EXIT_CONFIG, CameraError, ConfigError, GateError
+from gate.files import write_atomically
 from gate.notify import Notifier
 from gate.outbox import clock_synced, open_outbox
 from gate.pipeline import Counters, Pipeline
+from gate.policy import Judge
 from gate.presentation import PresentationTracker
 from gate.signals import PinChangeLog, Signals, make_pin_factory
 
@@ -69,6 +72,7 @@ class Gate:
         self._sink = sink
         self._given_source = source
         self._pin_factory = pin_factory
+        self._own_factory: Factory | None = None
         self._config_path = config_path
         self._notifier = notifier or Notifier({})
         self._online = online
@@ -89,7 +93,9 @@ class Gate:
 
     def start(self) -> None:
         config = self.config
-        factory = self._pin_factory or make_pin_factory(config.signals.pin_factory)
+        if self._pin_factory is None:
+            self._pin_factory = self._own_factory = make_pin_factory(config.signals.pin_factory)
+        factory = self._pin_factory
         self._source = self._given_source or make_source(config.camera)
         self.signals = Signals(config.signals, factory)
         if isinstance(factory, MockFactory):
@@ -125,11 +131,17 @@ class Gate:
     def stop(self) -> None:
         """Capture first (no new check-ins), then the pins with the relay safe."""
         self._stop.set()
-        for thread in (self._capture, self._status, self._watchdog):
+        camera = self.config.camera
+        capture_s = camera.frame_timeout_s + camera.close_timeout_s + JOIN_TIMEOUT_S
+        for thread, timeout in (
+            (self._capture, capture_s),
+            (self._status, JOIN_TIMEOUT_S),
+            (self._watchdog, JOIN_TIMEOUT_S),
+        ):
             if thread is not None:
-                thread.join(JOIN_TIMEOUT_S)
+                thread.join(timeout)
                 if thread.is_alive():
-                    log.error("thread %s did not stop within %s s", thread.name, JOIN_TIMEOUT_S)
+                    log.error("thread %s did not stop within %s s", thread.name, timeout)
         if self.signals is not None:
             self.signals.close()
             self.signals = None
@@ -138,16 +150,22 @@ class Gate:
             self._pin_log = None
 
     def set_mode(self, mode: Mode) -> None:
-        """Lock, hold open or return to normal, now and after a restart."""
+        """Lock, hold open or return to normal, now and after a restart (synced to disk)."""
         path = self.config.site.state_dir / MODE_FILE
-        temporary = path.with_suffix(".tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps({"mode": mode}), encoding="utf-8")
-            os.replace(temporary, path)
+            write_atomically(path, json.dumps({"mode": mode}).encode("utf-8"))
         except OSError as exc:
             log.error("mode %s applied but not kept across a restart: %s", mode, exc)
         self._apply_mode(mode)
+
+    def refresh_policy(self) -> None:
+        """Rebuild the judge from the running config and the remote lists, and swap it in.
+
+        Raises GateError (a list or key that cannot load) and keeps the old judge then.
+        """
+        judge = Judge.from_config(self.config)
+        if self._pipeline is not None:
+            self._pipeline.use_judge(judge)
 
     def open_once(self) -> bool:
         """One bounded opening (remote open). False when the signals are not up."""
@@ -175,6 +193,13 @@ class Gate:
             log.error("cannot read the stored gate mode %s (%s): normal", path, exc)
             return Mode.NORMAL
 
+    def close(self) -> None:
+        """Stop, then release the pin factory the gate made (once, at the very end)."""
+        self.stop()
+        if self._own_factory is not None:
+            self._own_factory.close()
+            self._own_factory = self._pin_factory = None
+
     def reload(self) -> bool:
         """Re-read the config file; an invalid file is reported and the running config kept.
 
@@ -191,6 +216,8 @@ class Gate:
             return False
         old = self.config
         changed = [name for name in RESTART_SECTIONS if getattr(new, name) != getattr(old, name)]
+        if new.signals.pin_factory != old.signals.pin_factory:
+            changed.append("signals.pin_factory")
         if changed:
             log.warning("reload changes %s: restarting the daemon to apply", ", ".join(changed))
             return True
@@ -203,7 +230,11 @@ class Gate:
             log.error("reloaded config cannot start (%s): back to the previous one", exc)
             self.stop()
             self.config = old
-            self.start()
+            try:
+                self.start()
+            except GateError as again:
+                log.error("the previous config cannot start either (%s): restarting", again)
+                return True
         return False
 
     def status_line(self, since: Counters, seconds: float) -> str:
@@ -258,6 +289,8 @@ class Gate:
                 "camera did not close within %s s: exiting for a clean restart",
                 self.config.camera.close_timeout_s,
             )
+            if self.signals is not None:
+                self.signals.hold_relay(False)  # the relay safe before the hard exit
             logging.shutdown()
             os._exit(EXIT_CAMERA_WEDGED)
 
@@ -348,6 +381,7 @@ def run(
     SIGHUP reloads take turns on `gate_lock`, and they stop first, before capture.
     """
     stop = threading.Event()
+    terminate = threading.Event()
     reload_requested = threading.Event()
     restart_requested = threading.Event()
     gate_lock = threading.Lock()
@@ -359,6 +393,7 @@ def run(
 
     def on_stop(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s: stopping", signal.Signals(signum).name)
+        terminate.set()
         stop.set()
 
     def on_hup(_signum: int, _frame: FrameType | None) -> None:
@@ -373,7 +408,7 @@ def run(
         sink = sink_factory(config)
     except GateError as exc:
         log.error("cannot open the check-in store: %s", exc)
-        return 1
+        return EXIT_CONFIG if isinstance(exc, ConfigError) else 1
     publisher = getattr(sink, "publisher", None)
     gate = Gate(
         config,
@@ -389,9 +424,9 @@ def run(
         gate.start()
     except GateError as exc:
         log.error("cannot start: %s", exc)
-        gate.stop()
+        gate.close()
         _close(sink)
-        return 1
+        return EXIT_CONFIG if isinstance(exc, ConfigError) else 1
     status = 0
     commands = None
     try:
@@ -413,7 +448,7 @@ def run(
             if restart_requested.is_set():
                 status = EXIT_RESTART
                 break
-            if reload_requested.is_set() and not gate.finished.is_set():
+            if reload_requested.is_set() and not (gate.finished.is_set() or terminate.is_set()):
                 reload_requested.clear()
                 stop.clear()
                 with gate_lock:
@@ -427,8 +462,10 @@ def run(
         notifier.notify("STOPPING=1")
         if commands is not None:
             commands.stop()
-        gate.stop()
+        with _held(gate_lock, JOIN_TIMEOUT_S * 2):  # a command's reload finishes first
+            gate.close()
         _close(sink)
+        notifier.close()
     log.info("stopped")
     return status
 
@@ -437,3 +474,16 @@ def _close(sink: CheckinSink) -> None:
     close = getattr(sink, "close", None)
     if close is not None:
         close()
+
+
+@contextlib.contextmanager
+def _held(lock: threading.Lock, timeout: float) -> Iterator[None]:
+    """Hold `lock` if it comes within `timeout`; shut down regardless when it does not."""
+    acquired = lock.acquire(timeout=timeout)
+    if not acquired:
+        log.error("a command still holds the gate after %.0f s: stopping anyway", timeout)
+    try:
+        yield
+    finally:
+        if acquired:
+            lock.release()

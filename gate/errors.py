@@ -9,6 +9,10 @@ class GateError(Exception):
     """Root of every error the gate raises on purpose."""
 
 
+EXIT_CONFIG = 78
+"""EX_CONFIG, the exit status for a config that cannot work: systemd does not restart it."""
+
+
 class ConfigError(GateError, ValueError):
     """The configuration file is missing, unreadable or invalid."""
 
@@ -48,7 +52,7 @@ class StorageFull(StorageError):
 # trust
 
 
-class TrustError(GateError, ValueError):
+class TrustError(ConfigError):
     """A trust-store file (certificate, public key, kid map) is missing, unreadable or invalid."""
 
 

@@ -1,6 +1,6 @@
 """One frame through the gate: decode → confirm → parse → decide → commit → signal.
 
-Runs on the capture thread. A frame without a code costs one decode call, two clock
+Runs on the capture thread. A frame without a code costs one decode call, three clock
 reads and a few integer updates: nothing is allocated, logged or converted for it.
 """
 
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gate.checkin import CheckIn, CheckinSink
+from gate.credentials.model import Credential, Kind
 from gate.decode import Decoder, make_decoder
 from gate.errors import DecoderError, StorageFull
 from gate.policy import Decision, Judge
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 
 
 LOCKED = Decision(False, Reason.GATE_LOCKED)
+INTERNAL_ERROR = Decision(False, Reason.INTERNAL_ERROR)
+UNJUDGED = Credential(kind=Kind.UNKNOWN, valid=False, verified=False, reason=Reason.INTERNAL_ERROR)
+"""What a scan the judge failed on is stored as: refused, seen by operations, no personal data."""
 
 
 @dataclass(slots=True)
@@ -60,12 +64,16 @@ class Pipeline:
         self._decode = decoder.decode
         self._decoder_name = decoder.name
         self._tracker = tracker
-        self._judge = judge.judge
-        self._forget = judge.forget
+        self.use_judge(judge)
         self.locked = False
         self._sink = sink
         self._signals = signals
         self.counters = counters
+
+    def use_judge(self, judge: Judge) -> None:
+        """Judge the next scans with `judge` (new deny or trust lists), between two frames."""
+        self._judge = judge.judge
+        self._forget = judge.forget
 
     @classmethod
     def from_config(
@@ -124,14 +132,16 @@ class Pipeline:
         if sighting.duplicate:
             counters.duplicates += 1
             self._signals.show(Outcome.DUPLICATE)
-            log.info("duplicate presentation within the cooldown: not opened")
+            log.info("scan not opened: reason=%s (same code within the cooldown)", Reason.DUPLICATE)
             return
         now = datetime.now(UTC)
         try:
             credential, decision = self._judge(sighting.payload, now)
-        except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the gate
-            self._fail(sighting, f"internal error judging a scan: {exc!r}")
-            return
+        except Exception as exc:
+            log.error(
+                "internal error judging a scan: %r", exc, exc_info=log.isEnabledFor(logging.DEBUG)
+            )
+            credential, decision = UNJUDGED, INTERNAL_ERROR
         if self.locked and decision.accepted:
             self._forget(credential)
             decision = LOCKED
@@ -142,11 +152,15 @@ class Pipeline:
             self._tracker.forget_checkin(sighting.payload)
             counters.storage_full += 1
             self._signals.show(Outcome.STORAGE_FULL)
-            log.warning("scan refused, check-in store full: %s", exc)
+            log.warning("scan refused: reason=%s (%s)", Reason.STORAGE_FULL, exc)
             return
         except Exception as exc:  # noqa: BLE001 - StorageError or a store bug: refuse, stay up
             self._forget(credential)
             self._fail(sighting, f"check-in not stored: {exc}")
+            return
+        if decision is INTERNAL_ERROR:
+            counters.errors += 1
+            self._signals.show(Outcome.ERROR)
             return
         if decision.accepted:
             self._signals.open_relay()

@@ -174,6 +174,15 @@ class OpeningHours(Section):
             return datetime.time(*divmod(value, 60))
         return value
 
+    @field_validator("open", "close")
+    @classmethod
+    def _local(cls, value: datetime.time) -> datetime.time:
+        if value.tzinfo is not None:
+            raise ValueError(
+                "expected a local time HH:MM without an offset (site.timezone applies)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
         if self.open == self.close:

@@ -270,7 +270,7 @@ class Signals:
         end the hold when its time runs out.
         """
         with self._relay_lock:
-            if self._held:
+            if self._held or self._closed:
                 return
             pulse = self._config.relay_pulse_s if seconds is None else seconds
             self.relay.blink(on_time=min(pulse, self._config.relay_max_s), off_time=0, n=1)
@@ -326,9 +326,10 @@ class Signals:
 
     def close(self) -> None:
         """Relay to its safe state first, then release every pin. Closing twice is harmless."""
-        if self._closed:
-            return
-        self._closed = True
+        with self._relay_lock:
+            if self._closed:
+                return
+            self._closed = True
         self._stop.set()
         self._wake.set()
         relay = getattr(self, "relay", None)

@@ -551,6 +551,17 @@ def test_a_subject_on_a_replaced_deny_list_is_refused_denied_on_the_next_scan(ri
     assert rig.send(rig.signed("status"))["state"]["remote_deny"]["subject_hashes"] == 1
 
 
+def test_a_list_replaced_during_an_emergency_open_keeps_the_relay_held(rigs):
+    rig = rigs()
+    assert rig.send(rig.signed("emergency_open"))["ok"]
+
+    assert rig.send(rig.signed("deny_list", {"pass_ids": ["P-9"]}))["ok"]
+    wait(0.3)
+
+    assert rig.relay() == [False, True]  # held from the first command on, never dropped
+    assert rig.gate.mode is Mode.EMERGENCY_OPEN
+
+
 def test_a_replaced_trust_list_verifies_passes_and_a_bad_one_leaves_it_in_place(rigs, capsys):
     issuer = ed25519.Ed25519PrivateKey.generate()
     now = datetime.datetime.now(datetime.UTC)

@@ -12,6 +12,7 @@ from gate.camera.replay import ReplaySource
 from gate.config.model import GateConfig
 from gate.credentials.model import Kind
 from gate.daemon import Gate
+from gate.outbox import Outbox
 from gate.reasons import Reason
 
 CCCD = (
@@ -210,3 +211,45 @@ def test_relay_is_safe_after_stop_even_mid_pulse(frames, sink, mock_factory):
     relay = mock_factory.pin(23)
     assert relay.state is True  # active-low: high is de-energised
     assert [bool(s.state) for s in relay.states] == [False, True, False, True]
+
+
+class RelayWatchingOutbox(Outbox):
+    """The real outbox, noting whether the relay was still shut when each commit began (P1)."""
+
+    relay_pin: object
+    relay_at_commit: list[bool]
+
+    def commit(self, checkin) -> None:
+        self.relay_at_commit.append(self.relay_pin.state)
+        super().commit(checkin)
+
+
+def test_check_in_is_durable_in_the_outbox_before_the_relay_moves(frames, mock_factory, tmp_path):
+    config = make_config(site={"state_dir": str(tmp_path)})
+    outbox = RelayWatchingOutbox(config.outbox, config.site, config.privacy)
+    outbox.relay_pin, outbox.relay_at_commit = mock_factory.pin(23), []
+    try:
+        run_gate(scene((frames["cccd"], 6), (frames["empty"], 4)), outbox, mock_factory, config)
+        stats = outbox.stats()
+    finally:
+        outbox.close()
+
+    assert outbox.relay_at_commit == [True]  # active-low relay: high is shut
+    assert stats.depth == 1
+    assert_pattern(mock_factory.pin(23), [*IDLE_ACTIVE_LOW, (None, False), (0.5, True)])
+
+
+def test_a_payload_the_judge_fails_on_is_stored_as_an_internal_error(
+    frames, sink, mock_factory, monkeypatch
+):
+    def broken_parser(*_args: object, **_kwargs: object) -> None:
+        raise ZeroDivisionError("a parser bug")
+
+    monkeypatch.setattr("gate.policy.parse", broken_parser)
+    gate = run_gate(scene((frames["cccd"], 6), (frames["empty"], 4)), sink, mock_factory)
+
+    assert [(c.credential.kind, c.decision.reason) for c in sink.checkins] == [
+        (Kind.UNKNOWN, Reason.INTERNAL_ERROR)
+    ]
+    assert gate.counters.errors == 1
+    assert_pattern(mock_factory.pin(23), IDLE_ACTIVE_LOW)

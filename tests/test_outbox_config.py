@@ -11,6 +11,7 @@ import pytest
 from outbox_driver import KEY, make_checkin, make_site
 from pydantic import ValidationError
 
+from gate.cli import main
 from gate.config.site import SiteConfig
 from gate.errors import ConfigError
 from gate.outbox.config import MqttConfig, OutboxConfig, PrivacyConfig, SubjectMode
@@ -82,7 +83,7 @@ def test_device_id_prefers_config_then_cpu_serial_then_machine_id(tmp_path: Path
     dt.unlink()
     assert device_id(site, **paths) == "3d1219c7c4c5404aaa1f6d2a48adfda4"
     machine.unlink()
-    with pytest.raises(RuntimeError, match="device_id"):
+    with pytest.raises(ConfigError, match="device_id"):
         device_id(site, **paths)
     assert client_id("abc") == "gate-abc"
 
@@ -170,3 +171,18 @@ def test_gate_queue_on_a_stopped_gate_is_read_only(
     garbage.write_bytes(os.urandom(4096))
     assert queue(["--db", str(garbage)], config) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_gate_queue_reads_an_old_card_without_any_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = make_site(tmp_path)
+    box = Outbox(OutboxConfig(), site, PrivacyConfig(), privacy_key=KEY)
+    box.commit(make_checkin(1))
+    box.close()
+    export = tmp_path / "salvaged.jsonl"
+
+    assert main(["queue", "--db", str(tmp_path / "outbox.sqlite3"), "--export", str(export)]) == 0
+
+    assert [json.loads(line)["seq"] for line in export.read_text().splitlines()] == [1]
+    assert "depth" in capsys.readouterr().out

@@ -386,6 +386,11 @@ def test_rules_without_the_key_they_need_refuse_to_start() -> None:
             id="empty-period",
         ),
         pytest.param(
+            {"opening_hours": [{"open": "07:00+07:00", "close": "18:00"}]},
+            "without an offset",
+            id="time-with-offset",
+        ),
+        pytest.param(
             {"opening_hours": [{"open": "08:00", "close": "18:00", "days": ["sonday"]}]},
             "Input should be",
             id="bad-day",

@@ -8,11 +8,13 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
+from broker import free_port
 from imagegen import empty_frame
 
 from gate.config.model import GateConfig
 from gate.daemon import Gate
 from gate.notify import Notifier
+from gate.outbox import open_outbox
 
 
 class StallingSource:
@@ -123,3 +125,41 @@ def test_without_notify_socket_nothing_is_sent():
 def test_watchdog_for_another_pid_is_ignored():
     assert Notifier({"WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}).watchdog_s is None
     assert Notifier({"WATCHDOG_USEC": "1000000"}).watchdog_s == 1.0
+
+
+def test_an_unhealthy_store_withholds_pings_while_frames_flow(notify_socket, sink, mock_factory):
+    server, path = notify_socket
+    config = GateConfig.model_validate(
+        {"camera": {"source": "replay"}, "signals": {"pin_factory": "mock"}}
+    )
+    gate = Gate(
+        config,
+        sink=sink,
+        source=StallingSource(flowing_s=10),
+        pin_factory=mock_factory,
+        notifier=Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"}),
+        health=lambda: "the publisher thread is dead",
+    )
+    gate.start()
+    try:
+        received = messages_until(server, 1.5)
+    finally:
+        gate.stop()
+
+    assert [text for _, text in received] == ["READY=1"]
+
+
+def test_a_stopped_publisher_is_a_problem_for_the_watchdog(tmp_path):
+    config = GateConfig.model_validate(
+        {
+            "site": {"state_dir": str(tmp_path), "device_id": "watchdog-test"},
+            "mqtt": {"host": "127.0.0.1", "port": free_port(), "transport": "plain"},
+        }
+    )
+    service = open_outbox(config)
+    try:
+        assert service.problem() is None
+        service.publisher.stop()
+        assert service.problem() == "the publisher thread is dead"
+    finally:
+        service.close()

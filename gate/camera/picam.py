@@ -40,6 +40,9 @@ class PicameraSource:
             )
         try:
             camera = Picamera2()
+        except (RuntimeError, IndexError, OSError) as exc:
+            raise CameraError(f"camera failed to open: {exc}") from exc
+        try:
             main_size = (max(self._config.width, 1280), max(self._config.height, 960))
             video = camera.create_video_configuration(
                 main={"size": main_size},
@@ -57,6 +60,7 @@ class PicameraSource:
             )
             camera.start()
         except (RuntimeError, IndexError, OSError) as exc:
+            camera.close()  # else it stays claimed and every restart finds it busy
             raise CameraError(f"camera failed to start: {exc}") from exc
         self._camera = camera
 

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 
 from gate.commands.envelope import Outcome
-from gate.commands.files import write_atomically
+from gate.files import write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from gate.commands.envelope import Outcome, Refused, encode
-from gate.commands.files import sync_directory, write_atomically
 from gate.errors import ConfigError, TrustError
+from gate.files import sync_directory, write_atomically
 from gate.policy import DenyList
 from gate.trust.store import TrustStore, load_trust
 

@@ -41,7 +41,7 @@ from gate.commands.envelope import (
 from gate.commands.nonces import NonceBook
 from gate.config.model import GateConfig
 from gate.daemon import Gate, Mode
-from gate.errors import TrustError
+from gate.errors import GateError, TrustError
 from gate.outbox.identity import clock_synced
 from gate.outbox.presence import outbox_section
 from gate.outbox.publisher import ANY_COMMAND, CommandHandler
@@ -265,12 +265,24 @@ class CommandService:
         deny = remote.replace_deny(self._gate.config.site.state_dir, args)
         sizes = _sizes(deny)
         log.warning("remote deny list replaced: %s", sizes)
-        return {"remote_deny": sizes, **self._reload("; the new deny list waits for a reload")}
+        self._refresh_policy("the new deny list")
+        return {"remote_deny": sizes}
 
     def _trust_list(self, args: Mapping[str, Any]) -> dict[str, Any]:
         pinned = _store_sizes(remote.replace_trust(self._gate.config, args))
         log.warning("remote trust list replaced; pinned now: %s", pinned)
-        return {"pinned": pinned, **self._reload("; the new trust list waits for a reload")}
+        self._refresh_policy("the new trust list")
+        return {"pinned": pinned}
+
+    def _refresh_policy(self, what: str) -> None:
+        """Swap in a judge built with the new list: camera, pins and a held relay stay as
+        they are (a full reload would close the pins and drop an emergency hold)."""
+        try:
+            self._gate.refresh_policy()
+        except GateError as exc:
+            raise Refused(
+                Outcome.RELOAD_FAILED, f"{what} is stored but not applied: {exc}"
+            ) from exc
 
     def _status(self, _args: Mapping[str, Any]) -> dict[str, Any]:
         state_dir = self._gate.config.site.state_dir

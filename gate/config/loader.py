@@ -45,6 +45,8 @@ def load_model(path: Path, model: type[M]) -> M:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.load(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise InvalidConfig([ConfigProblem(file, "", None, "nested too deeply")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

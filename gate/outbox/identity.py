@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gate.config.site import SiteConfig
+from gate.errors import ConfigError
 
 _CPUINFO = Path("/proc/cpuinfo")
 _DT_SERIAL = Path("/sys/firmware/devicetree/base/serial-number")
@@ -51,7 +52,7 @@ def device_id(
         return site.device_id
     raw = _cpu_serial(cpuinfo, dt_serial) or _read(machine_id)
     if not raw:
-        raise RuntimeError("no device id: set site.device_id (no CPU serial, no machine-id)")
+        raise ConfigError("no device id: set site.device_id (no CPU serial, no machine-id)")
     return _SAFE.sub("-", raw)[:64]
 
 

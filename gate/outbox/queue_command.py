@@ -92,9 +92,12 @@ def export(conn: sqlite3.Connection, out: IO[bytes]) -> int:
     return count
 
 
-def run_queue(args: argparse.Namespace, config: QueueConfig) -> int:
-    """Print the outbox summary (and export); 0 on success, 1 when the file cannot be read."""
-    path: Path = args.db or outbox_path(config.outbox, config.site)
+def run_queue(args: argparse.Namespace, config: QueueConfig | None) -> int:
+    """Print the outbox summary (and export); 0 on success, 1 when the file cannot be read.
+
+    `config` is None when `--db` names the file (an old card read on a laptop).
+    """
+    path: Path = args.db if config is None else args.db or outbox_path(config.outbox, config.site)
     to_stdout = args.export == "-"
     report = sys.stderr if to_stdout else sys.stdout
     if not path.is_file():

@@ -22,7 +22,7 @@ from typing import Any
 from gpiozero import Factory
 
 from gate.config.model import DEFAULT_PATH, GateConfig, load_config
-from gate.errors import ConfigError
+from gate.errors import EXIT_CONFIG, ConfigError
 from gate.outbox.identity import clock_synced
 from gate.selftest.broker import broker_row
 from gate.selftest.camera import CAMERA_ROWS, camera_rows
@@ -113,7 +113,6 @@ def run_checks(config: GateConfig, config_path: Path, options: Options) -> list[
 
 def selftest(config_path: Path, *, as_json: bool = False, options: Options = Options()) -> int:
     """Load the config (exit 78 at once when invalid), run the checks, print the report."""
-    from gate.cli import EXIT_CONFIG  # the CLI imports this module: no import at load time
 
     try:
         config = load_config(config_path)
