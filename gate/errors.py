@@ -25,10 +25,6 @@ class FrameTimeout(CameraError, TimeoutError):
     """No frame arrived within the configured wait."""
 
 
-class SourceExhausted(CameraError):
-    """A finite frame source (a replay played once) has no more frames."""
-
-
 class DecoderError(GateError, RuntimeError):
     """A decoder backend is unavailable or failed on a frame."""
 
