@@ -206,6 +206,7 @@ class Signals:
         self._offline = False
         self._held = False
         self._relay_lock = threading.Lock()
+        self._pattern_lock = threading.Lock()
         self._closed = False
         self._idle_at = 0.0
         self._wake = threading.Event()
@@ -251,16 +252,17 @@ class Signals:
     def show(self, outcome: Outcome) -> None:
         """Start the outcome's light and sound pattern, replacing whatever was showing."""
         pattern = self._patterns.for_outcome(outcome)
-        for device, blink in (
-            (self.green, pattern.green),
-            (self.red, pattern.red),
-            (self.buzzer, pattern.buzzer),
-        ):
-            if blink is None:
-                device.off()
-            else:
-                device.blink(on_time=blink.on_s, off_time=blink.off_s, n=blink.times)
-        self._idle_at = time.monotonic() + pattern.duration_s
+        with self._pattern_lock:  # the idle loop must not switch off what starts here
+            self._idle_at = time.monotonic() + pattern.duration_s
+            for device, blink in (
+                (self.green, pattern.green),
+                (self.red, pattern.red),
+                (self.buzzer, pattern.buzzer),
+            ):
+                if blink is None:
+                    device.off()
+                else:
+                    device.blink(on_time=blink.on_s, off_time=blink.off_s, n=blink.times)
         self._wake.set()
 
     def open_relay(self, seconds: float | None = None) -> None:
@@ -310,10 +312,13 @@ class Signals:
                 self._wake.wait(remaining)
                 self._wake.clear()
                 continue
-            if self._offline:
-                self.red.blink(on_time=heartbeat.on_s, off_time=heartbeat.off_s, n=None)
-            else:
-                self.red.off()
+            with self._pattern_lock:
+                if self._idle_at > time.monotonic():
+                    continue  # a pattern began meanwhile
+                if self._offline:
+                    self.red.blink(on_time=heartbeat.on_s, off_time=heartbeat.off_s, n=None)
+                else:
+                    self.red.off()
             self._wake.wait()
             self._wake.clear()
 

@@ -40,7 +40,7 @@ from gate.commands.envelope import (
 )
 from gate.commands.nonces import NonceBook
 from gate.config.model import GateConfig
-from gate.daemon import Gate, Mode
+from gate.daemon import JOIN_TIMEOUT_S, Gate, Mode
 from gate.errors import GateError, TrustError
 from gate.outbox.identity import clock_synced
 from gate.outbox.presence import outbox_section
@@ -52,7 +52,6 @@ from gate.trust.store import TrustStore, load_trust
 log = logging.getLogger(__name__)
 
 QUEUE_MAX = 32
-JOIN_TIMEOUT_S = 5.0
 _POLL_S = 0.25
 _DETAIL_MAX = 300
 _NONCE_REFUSALS = {

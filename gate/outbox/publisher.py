@@ -48,7 +48,7 @@ from gate.outbox.presence import (
     status_payload,
     telemetry_payload,
 )
-from gate.outbox.store import Outbox, StoredEvent
+from gate.outbox.store import MAX_SEQ, Outbox, StoredEvent
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,6 @@ _LIVE_POLL_S = 0.5  # look for live events without a `notify` this often
 _FETCH = 64  # rows read from the outbox at a time, per lane
 _DELETE_BATCH = 256  # acknowledged rows deleted in one transaction...
 _DELETE_EVERY_S = 0.05  # ...or this long after the first of them was acknowledged
-_MAX_SEQ = 2**63 - 1
 _OUTGOING_MAX = 256  # messages queued by `publish` and not yet handed to paho
 
 
@@ -165,7 +164,7 @@ class _Link:
     acked: list[int] = field(default_factory=list)
     refused: list[tuple[int, str]] = field(default_factory=list)
     backlog: _Lane = field(default_factory=lambda: _Lane(0, 0, True))
-    live: _Lane = field(default_factory=lambda: _Lane(0, _MAX_SEQ, False))
+    live: _Lane = field(default_factory=lambda: _Lane(0, MAX_SEQ, False))
     next_live_poll: float = 0.0
     paused_until: float = 0.0
     rewind: bool = False
@@ -491,7 +490,7 @@ class Publisher:
         self._flush_deletes(time.monotonic())
         boundary = self._outbox.last_seq
         link.backlog = _Lane(0, boundary, True)
-        link.live = _Lane(boundary, _MAX_SEQ, False)
+        link.live = _Lane(boundary, MAX_SEQ, False)
         link.next_live_poll = 0.0
 
     def _subscribe(self, client: mqtt.Client, link: _Link) -> None:

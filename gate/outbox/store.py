@@ -35,7 +35,7 @@ DB_VERSION = 1
 _SQLITE_CORRUPT = 11
 _SQLITE_FULL = 13
 _SQLITE_NOTADB = 26
-_MAX_SEQ = 2**63 - 1
+MAX_SEQ = 2**63 - 1
 _LATENCY_WINDOW = 2048
 _DELETE_CHUNK = 500  # rows per DELETE statement (well under SQLite's variable limit)
 _T = TypeVar("_T")
@@ -348,7 +348,7 @@ class Outbox:
 
     # -- publisher side --------------------------------------------------------------------
 
-    def fetch(self, after: int, limit: int, upto: int = _MAX_SEQ) -> list[StoredEvent]:
+    def fetch(self, after: int, limit: int, upto: int = MAX_SEQ) -> list[StoredEvent]:
         """Unsent events with `after < seq <= upto`, in seq order."""
         with self._lock:
             try:
