@@ -73,7 +73,7 @@ class Pipeline:
     def use_judge(self, judge: Judge) -> None:
         """Judge the next scans with `judge` (new deny or trust lists), between two frames."""
         self._judge = judge.judge
-        self._forget = judge.forget
+        self._passed = judge.passed
 
     @classmethod
     def from_config(
@@ -116,7 +116,7 @@ class Pipeline:
         counters.last_frame_at = now
         if codes or self._tracker.watching:
             for sighting in self._tracker.observe([code.data for code in codes], now):
-                self._check_in(sighting)
+                self._check_in(sighting, now)
 
     def _bad_frame(self, exc: DecoderError) -> None:
         """Skip a frame the decoder cannot take; log the 1st, 2nd, 4th, 8th... of them."""
@@ -125,8 +125,12 @@ class Pipeline:
         if counters.bad_frames & (counters.bad_frames - 1) == 0:
             log.warning("frame skipped (%d so far): %s", counters.bad_frames, exc)
 
-    def _check_in(self, sighting: Sighting) -> None:
-        """Everything after a code becomes a presentation; no failure here stops the loop."""
+    def _check_in(self, sighting: Sighting, seen_at: float) -> None:
+        """Everything after a code becomes a presentation; no failure here stops the loop.
+
+        The cooldown and anti-passback memories are told only of what happened: a stored
+        check-in, a person who went through.
+        """
         counters = self.counters
         counters.scans += 1
         if sighting.duplicate:
@@ -143,27 +147,27 @@ class Pipeline:
             )
             credential, decision = UNJUDGED, INTERNAL_ERROR
         if self.locked and decision.accepted:
-            self._forget(credential)
             decision = LOCKED
         try:
             self._sink.commit(CheckIn(now, credential, decision))
         except StorageFull as exc:
-            self._forget(credential)
-            self._tracker.forget_checkin(sighting.payload)
             counters.storage_full += 1
             self._signals.show(Outcome.STORAGE_FULL)
             log.warning("scan refused: reason=%s (%s)", Reason.STORAGE_FULL, exc)
             return
-        except Exception as exc:  # noqa: BLE001 - StorageError or a store bug: refuse, stay up
-            self._forget(credential)
-            self._fail(sighting, f"check-in not stored: {exc}")
+        except Exception as exc:
+            counters.errors += 1
+            self._signals.show(Outcome.ERROR)
+            log.error("check-in not stored: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
             return
+        self._tracker.checked_in(sighting.payload, seen_at)
         if decision is INTERNAL_ERROR:
             counters.errors += 1
             self._signals.show(Outcome.ERROR)
             return
         if decision.accepted:
             self._signals.open_relay()
+            self._passed(credential, now)
             self._signals.show(Outcome.ACCEPTED)
             counters.accepted += 1
         else:
@@ -176,9 +180,3 @@ class Pipeline:
             decision.reason,
             credential.verified,
         )
-
-    def _fail(self, sighting: Sighting, message: str) -> None:
-        self._tracker.forget_checkin(sighting.payload)
-        self.counters.errors += 1
-        self._signals.show(Outcome.ERROR)
-        log.error(message, exc_info=log.isEnabledFor(logging.DEBUG))

@@ -415,27 +415,29 @@ class Judge:
             payload, today=at.astimezone(self._zone).date(), at=at, trust=self._trust
         )
         decision = self._rules.decide(credential, at)
-        if decision.accepted and self._window and credential.subject_id is not None:
-            decision = self._passback(credential.kind, credential.subject_id, at)
+        if decision.accepted and self._recent(credential, at):
+            decision = Decision(False, Reason.ANTI_PASSBACK)
         return credential, decision
 
-    def forget(self, credential: Credential) -> None:
-        """The acceptance did not happen (gate locked, check-in not stored): no passback."""
-        if credential.subject_id is not None:
-            self._passed.pop((credential.kind, credential.subject_id), None)
+    def passed(self, credential: Credential, at: datetime.datetime) -> None:
+        """The subject went through (stored, relay opened): remember it for anti-passback.
 
-    def _passback(self, kind: Kind, subject: str, at: datetime.datetime) -> Decision:
-        """Refuse a subject accepted within the window; remember it when it passes."""
+        Told by the caller once the passage happened, so that a refusal for any later
+        reason (store full, gate locked) never counts as a passage.
+        """
+        if self._window and credential.subject_id is not None:
+            self._passed[(credential.kind, credential.subject_id)] = at
+
+    def _recent(self, credential: Credential, at: datetime.datetime) -> bool:
+        """Whether this subject passed within the window; older passages are dropped."""
+        if not self._window or credential.subject_id is None:
+            return False
         while self._passed:
             oldest_key, oldest = next(iter(self._passed.items()))
             if at - oldest < self._window:
                 break
             del self._passed[oldest_key]
-        key = (kind, subject)
-        if key in self._passed:
-            return Decision(False, Reason.ANTI_PASSBACK)
-        self._passed[key] = at
-        return _ACCEPT
+        return (credential.kind, credential.subject_id) in self._passed
 
 
 def _keyed_hash(key: bytes) -> Callable[[str], str]:

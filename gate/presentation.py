@@ -87,19 +87,22 @@ class PresentationTracker:
                 sightings.append(Sighting(payload, self._is_duplicate(payload, now)))
         return sightings
 
-    def forget_checkin(self, payload: bytes) -> None:
-        """The check-in did not happen (not stored): showing the code again is not a duplicate."""
-        self._last_checkin.pop(payload, None)
+    def checked_in(self, payload: bytes, at: float) -> None:
+        """The sighting at `at` became a stored check-in: the cooldown runs from now.
+
+        Told by the caller once the check-in is stored, so that a scan that could not be
+        stored (store full) is not a duplicate when the code is shown again.
+        """
+        if self._cooldown <= 0:
+            return
+        expired = [p for p, t in self._last_checkin.items() if at - t >= self._cooldown]
+        for stale in expired:
+            del self._last_checkin[stale]
+        self._last_checkin[payload] = at
 
     def _is_duplicate(self, payload: bytes, now: float) -> bool:
         last = self._last_checkin.get(payload)
-        if last is not None and now - last < self._cooldown:
-            return True
-        self._last_checkin[payload] = now
-        expired = [p for p, t in self._last_checkin.items() if now - t >= self._cooldown]
-        for stale in expired:
-            del self._last_checkin[stale]
-        return False
+        return last is not None and now - last < self._cooldown
 
     def _forget_departed(self, now: float) -> None:
         departed = [

@@ -14,7 +14,7 @@ from gate.credentials.model import Credential, Health, HealthType, Kind, judged
 from gate.errors import ConfigError
 from gate.outbox.config import SubjectMode
 from gate.outbox.privacy import subject_form
-from gate.policy import Judge, PolicyConfig, Rules
+from gate.policy import Decision, Judge, PolicyConfig, Rules
 from gate.reasons import Reason
 
 UTC = datetime.UTC
@@ -330,27 +330,41 @@ CARD = "001090123456|012345678|Nguyễn Văn An|01011990|Nam|Hà Nội|15042021"
 OTHER = "034303012345||Nguyễn Thị Hoa|21032003|Nữ|Thái Bình|14082021".encode()
 
 
+def passage(judge: Judge, payload: bytes, at: datetime.datetime) -> Decision:
+    """Judge a scan; when accepted, the person passes (as the pipeline tells the judge)."""
+    credential, decision = judge.judge(payload, at)
+    if decision.accepted:
+        judge.passed(credential, at)
+    return decision
+
+
 def test_anti_passback_refuses_the_same_subject_within_the_window() -> None:
     judge = Judge(rules(anti_passback_minutes=10))
     minutes = [datetime.timedelta(minutes=m) for m in range(30)]
-    assert judge.judge(CARD, AT)[1].accepted
-    assert judge.judge(CARD, AT + minutes[9])[1].reason is Reason.ANTI_PASSBACK
-    assert judge.judge(OTHER, AT + minutes[9])[1].accepted  # someone else
-    assert judge.judge(CARD, AT + minutes[10])[1].accepted  # window over, and it starts again
-    assert judge.judge(CARD, AT + minutes[19])[1].reason is Reason.ANTI_PASSBACK
+    assert passage(judge, CARD, AT).accepted
+    assert passage(judge, CARD, AT + minutes[9]).reason is Reason.ANTI_PASSBACK
+    assert passage(judge, OTHER, AT + minutes[9]).accepted  # someone else
+    assert passage(judge, CARD, AT + minutes[10]).accepted  # window over, and it starts again
+    assert passage(judge, CARD, AT + minutes[19]).reason is Reason.ANTI_PASSBACK
 
 
 def test_anti_passback_remembers_only_acceptances() -> None:
     judge = Judge(
         rules(anti_passback_minutes=10, opening_hours=[{"open": "10:05", "close": "12:00"}])
     )
-    assert judge.judge(CARD, AT)[1].reason is Reason.CLOSED
-    assert judge.judge(CARD, AT + datetime.timedelta(minutes=6))[1].accepted
+    assert passage(judge, CARD, AT).reason is Reason.CLOSED
+    assert passage(judge, CARD, AT + datetime.timedelta(minutes=6)).accepted
+
+
+def test_anti_passback_remembers_only_passages_it_was_told_of() -> None:
+    judge = Judge(rules(anti_passback_minutes=10))
+    assert judge.judge(CARD, AT)[1].accepted  # accepted, but never passed (store full)
+    assert judge.judge(CARD, AT + datetime.timedelta(minutes=1))[1].accepted
 
 
 def test_anti_passback_off_by_default() -> None:
     judge = Judge(rules())
-    assert all(judge.judge(CARD, AT)[1].accepted for _ in range(3))
+    assert all(passage(judge, CARD, AT).accepted for _ in range(3))
 
 
 def test_subject_hashes_use_the_privacy_key_of_published_events(tmp_path: Path) -> None:
