@@ -25,3 +25,6 @@ class CheckinSink(Protocol):
     """
 
     def commit(self, checkin: CheckIn) -> None: ...
+
+    def close(self) -> None:
+        """Release the store; called once, after the last commit."""

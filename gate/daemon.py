@@ -425,7 +425,7 @@ def run(
     except GateError as exc:
         log.error("cannot start: %s", exc)
         gate.close()
-        _close(sink)
+        sink.close()
         return EXIT_CONFIG if isinstance(exc, ConfigError) else 1
     status = 0
     commands = None
@@ -464,16 +464,10 @@ def run(
             commands.stop()
         with _held(gate_lock, JOIN_TIMEOUT_S * 2):  # a command's reload finishes first
             gate.close()
-        _close(sink)
+        sink.close()
         notifier.close()
     log.info("stopped")
     return status
-
-
-def _close(sink: CheckinSink) -> None:
-    close = getattr(sink, "close", None)
-    if close is not None:
-        close()
 
 
 @contextlib.contextmanager

@@ -5,11 +5,15 @@ import os
 from pathlib import Path
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write beside `path`, sync, rename over it, sync the directory. OSError on failure."""
+def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write beside `path`, sync, rename over it, sync the directory. OSError on failure.
+
+    The file is created with `mode` (a key file: 0o600), never wider for a moment.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as file:
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as file:
         file.write(data)
         file.flush()
         os.fsync(file.fileno())

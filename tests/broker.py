@@ -299,7 +299,7 @@ class Broker:
         self.stop()
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, step: float = 0.02) -> bool:
+def wait_until(predicate: Callable[[], object], timeout: float = 5.0, step: float = 0.02) -> bool:
     """Poll `predicate` until it is truthy or `timeout` passes (correctness, not speed)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

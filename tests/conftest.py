@@ -1,5 +1,6 @@
 """Shared fixtures: gpiozero's own MockFactory pins and a check-in store kept in memory."""
 
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -39,3 +40,12 @@ class ListSink:
 @pytest.fixture
 def sink() -> ListSink:
     return ListSink()
+
+
+@pytest.fixture
+def os_signal_handlers() -> Iterator[None]:
+    """run() installs SIGTERM/SIGINT/SIGHUP handlers in this process: put pytest's back."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)

@@ -605,15 +605,6 @@ def test_a_replaced_trust_list_verifies_passes_and_a_bad_one_leaves_it_in_place(
 # --- `gate run` with commands -------------------------------------------------------------
 
 
-@pytest.fixture
-def os_signal_handlers() -> Iterator[None]:
-    """run() installs SIGTERM/SIGINT/SIGHUP handlers in this process: put pytest's back."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    yield
-    for signum, handler in saved.items():
-        signal.signal(signum, handler)
-
-
 def test_gate_run_answers_commands_and_exits_75_after_a_reload_that_needs_a_restart(
     tmp_path, broker, mock_factory, ops_key, os_signal_handlers
 ):

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from broker import wait_until
 from conftest import ListSink
 from imagegen import empty_frame, qr_frame, save_png
 from pins import assert_pattern
@@ -101,15 +102,6 @@ def make_gate(source, sink, factory, **sections: object) -> Gate:
     )
 
 
-def wait_for(condition, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def press_exit_button(factory) -> None:
     button = factory.pin(EXIT)
     button.drive_low()
@@ -153,7 +145,7 @@ def test_a_camera_that_fails_mid_stream_is_restarted_and_its_frames_counted(
     running.append(gate)
     gate.start()
 
-    assert wait_for(lambda: gate.counters.camera_restarts >= 3)
+    assert wait_until(lambda: gate.counters.camera_restarts >= 3)
     gate.stop()
 
     assert all(b - a >= 0.25 - EPSILON_S for a, b in pairwise(camera.opens)), camera.opens
@@ -194,7 +186,7 @@ def test_stop_does_not_wait_out_the_restart_interval(sink, mock_factory, caplog)
     camera = ScriptedCamera(open_failures=math.inf)
     gate = make_gate(camera, sink, mock_factory, camera={"restart_min_interval_s": 600})
     gate.start()
-    assert wait_for(lambda: gate.counters.camera_restarts == 1)
+    assert wait_until(lambda: gate.counters.camera_restarts == 1)
 
     stopped = time.monotonic()
     gate.stop()
@@ -211,7 +203,7 @@ def test_a_finite_source_ends_the_run_once_and_is_closed(sink, mock_factory, run
     gate.start()
 
     assert gate.finished.wait(5)
-    assert wait_for(lambda: camera.closes == 1)
+    assert wait_until(lambda: camera.closes == 1)
 
     assert len(camera.opens) == 1
     assert gate.counters.frames == 5
@@ -267,7 +259,7 @@ def test_reload_with_a_valid_file_applies_the_new_config(tmp_path, sink, mock_fa
     assert gate.config.signals.exit_pulse_s == 0.6
     # The rebuilt signals claimed the same pins again and pulse for the new time.
     assert_pattern(mock_factory.pin(RELAY), [(0.0, False), (0.0, True), (0.6, False)])
-    assert wait_for(lambda: gate.counters.frames > 0)  # frames flow again after the reload
+    assert wait_until(lambda: gate.counters.frames > 0)  # frames flow again after the reload
 
 
 def test_reload_with_an_invalid_file_keeps_the_running_config(
@@ -310,7 +302,7 @@ def test_reload_of_a_config_that_cannot_start_goes_back_to_the_previous_one(
     assert any(m.startswith("reloaded config cannot start") for m in caplog.messages)
     assert gate.signals is not None
     frames = gate.counters.frames
-    assert wait_for(lambda: gate.counters.frames > frames)  # capturing again
+    assert wait_until(lambda: gate.counters.frames > frames)  # capturing again
     mock_factory.pin(RELAY).clear_states()
     press_exit_button(mock_factory)
     time.sleep(0.5)
@@ -334,7 +326,7 @@ def test_a_reload_keeps_the_counters(tmp_path, sink, mock_factory, running):
     gate = reloadable_gate(tmp_path, sink, mock_factory, gate_config())
     running.append(gate)
     gate.start()
-    assert wait_for(lambda: gate.counters.frames >= 3)
+    assert wait_until(lambda: gate.counters.frames >= 3)
 
     gate.reload()
 
@@ -383,7 +375,7 @@ def test_status_is_logged_every_interval_while_running(sink, mock_factory, runni
     running.append(gate)
     gate.start()
 
-    assert wait_for(lambda: any(m.startswith("status: ") for m in caplog.messages), 3.0)
+    assert wait_until(lambda: any(m.startswith("status: ") for m in caplog.messages), 3.0)
     (line,) = [m for m in caplog.messages if m.startswith("status: ")]
     assert line.startswith("status: fps=")
     assert line.endswith("camera_restarts=0")
@@ -411,15 +403,6 @@ class ClosableSink(ListSink):
 
     def close(self) -> None:
         self.closed = True
-
-
-@pytest.fixture
-def os_signal_handlers() -> Iterator[None]:
-    """run() installs SIGTERM/SIGINT/SIGHUP handlers in this process: put pytest's back."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    yield
-    for signum, handler in saved.items():
-        signal.signal(signum, handler)
 
 
 def replay_config_file(tmp_path: Path, *, loop: bool) -> Path:
@@ -553,7 +536,7 @@ def test_a_store_failure_signals_an_error_and_the_next_presentation_is_retried(
     pipeline, signals = make_pipeline(sink, mock_factory)
     try:
         pipeline.process(frames["code"])
-        assert wait_for(lambda: mock_factory.pin(RED).state is True)  # the error pattern
+        assert wait_until(lambda: mock_factory.pin(RED).state is True)  # the error pattern
         assert mock_factory.pin(RELAY).state is False  # not stored: not opened (P1)
         present_again(pipeline, frames)
     finally:

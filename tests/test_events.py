@@ -12,11 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from outbox_driver import KEY, make_checkin
 
+from gate.checkin import CheckIn
+from gate.config.site import SiteConfig
 from gate.credentials.model import Kind
 from gate.outbox.config import NameMode, PrivacyConfig, SubjectMode
 from gate.outbox.events import (
     SCHEMA,
-    GateIdentity,
     build_event,
     encode_event,
     utc_ms,
@@ -27,7 +28,7 @@ from gate.outbox.privacy import name_form, subject_form
 from gate.reasons import Reason
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema" / "event.v1.json"
-IDENTITY = GateIdentity("hn", "stadium", "gate-1")
+SITE = SiteConfig(province="hn", venue_id="stadium", gate_id="gate-1")
 _TYPES: dict[str, type | tuple[type, ...]] = {
     "object": dict,
     "string": str,
@@ -77,18 +78,30 @@ def schema() -> dict[str, object]:
     return json.loads(SCHEMA_FILE.read_text())
 
 
-def published(
-    privacy: PrivacyConfig | None = None, *, replayed: bool = False, i: int = 7
+def event_of(
+    checkin: CheckIn,
+    privacy: PrivacyConfig | None = None,
+    *,
+    clock_synced: bool = True,
+    seq: int = 1,
+    event_id: str | None = None,
 ) -> dict[str, object]:
-    event = build_event(
-        make_checkin(i),
-        identity=IDENTITY,
-        seq=42,
-        event_id=uuid7(1_700_000_000_000),
-        clock_synced=True,
+    """The event built for `checkin` at the test gate, with the test privacy key."""
+    return build_event(
+        checkin,
+        site=SITE,
+        seq=seq,
+        event_id=event_id or uuid7(0),
+        clock_synced=clock_synced,
         privacy=privacy or PrivacyConfig(),
         privacy_key=KEY,
     )
+
+
+def published(
+    privacy: PrivacyConfig | None = None, *, replayed: bool = False, i: int = 7
+) -> dict[str, object]:
+    event = event_of(make_checkin(i), privacy, seq=42, event_id=uuid7(1_700_000_000_000))
     return json.loads(with_replayed(encode_event(event), replayed))
 
 
@@ -136,30 +149,14 @@ def test_event_fields(schema: dict[str, object]) -> None:
 
 def test_refused_event() -> None:
     checkin = make_checkin(1, accepted=False)
-    event = build_event(
-        checkin,
-        identity=IDENTITY,
-        seq=1,
-        event_id=uuid7(0),
-        clock_synced=False,
-        privacy=PrivacyConfig(),
-        privacy_key=KEY,
-    )
+    event = event_of(checkin, clock_synced=False)
     assert (event["decision"], event["reason"]) == ("refused", "kind_not_accepted")
 
 
 def test_subject_without_id_or_name(schema: dict[str, object]) -> None:
     checkin = make_checkin(1)
     bare = replace(checkin, credential=replace(checkin.credential, subject_id=None, name=None))
-    event = build_event(
-        bare,
-        identity=IDENTITY,
-        seq=1,
-        event_id=uuid7(0),
-        clock_synced=False,
-        privacy=PrivacyConfig(),
-        privacy_key=KEY,
-    )
+    event = event_of(bare, clock_synced=False)
     assert event["subject"] == {
         "id": None,
         "id_form": "hmac",
@@ -203,15 +200,7 @@ def test_any_text_gives_valid_json(name: str, number: str) -> None:
     checkin = make_checkin(1)
     odd = replace(checkin, credential=replace(checkin.credential, subject_id=number, name=name))
     for subject in SubjectMode:
-        event = build_event(
-            odd,
-            identity=IDENTITY,
-            seq=1,
-            event_id=uuid7(0),
-            clock_synced=True,
-            privacy=PrivacyConfig(subject=subject, name=NameMode.FULL),
-            privacy_key=KEY,
-        )
+        event = event_of(odd, PrivacyConfig(subject=subject, name=NameMode.FULL))
         decoded = json.loads(with_replayed(encode_event(event), True))
         assert decoded["replayed"] is True
         assert decoded["subject"]["name"] == event["subject"]["name"]
@@ -219,13 +208,5 @@ def test_any_text_gives_valid_json(name: str, number: str) -> None:
 
 def test_captured_at_is_the_checkins_time() -> None:
     checkin = replace(make_checkin(1), captured_at=datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC))
-    event = build_event(
-        checkin,
-        identity=IDENTITY,
-        seq=1,
-        event_id=uuid7(0),
-        clock_synced=True,
-        privacy=PrivacyConfig(),
-        privacy_key=KEY,
-    )
+    event = event_of(checkin)
     assert event["captured_at"] == "2026-01-02T03:04:05.006Z"

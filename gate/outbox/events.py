@@ -6,7 +6,6 @@ id, the clock flag and the privacy settings. No I/O, no clock.
 
 import json
 import os
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gate.checkin import CheckIn
@@ -15,19 +14,6 @@ from gate.outbox.config import PrivacyConfig
 from gate.outbox.privacy import name_form, subject_form
 
 SCHEMA = "gate.event.v1"
-
-
-@dataclass(frozen=True, slots=True)
-class GateIdentity:
-    """The ids that place an event: part of every event."""
-
-    province: str
-    venue_id: str
-    gate_id: str
-
-    @classmethod
-    def from_site(cls, site: SiteConfig) -> "GateIdentity":
-        return cls(site.province, site.venue_id, site.gate_id)
 
 
 def uuid7(unix_ms: int, rand: bytes | None = None) -> str:
@@ -52,7 +38,7 @@ def utc_ms(moment: datetime) -> str:
 def build_event(
     checkin: CheckIn,
     *,
-    identity: GateIdentity,
+    site: SiteConfig,
     seq: int,
     event_id: str,
     clock_synced: bool,
@@ -65,9 +51,9 @@ def build_event(
         "schema": SCHEMA,
         "event_id": event_id,
         "seq": seq,
-        "province": identity.province,
-        "venue_id": identity.venue_id,
-        "gate_id": identity.gate_id,
+        "province": site.province,
+        "venue_id": site.venue_id,
+        "gate_id": site.gate_id,
         "captured_at": utc_ms(checkin.captured_at),
         "clock_synced": clock_synced,
         "kind": str(cred.kind),

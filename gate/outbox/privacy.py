@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gate.config.site import SiteConfig
 from gate.errors import ConfigError
+from gate.files import write_atomically
 from gate.outbox.config import NameMode, PrivacyConfig, SubjectMode
 
 log = logging.getLogger(__name__)
@@ -69,13 +70,5 @@ def load_key(privacy: PrivacyConfig, site: SiteConfig) -> bytes | None:
 
 
 def _create_key(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, os.urandom(32).hex().encode() + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_atomically(path, os.urandom(32).hex().encode() + b"\n", mode=0o600)
     log.warning("created a per-gate privacy key at %s: subject hashes match only here", path)

@@ -25,7 +25,7 @@ from gate.checkin import CheckIn
 from gate.config.site import SiteConfig
 from gate.errors import StorageError, StorageFull
 from gate.outbox.config import OutboxConfig, PrivacyConfig
-from gate.outbox.events import GateIdentity, build_event, encode_event, uuid7
+from gate.outbox.events import build_event, encode_event, uuid7
 from gate.outbox.identity import clock_synced as system_clock_synced
 from gate.outbox.privacy import load_key
 
@@ -122,9 +122,9 @@ class Outbox:
     ) -> None:
         self.path = outbox_path(config, site)
         self._config = config
+        self._site = site
         self._privacy = privacy
         self._key = privacy_key if privacy_key is not None else load_key(privacy, site)
-        self._identity = GateIdentity.from_site(site)
         self._clock_synced = clock_synced
         self._lock = threading.RLock()
         self._writer: sqlite3.Connection | None = None
@@ -300,7 +300,7 @@ class Outbox:
         payload = encode_event(
             build_event(
                 checkin,
-                identity=self._identity,
+                site=self._site,
                 seq=seq,
                 event_id=event_id,
                 clock_synced=self._clock_synced(),
