@@ -231,7 +231,7 @@ class PolicyConfig(Section):
         0.0,
         ge=0,
         le=7 * 24 * 60,
-        description="Refuse the same subject (same kind and id) accepted at this gate within "
+        description="Refuse the same subject (same kind and id) who went through this gate within "
         "this many minutes, with `anti_passback` (0: off). Held in memory: a restart or "
         "reload forgets it.",
     )
