@@ -230,9 +230,7 @@ def read_certificate(claims: Claims) -> Certificate | Reason:
     if not (isinstance(entries, list | tuple) and len(entries) == 1):
         return Reason.SCHEMA_INVALID
     entry = entries[0]
-    if not (
-        isinstance(entry, Mapping) and text_value(entry.get("ci")) and text_value(entry.get("co"))
-    ):
+    if not (isinstance(entry, Mapping) and text_value(entry.get("ci")) and _strings(entry, "co")):
         return Reason.SCHEMA_INVALID
     kind = _GROUPS[groups[0]]
     statement = _STATEMENTS[kind](entry, claims.issued_at)
@@ -245,6 +243,13 @@ def read_certificate(claims: Claims) -> Certificate | Reason:
     if not name:
         return Reason.SCHEMA_INVALID
     return Certificate(name, dob, entry["ci"], entry["co"], health, details)
+
+
+def certificate_type(hcert: Mapping[str, Any]) -> HealthType | None:
+    """The type its one group (`v`, `t`, `r`) gives, whatever the schema checks say of its
+    content (key usage is judged on it); None without exactly one group."""
+    groups = [_GROUPS[key] for key in _GROUPS if hcert.get(key) is not None]
+    return groups[0] if len(groups) == 1 else None
 
 
 def signature_valid(sign1: Sign1, signer: DocumentSigner) -> bool:
@@ -299,8 +304,7 @@ def parse(text: str, context: Context) -> Credential | Reason:
         return claims
     certificate = read_certificate(claims)
     readable = isinstance(certificate, Certificate)
-    health_type = certificate.health.type if readable else None
-    problems, verified = _signature_problems(sign1, health_type, context)
+    problems, verified = _signature_problems(sign1, certificate_type(claims.hcert), context)
     if Reason.BAD_SIGNATURE not in problems:
         problems += validity_problems(claims, context.at)
     details = {
@@ -366,7 +370,7 @@ def _vaccination(
 ) -> tuple[Health, dict[str, str]] | None:
     dose, doses, day = entry.get("dn"), entry.get("sd"), iso_date(entry.get("dt"))
     counts = small_int(dose, 1, _MAX_DOSES) and small_int(doses, 1, _MAX_DOSES)
-    if not (counts and day and _texts(entry, "tg", "vp", "mp", "ma")):
+    if not (counts and day and _strings(entry, "tg", "vp", "mp", "ma")):
         return None
     details = {
         "certificate_type": "vaccination",
@@ -381,8 +385,8 @@ def _vaccination(
 def _test(
     entry: Mapping[str, Any], issued_at: datetime.datetime
 ) -> tuple[Health, dict[str, str]] | None:
-    sampled, result = iso_instant(entry.get("sc")), entry.get("tr")
-    if not (sampled and result in (_NOT_DETECTED, _DETECTED) and _texts(entry, "tg", "tt")):
+    sampled, result = _instant(entry.get("sc")), entry.get("tr")
+    if not (sampled and result in (_NOT_DETECTED, _DETECTED) and _strings(entry, "tg", "tt")):
         return None
     details = {
         "certificate_type": "test",
@@ -398,7 +402,7 @@ def _recovery(
     entry: Mapping[str, Any], issued_at: datetime.datetime
 ) -> tuple[Health, dict[str, str]] | None:
     first, start, end = (iso_date(entry.get(key)) for key in ("fr", "df", "du"))
-    if not (first and start and end and _texts(entry, "tg")):
+    if not (first and start and end and _strings(entry, "tg")):
         return None
     details = {
         "certificate_type": "recovery",
@@ -422,6 +426,13 @@ _STATEMENTS = {
 }
 
 
+def _instant(value: object) -> datetime.datetime | None:
+    """A date-time as text, or as CBOR tag 0 (which some issuers use for `sc`)."""
+    if isinstance(value, datetime.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+    return iso_instant(value)
+
+
 def _algorithm_name(algorithm: int | None) -> str:
     known = _ALGORITHMS.get(algorithm) if algorithm is not None else None
     return str(known) if known is not None else f"cose:{algorithm}"
@@ -438,5 +449,7 @@ def _months_later(moment: datetime.datetime, months: int) -> datetime.datetime:
     return moment.replace(year=year, month=month, day=day)
 
 
-def _texts(entry: Mapping[str, Any], *keys: str) -> bool:
-    return all(text_value(entry.get(key)) for key in keys)
+def _strings(entry: Mapping[str, Any], *keys: str) -> bool:
+    """The schema's required value-set codes are present as strings; no decision rests on
+    them, so an empty or unlisted code is the issuer's business, not a refusal."""
+    return all(isinstance(entry.get(key), str) for key in keys)
