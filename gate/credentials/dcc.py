@@ -274,7 +274,7 @@ def key_usage_allows(signer: DocumentSigner, kind: HealthType) -> bool:
 def validity_problems(claims: Claims, at: datetime.datetime) -> list[Reason]:
     """The certificate's own time limits at `at`: issue time, expiry, Vietnam's 12 months."""
     problems = []
-    if claims.issued_at > at + IAT_SKEW:
+    if claims.issued_at - IAT_SKEW > at:
         problems.append(Reason.NOT_YET_VALID)
     if at > claims.expires_at:
         problems.append(Reason.EXPIRED)
