@@ -297,14 +297,21 @@ def _same_cbor(payload: bytes, expected: bytes) -> bool:
 
 
 def _plain(value: Any) -> Any:
-    """Maps as dicts with text keys, sequences as lists, integral floats as ints: a JSON
-    document and its CBOR encoding compare equal."""
+    """Maps as dicts with text keys, sequences as lists, integral floats as ints, date-times
+    (text or CBOR tag 0) as the instant they name: a JSON document and its CBOR encoding
+    compare equal when their contents do."""
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    moment = value if isinstance(value, datetime.datetime) else None
+    if isinstance(value, str) and "T" in value:
+        moment = iso_instant(value)
+    if moment is not None:
+        aware = moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+        return aware.astimezone(datetime.UTC).isoformat()
     return value
 
 
