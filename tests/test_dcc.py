@@ -442,9 +442,9 @@ def test_an_authentic_certificate_outside_the_schema_is_verified_but_never_valid
     assert credential.problems == (Reason.SCHEMA_INVALID,)
     assert credential.verified and not credential.valid
     assert credential.name is None and credential.birth_date is None
+    assert not credential.details and credential.health is None
     forged = check(signed(bad, key=ec_key(2)))
-    assert forged.problems == (Reason.SCHEMA_INVALID, Reason.BAD_SIGNATURE)
-    assert not forged.verified
+    assert forged.problems == (Reason.SCHEMA_INVALID,) and not forged.verified
 
 
 def test_es256_with_a_p384_signer_is_an_unsupported_algorithm() -> None:

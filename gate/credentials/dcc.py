@@ -24,7 +24,8 @@ are silent or lenient:
   names, and that signer has not expired. The EU test data's EXPECTEDVERIFY
   is that, cryptographically: key usage and the payload's schema are judged apart from it.
   The signature is checked before the schema, so an authentic certificate the gate cannot use
-  says so (`schema_invalid`, verified, never valid) rather than looking forged; and one
+  says so (`schema_invalid`, verified, never valid, and with no personal data, like any
+  refusal) rather than looking forged; and one
   signed by a signer not allowed its type is `wrong_key_usage`, verified, never valid.
 - The signer's validity, as the hcert specification puts it: `exp` must not exceed the DSC's
   validity and the verifier SHOULD check this, so a certificate checked after its signer's
@@ -303,8 +304,11 @@ def parse(text: str, context: Context) -> Credential | Reason:
     if isinstance(claims, Reason):
         return claims
     certificate = read_certificate(claims)
-    readable = isinstance(certificate, Certificate)
     problems, verified = _signature_problems(sign1, certificate_type(claims.hcert), context)
+    if isinstance(certificate, Reason):  # identifies nobody: refused, but never as forged
+        return Credential(
+            Kind.EU_DCC, valid=False, verified=verified, reason=certificate, problems=(certificate,)
+        )
     if Reason.BAD_SIGNATURE not in problems:
         problems += validity_problems(claims, context.at)
     details = {
@@ -314,16 +318,6 @@ def parse(text: str, context: Context) -> Credential | Reason:
         "kid": base64.b64encode(sign1.kid).decode() if sign1.kid is not None else "",
         "algorithm": _algorithm_name(sign1.algorithm),
     }
-    if not readable:
-        return judged(
-            Kind.EU_DCC,
-            [certificate, *problems],
-            verified=verified,
-            subject_id=None,
-            name=None,
-            birth_date=None,
-            details=details,
-        )
     return judged(
         Kind.EU_DCC,
         problems,
@@ -347,7 +341,7 @@ def _signature_problems(
     """Problems of the signature and its signer, and whether it is verified: the signature
     verifies with a pinned signer's key, and that signer has not expired (a signer problem
     leaves a credential valid but unverified: model.SIGNER_PROBLEMS). Key usage is judged
-    only when the certificate's type is known; signing a type it may not makes the
+    only when the certificate has one type; signing a type it may not makes the
     credential invalid, however authentic."""
     if sign1.algorithm not in _ALGORITHMS:
         return [Reason.UNSUPPORTED_ALGORITHM], False
