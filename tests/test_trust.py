@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import ListSink
 from credentialgen import (
     b64url,
     certificate,
@@ -21,11 +22,13 @@ from credentialgen import (
     vds_vaccination,
 )
 from cryptography.hazmat.primitives import serialization
+from imagegen import empty_frame, save_png
 
 from gate.cli import main
 from gate.config.model import GateConfig, load_config
 from gate.credentials import Kind, parse
-from gate.errors import ConfigError, TrustError
+from gate.daemon import run as run_daemon
+from gate.errors import EXIT_CONFIG, ConfigError, TrustError
 from gate.policy import Judge
 from gate.reasons import Reason
 from gate.trust.keys import ed25519_kid
@@ -286,3 +289,24 @@ def test_an_empty_extended_key_usage_is_read_as_none(tmp_path: Path) -> None:
     (tmp_path / "co15.der").write_bytes(base64.b64decode(case["TESTCTX"]["CERTIFICATE"]))
     [signer] = load_trust([tmp_path / "co15.der"]).signers.values()
     assert signer.usages == frozenset()
+
+
+@pytest.mark.parametrize("data", HOSTILE)
+def test_the_daemon_exits_78_on_a_hostile_certificate_in_trust_paths(
+    tmp_path: Path, data: bytes, os_signal_handlers, caplog
+) -> None:
+    """Under systemd 78 means "fix the config", not a reboot loop; and no traceback."""
+    (tmp_path / "hostile.der").write_bytes(data)
+    (tmp_path / "frames").mkdir()
+    save_png(empty_frame(size=(160, 120), seed=1), tmp_path / "frames" / "0.png")
+    config = GateConfig.model_validate(
+        {
+            "site": {"state_dir": str(tmp_path / "state")},
+            "camera": {"source": "replay", "replay": {"paths": [str(tmp_path / "frames")]}},
+            "signals": {"pin_factory": "mock"},
+            "trust": {"paths": [str(tmp_path / "hostile.der")]},
+        }
+    )
+    assert run_daemon(config, None, lambda _config: ListSink()) == EXIT_CONFIG
+    assert any("not a usable certificate" in message for message in caplog.messages)
+    assert not any(record.exc_info for record in caplog.records)
