@@ -83,6 +83,7 @@ _USAGES = {
 }
 _DCC_USAGES = frozenset().union(*_USAGES.values())
 _GROUPS = {"v": HealthType.VACCINATION, "t": HealthType.TEST, "r": HealthType.RECOVERY}
+_GROUP_KEYS = {kind: key for key, kind in _GROUPS.items()}
 _DOB = re.compile(r"(?:[0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2})?)?)?(?:T.*)?")
 _TRANSLITERATED = re.compile(r"[A-Z<]{0,80}")
 _NOT_DETECTED = "260415000"
@@ -215,7 +216,7 @@ def read_certificate(claims: Claims) -> Certificate | Reason:
     """Schema checks of the payload (hcert 1.x) and what the policy needs of it."""
     hcert = claims.hcert
     nam, dob = hcert.get("nam"), hcert.get("dob")
-    groups = [key for key in _GROUPS if hcert.get(key) is not None]
+    kind = certificate_type(hcert)
     if not (
         text_value(hcert.get("ver"))
         and isinstance(nam, Mapping)
@@ -224,16 +225,15 @@ def read_certificate(claims: Claims) -> Certificate | Reason:
         and all(isinstance(nam.get(key), str | None) for key in ("fn", "gn", "gnt"))
         and isinstance(dob, str)
         and _DOB.fullmatch(dob)
-        and len(groups) == 1
+        and kind is not None
     ):
         return Reason.SCHEMA_INVALID
-    entries = hcert[groups[0]]
+    entries = hcert[_GROUP_KEYS[kind]]
     if not (isinstance(entries, list | tuple) and len(entries) == 1):
         return Reason.SCHEMA_INVALID
     entry = entries[0]
     if not (isinstance(entry, Mapping) and text_value(entry.get("ci")) and _strings(entry, "co")):
         return Reason.SCHEMA_INVALID
-    kind = _GROUPS[groups[0]]
     statement = _STATEMENTS[kind](entry, claims.issued_at)
     if statement is None:
         return Reason.SCHEMA_INVALID

@@ -186,7 +186,6 @@ def signer_from_certificate(
         usages = _usages(certificate)
         subject = certificate.subject.rfc4514_string()
         certificate.issuer.rfc4514_string()
-        hash(certificate.issuer)
         is_ca = _is_ca(certificate)
         not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
     except (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension) as exc:
