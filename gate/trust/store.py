@@ -189,7 +189,7 @@ def signer_from_certificate(
         is_ca = _is_ca(certificate)
         not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
     except (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension) as exc:
-        raise TrustError(f"{source}: unusable certificate ({exc})") from exc
+        raise TrustError(f"{source}: not a usable certificate ({exc})") from exc
     der = certificate.public_bytes(serialization.Encoding.DER)
     return Signer(
         public_key=_signing_key(public_key, source),
@@ -209,22 +209,22 @@ def signer_from_der(der: bytes, source: str, kid: bytes | None = None) -> Docume
     """A pinned certificate from its DER: strictly parsed when cryptography can, else read
     leniently as a document signer (module docstring); TrustError when neither can."""
     try:
-        return signer_from_certificate(x509.load_der_x509_certificate(der), source, kid)
-    except (ValueError, x509.InvalidVersion) as exc:
-        strict_error = exc
-    lenient = _lenient_signer(der, source, kid)
-    if lenient is None:
-        detail = str(strict_error).removeprefix(f"{source}: ")
-        raise TrustError(f"{source}: not a usable certificate ({detail})") from strict_error
-    return lenient
+        return strict_signer_from_der(der, source, kid)
+    except TrustError:
+        lenient = _lenient_signer(der, source, kid)
+        if lenient is None:
+            raise
+        return lenient
 
 
-def strict_signer_from_der(der: bytes, source: str) -> Signer:
-    """A certificate that must parse strictly (a VDS-NC seal's own): TrustError otherwise."""
+def strict_signer_from_der(der: bytes, source: str, kid: bytes | None = None) -> Signer:
+    """A certificate that must parse strictly (a CA, a VDS-NC seal's own); TrustError
+    otherwise."""
     try:
-        return signer_from_certificate(x509.load_der_x509_certificate(der), source)
+        certificate = x509.load_der_x509_certificate(der)
     except (ValueError, x509.InvalidVersion) as exc:
         raise TrustError(f"{source}: not a usable certificate ({exc})") from exc
+    return signer_from_certificate(certificate, source, kid)
 
 
 #: What asn1crypto raises on DER it cannot read, found only when a field is first read.
