@@ -223,7 +223,7 @@ def strict_signer_from_der(der: bytes, source: str, kid: bytes | None = None) ->
     try:
         certificate = x509.load_der_x509_certificate(der)
     except (ValueError, x509.InvalidVersion) as exc:
-        raise TrustError(f"{source}: not a usable certificate ({exc})") from exc
+        raise TrustError(f"{source}: not a PEM or DER certificate ({exc})") from exc
     return signer_from_certificate(certificate, source, kid)
 
 
