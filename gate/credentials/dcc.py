@@ -1,11 +1,11 @@
-"""EU Digital COVID Certificate (`HC1:`), Vietnam's vaccination certificate: QR-FORMATS.md 4.
+"""EU Digital COVID Certificate (`HC1:`), Vietnam's vaccination certificate.
 
     HC1: → Base45 → zlib → COSE_Sign1 (tag 18) → CWT claims (1 iss, 4 exp, 6 iat, -260 → 1)
 
 Each layer is a function of its own, so that `gate.trust.dgc_testdata` can hold every
 layer of an EU test case against what the gate computes. Decisions where the references
 are silent or lenient:
-- zlib is optional (QR-FORMATS.md): data without a valid zlib header is taken as the
+- zlib is optional: data without a valid zlib header is taken as the
   COSE itself; inflating stops at 64 KiB (a zip bomb is `oversized`).
 - ES256 is ECDSA with SHA-256 on P-256 and PS256 needs an RSA signer, as the hcert
   specification defines them; a signer whose key does not suit the message's algorithm (an
@@ -21,12 +21,12 @@ are silent or lenient:
   given as null counts as absent. `dob` may be partial as the schema allows (`1963`,
   `1963-00`, `1963-00-00`, empty).
 - `verified`: the COSE signature verifies with the key of the pinned document signer its kid
-  names, and that signer has not expired. The EU test data's EXPECTEDVERIFY
-  is that, cryptographically: key usage and the payload's schema are judged apart from it.
-  The signature is checked before the schema, so an authentic certificate the gate cannot use
-  says so (`schema_invalid`, verified, never valid, and with no personal data, like any
-  refusal) rather than looking forged; and one
-  signed by a signer not allowed its type is `wrong_key_usage`, verified, never valid.
+  names, and that signer has not expired. The EU test data's EXPECTEDVERIFY is that,
+  cryptographically: key usage and the payload's schema are judged apart from it. The
+  signature is checked before the schema (the hcert specification asks it), so an authentic
+  certificate the gate cannot use says so (`schema_invalid` alone, verified, never valid,
+  and with no personal data, like any refusal) rather than looking forged; and one signed by
+  a signer not allowed its type is `wrong_key_usage`, verified, never valid.
 - The signer's validity, as the hcert specification puts it: `exp` must not exceed the DSC's
   validity and the verifier SHOULD check this, so a certificate checked after its signer's
   end is `signer_expired` (it cannot outlive its signer). `iat` must not predate the DSC's
@@ -40,10 +40,10 @@ are silent or lenient:
 - The Vietnamese 12-month rule applies to certificates whose CWT issuer is `VN`.
 - subject_id is the certificate identifier `ci` (UVCI): the only identifier the format has.
   The name is printed family name first (`fn gn`), the Vietnamese order.
-- Problems are gathered in this order: schema; signer unknown; bad signature (then nothing
-  else is believed); signer outside its validity; key usage; not yet valid, expired, older
-  than 12 months. `reason` is the first, so a Vietnamese certificate signed by the expired
-  production key says `signer_expired` even when it is also old.
+- Problems are gathered in this order: signer unknown or unsupported algorithm; bad
+  signature (then nothing else is believed); signer expired; key usage; not yet valid,
+  expired, older than 12 months. `reason` is the first, so a Vietnamese certificate signed
+  by the expired production key says `signer_expired` even when it is also old.
 """
 
 import base64
