@@ -45,7 +45,7 @@ UTC = datetime.UTC
 #: The extended key usages' second family (an extra `0` arc), which EU signers use too.
 OID_TEST_ALT = "1.3.6.1.4.1.0.1847.2021.1.1"
 OID_RECOVERY_ALT = "1.3.6.1.4.1.0.1847.2021.1.3"
-#: QR-FORMATS.md section 4: the EU quality-assurance set's Vietnamese sample (test key).
+#: The EU quality-assurance set's Vietnamese sample (signed with a test key).
 SAMPLE_TEXT = (Path(__file__).parent / "data" / "dcc-vn-test-sample.txt").read_text().strip()
 AT = datetime.datetime(2025, 6, 1, 10, tzinfo=UTC)
 EC_CERT = certificate(ec_key(1), subject="DSC ES256")
