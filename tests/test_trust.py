@@ -23,6 +23,8 @@ from credentialgen import (
     vds_vaccination,
 )
 from cryptography.hazmat.primitives import serialization
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from imagegen import empty_frame, save_png
 
 from gate.cli import main
@@ -315,3 +317,37 @@ def test_the_daemon_exits_78_on_a_hostile_certificate_in_trust_paths(
     assert run_daemon(config, None, lambda _config: ListSink()) == EXIT_CONFIG
     assert any(re.search(NEITHER_READS, message) for message in caplog.messages)
     assert not any(record.exc_info for record in caplog.records)
+
+
+def eu_signer(case: str) -> bytes:
+    data = json.loads((TESTDATA / case).read_text())
+    return base64.b64decode(data["TESTCTX"]["CERTIFICATE"])
+
+
+SEED_CERTIFICATES = [
+    der(DSC),
+    der(CSCA),
+    eu_signer("FI/2DCode/raw/1.json"),
+    eu_signer("common/2DCode/raw/CO15.json"),
+]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    seed=st.sampled_from(SEED_CERTIFICATES),
+    edits=st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 255)), min_size=1, max_size=4),
+)
+def test_a_damaged_certificate_is_read_or_refused_never_a_crash(
+    tmp_path_factory: pytest.TempPathFactory, seed: bytes, edits: list[tuple[int, int]]
+) -> None:
+    """Strict, then lenient reading: whatever the bytes, a signer or a TrustError."""
+    data = bytearray(seed)
+    for position, value in edits:
+        data[position % len(data)] = value
+    path = tmp_path_factory.mktemp("damaged") / "signer.der"
+    path.write_bytes(bytes(data))
+    try:
+        store = load_trust([path])
+    except TrustError:
+        return
+    assert len(store.signers) + sum(map(len, store.authorities.values())) == 1
