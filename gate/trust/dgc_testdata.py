@@ -19,11 +19,14 @@ Checks and what decides them (the dgc-testdata README's definitions):
 - KEYUSAGE: it verifies, and the certificate's extended key usage allows its type.
 - DECODE: the COSE payload equals `CBOR` (compared decoded: map order is free); issuers
   give either the whole CWT claims map or just its health certificate (claim -260, 1).
-- VALIDJSON: the whole chain from `PREFIX` yields `JSON`.
+- VALIDJSON: the whole chain from `PREFIX` yields `JSON` (date-times compared as instants).
 - SCHEMAVALIDATION: the payload passes the gate's schema checks.
 - PICTUREDECODE: the `2DCODE` PNG decodes to `PREFIX` (only when a decoder is given).
 VALIDOBJECT and ENCODE test an issuer's encoder, not a verifier: reported as skipped.
 The COSE under test is `COSE` when given, else the one the `PREFIX` chain yields.
+
+Beside the checks, the gate's own verdict on `PREFIX` (what `gate parse` says) is held
+against the case: `verdict_disagreements`, summed up by `Tally` (docs/conformance.md).
 """
 
 import base64
