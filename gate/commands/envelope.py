@@ -319,6 +319,6 @@ def operations_keys(paths: Iterable[Path]) -> dict[str, ed25519.Ed25519PublicKey
     """The operations public keys by key_id, read by the trust store's own loader (which
     refuses a private key); TrustError when a file is missing, bad or holds a certificate."""
     store = load_trust(paths)
-    if store.signers:
+    if store.signers or store.authorities:
         raise TrustError("operations keys must be Ed25519 public keys, not certificates")
     return {kid.hex(): key.public_key for kid, key in store.pass_keys.items()}
