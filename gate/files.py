@@ -6,6 +6,7 @@ import logging
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,24 @@ def write_atomically(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
     directory is never followed) and given `mode` before anything is written, whatever the
     umask. Missing directories are made private (`make_private_directory`).
     """
+    _place(path, data, mode, os.replace)
+    sync_directory(path.parent)
+
+
+def create_exclusively(path: Path, data: bytes, mode: int = FILE_MODE) -> bool:
+    """As `write_atomically`, but never replacing: False (and nothing written) when `path`
+    exists already, so two processes creating the same key keep the first one's."""
+    try:
+        _place(path, data, mode, os.link)
+    except FileExistsError:
+        return False
+    sync_directory(path.parent)
+    return True
+
+
+def _place(path: Path, data: bytes, mode: int, put: Callable[[Path, Path], None]) -> None:
+    """Write `data` to a fresh private temporary beside `path`, synced, then `put` it at
+    `path`; the temporary never outlives the call."""
     make_private_directory(path.parent)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     temporary = Path(name)
@@ -31,11 +50,9 @@ def write_atomically(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
+        put(temporary, path)
+    finally:
         temporary.unlink(missing_ok=True)
-        raise
-    sync_directory(path.parent)
 
 
 def make_private_directory(directory: Path) -> None:

@@ -29,7 +29,8 @@ from pins import levels
 
 from gate.camera.replay import ReplaySource
 from gate.cli import main
-from gate.commands.cli import command_topic, exchange
+from gate.commands import device
+from gate.commands.cli import Delivery, command_topic, exchange
 from gate.commands.envelope import Outcome, encode, now_ms, sign
 from gate.commands.nonces import FILE as NONCE_FILE
 from gate.commands.nonces import NonceBook
@@ -125,6 +126,8 @@ class Rig:
         self.lock = threading.Lock()
         self.restarts = 0
         self.service = self.start_service()
+        self.device_key = device.load_or_create(config.site.state_dir).public_key()
+        self.problems: list[str | None] = []  # why each result could not be verified
         assert wait_until(lambda: self.send(self.signed("status"), wait=0.5), 15)
 
     def write_config(self, raw: dict[str, Any]) -> None:
@@ -146,12 +149,17 @@ class Rig:
         return service
 
     def signed(self, name: str, args: dict[str, Any] | None = None, **fields: Any) -> dict:
-        return sign(self.key, name, fields.pop("target", TARGET), args, **fields)
+        """Signed as `gate cmd send` signs it: for one gate and its topic (unless told)."""
+        target = fields.pop("target", TARGET)
+        topic = fields.pop("topic", None) or command_topic(ROOT, target, name)
+        return sign(self.key, name, target, topic, args, **fields)
 
     def send(
         self, command: dict | bytes, name: str | None = None, wait: float = 5.0
     ) -> dict[str, Any] | None:
-        """Publish as `gate cmd send` does; the result (matched by nonce when there is one)."""
+        """Publish on this gate's topic as `gate cmd send` does; the result (matched by
+        nonce when there is one), after checking it with the gate's device key (the
+        problem, if any, goes to `problems`)."""
         if isinstance(command, dict):
             payload, name, nonce = encode(command), name or command["cmd"], command.get("nonce")
         else:
@@ -159,7 +167,12 @@ class Rig:
         assert name is not None
         topic = command_topic(ROOT, TARGET, name)
         mqtt = MqttConfig(host=self.broker.host, port=self.broker.port, transport="plain")
-        return exchange(mqtt, [topic], payload, nonce, wait).get(topic)
+        delivery = Delivery(TARGET, topic, payload, nonce, self.device_key)
+        answer = exchange(mqtt, [delivery], wait).get(topic)
+        if answer is None:
+            return None
+        self.problems.append(answer.problem)
+        return answer.result
 
     def relay(self) -> list[bool]:
         return levels(self.factory.pin(RELAY))
@@ -191,46 +204,71 @@ def wait(seconds: float) -> None:
 # --- good commands ------------------------------------------------------------------------
 
 
-def test_open_pulses_the_relay_once_and_the_cli_prints_the_result(rigs, broker, ops_key, capsys):
-    rig = rigs()
+def register(rig: Rig, capsys: pytest.CaptureFixture[str], registry: Path) -> None:
+    """Add the gate's line from `gate cmd device-key` to the province's registry."""
     capsys.readouterr()
+    assert main(["cmd", "device-key", "--config", str(rig.config_path)]) == 0
+    line = capsys.readouterr().out
+    assert json.loads(line)["gate"] == TARGET
+    with registry.open("a") as file:
+        file.write(line)
+
+
+def test_open_pulses_the_relay_once_and_the_cli_prints_the_verified_result(
+    rigs, broker, ops_key, tmp_path, capsys
+):
+    rig = rigs()
+    register(rig, capsys, tmp_path / "devices.jsonl")
     argv = ["cmd", "send", "--key", str(ops_key), "--broker", f"{broker.host}:{broker.port}"]
-    assert main([*argv, "--plain", "--target", TARGET, "open"]) == 0
+    keys = ["--device-keys", str(tmp_path / "devices.jsonl")]
+    assert main([*argv, *keys, "--plain", "--target", TARGET, "open"]) == 0
     wait(0.6)  # the 0.3 s pulse ends
 
     [line] = capsys.readouterr().out.splitlines()
     result = json.loads(line)
-    assert result["gate"] == TARGET
+    assert (result["gate"], result["verified"]) == (TARGET, True)
     assert (result["ok"], result["reason"], result["cmd"]) == (True, "ok", "open")
     assert result["state"] == {"mode": "normal"}
     assert rig.relay() == [False, True, False]
     assert rig.gate.mode is Mode.NORMAL
 
 
-def test_the_cli_exits_1_when_refused_and_2_when_no_gate_answers(rigs, broker, tmp_path, capsys):
-    rigs()
+def test_the_cli_exits_1_when_refused_2_without_an_answer_3_when_it_cannot_verify(
+    rigs, broker, tmp_path, capsys
+):
+    rig = rigs()
+    register(rig, capsys, tmp_path / "devices.jsonl")
     stranger = tmp_path / "stranger.key"
     assert main(["cmd", "keygen", "--out", str(stranger)]) == 0
     argv = ["cmd", "send", "--key", str(stranger), "--broker", f"{broker.host}:{broker.port}"]
+    keys = ["--device-keys", str(tmp_path / "devices.jsonl")]
     capsys.readouterr()
 
-    assert main([*argv, "--plain", "--target", TARGET, "lock"]) == 1
-    assert json.loads(capsys.readouterr().out)["reason"] == "bad_signature"
+    assert main([*argv, *keys, "--plain", "--target", TARGET, "lock"]) == 1
+    refused = json.loads(capsys.readouterr().out)
+    assert (refused["reason"], refused["verified"]) == ("bad_signature", True)
     to = ["--to", TARGET, "--to", "hn/stadium/gate-9", "--wait", "1"]
-    assert main([*argv, "--plain", "--target", "hn/stadium/*", *to, "status"]) == 2
+    assert main([*argv, *keys, "--plain", "--target", "hn/stadium/*", *to, "status"]) == 2
     answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(a["gate"], a["ok"]) for a in answers] == [(TARGET, False), ("hn/stadium/gate-9", None)]
     assert answers[1]["error"] == "no answer within 1 s"
+    assert main([*argv, "--plain", "--target", TARGET, "lock"]) == 3  # no registry
+    unverified = json.loads(capsys.readouterr().out)
+    assert unverified["verified"] is False
+    assert unverified["verification"] == "no --device-keys registry given"
     closed = ["--broker", f"{broker.host}:1", "--plain", "--target", TARGET, "status"]
     assert main(["cmd", "send", "--key", str(stranger), *closed]) == 2
     assert "cannot connect to 127.0.0.1:1" in capsys.readouterr().err
+    outside = ["--target", "hn/stadium/*", "--to", "hn/arena/gate-1", "status"]
+    assert main([*argv, "--plain", *outside]) == 1
+    assert "hn/arena/gate-1 is not one of --target hn/stadium/*" in capsys.readouterr().err
 
 
 def test_lock_emergency_open_and_normal_set_the_mode_and_the_relay(rigs):
     rig = rigs()
     mode_file = rig.config.site.state_dir / "mode"
 
-    result = rig.send(rig.signed("lock", target="hn/stadium/*"))  # every gate of the venue
+    result = rig.send(rig.signed("lock"))
     assert (result["ok"], result["state"]) == (True, {"mode": "locked"})
     assert rig.gate.mode is Mode.LOCKED
     assert json.loads(mode_file.read_text()) == {"mode": "locked"}
@@ -299,8 +337,8 @@ def _tampered(document: dict, **changes: Any) -> dict:
 
 def _repeated_member(rig: Rig) -> bytes:
     return encode(rig.signed("open")).replace(
-        b'{"schema":"gate.command.v1",',
-        b'{"schema":"gate.command.v1","schema":"gate.command.v1",',
+        b'{"schema":"gate.command.v2",',
+        b'{"schema":"gate.command.v2","schema":"gate.command.v2",',
         1,
     )
 
@@ -308,7 +346,11 @@ def _repeated_member(rig: Rig) -> bytes:
 OTHER_KEY = ed25519.Ed25519PrivateKey.generate()
 REFUSALS = {
     "unsigned": (lambda rig: _without(rig.signed("open"), "sig", "key_id"), "open", "unsigned"),
-    "wrong key": (lambda rig: sign(OTHER_KEY, "open", TARGET), "open", "bad_signature"),
+    "wrong key": (
+        lambda rig: sign(OTHER_KEY, "open", TARGET, f"{GATE_ROOT}/cmd/open"),
+        "open",
+        "bad_signature",
+    ),
     "tampered": (
         lambda rig: _tampered(rig.signed("lock"), cmd="open"),
         "open",
@@ -324,7 +366,17 @@ REFUSALS = {
         "open",
         "stale",
     ),
-    "garbled": (lambda rig: b'{"schema":"gate.command.v1","cmd":"open",', "open", "malformed"),
+    "garbled": (lambda rig: b'{"schema":"gate.command.v2","cmd":"open",', "open", "malformed"),
+    "old schema": (
+        lambda rig: _tampered(rig.signed("open"), schema="gate.command.v1"),
+        "open",
+        "malformed",
+    ),
+    "a wildcard target": (
+        lambda rig: rig.signed("open", target="hn/stadium/*", topic=f"{GATE_ROOT}/cmd/open"),
+        "open",
+        "malformed",
+    ),
     "bad field": (
         lambda rig: _tampered(rig.signed("open"), issued_at="now"),
         "open",
@@ -344,7 +396,16 @@ REFUSALS = {
         "open",
         "wrong_target",
     ),
-    "other venue": (lambda rig: rig.signed("open", target="hn/arena/*"), "open", "wrong_target"),
+    "other venue": (
+        lambda rig: rig.signed("open", target="hn/arena/gate-1"),
+        "open",
+        "wrong_target",
+    ),
+    "signed for another topic": (
+        lambda rig: rig.signed("open", topic="checkin/hn/stadium/gate-2/cmd/open"),
+        "open",
+        "wrong_target",
+    ),
     "oversized": (lambda rig: b" " * 4097 + encode(rig.signed("open")), "open", "oversized"),
 }
 
@@ -362,6 +423,7 @@ def test_a_refused_command_is_answered_with_its_reason_and_changes_nothing(rigs,
     assert result["nonce"] == nonce
     assert result["state"] == {"mode": "normal"}
     assert result["detail"]
+    assert rig.problems[-1] == (None if nonce else "no nonce to match the answer with")
     assert f"command {topic} (nonce {nonce}) refused: {reason}" in caplog.text
     wait(0.4)  # a pulse would have started
     assert rig.relay() == [False]
@@ -486,9 +548,21 @@ def test_commands_still_waiting_when_the_service_stops_are_answered_unavailable(
     assert burst.results()[-1]["reason"] == "unavailable"
 
 
+class Monotonic:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_nonces_are_kept_for_the_skew_window_and_never_forgotten_to_make_room(tmp_path):
     window, at = 300_000, 1_767_225_600_000
-    book = NonceBook(tmp_path, at, capacity=2)
+    NonceBook(tmp_path)  # the first start writes the book: it is whole from now on
+    book = NonceBook(tmp_path, capacity=2)
+    assert book.floor_ms(at) == 0
     assert book.claim("a" * 16, at, at, window) is None
     assert book.claim("b" * 16, at, at, window) is None
     assert book.claim("c" * 16, at, at, window) is Outcome.BUSY
@@ -497,17 +571,26 @@ def test_nonces_are_kept_for_the_skew_window_and_never_forgotten_to_make_room(tm
     later = at + window + 1  # a and b could no longer pass the time check
     assert book.claim("c" * 16, later, later, window) is None
     assert json.loads(book.path.read_text()) == {"v": 1, "nonces": {"c" * 16: later}}
-    assert NonceBook(tmp_path, later).claim("c" * 16, later, later, window) is Outcome.REPLAYED
+    assert NonceBook(tmp_path).claim("c" * 16, later, later, window) is Outcome.REPLAYED
 
 
-def test_an_unreadable_nonce_file_refuses_what_was_issued_before_it_was_read(tmp_path, caplog):
-    (tmp_path / NONCE_FILE).parent.mkdir()
-    (tmp_path / NONCE_FILE).write_text("{garbage")
-    book = NonceBook(tmp_path, 5_000_000)
+@pytest.mark.parametrize("loss", ["missing", "unreadable"])
+def test_a_lost_nonce_book_refuses_what_was_issued_before_the_gate_started(tmp_path, loss, caplog):
+    if loss == "unreadable":
+        (tmp_path / NONCE_FILE).parent.mkdir()
+        (tmp_path / NONCE_FILE).write_text("{garbage")
+    clock = Monotonic()
+    book = NonceBook(tmp_path, monotonic=clock)
+    clock.now += 60  # a minute later, the clock reads 5_060_000: the gate started at 5_000_000
 
-    assert book.claim("a" * 16, 4_999_999, 5_000_000, 300_000) is Outcome.REPLAYED
-    assert book.claim("b" * 16, 5_000_000, 5_000_001, 300_000) is None
-    assert "cannot read the command nonces" in caplog.text
+    assert book.floor_ms(5_060_000) == 5_000_000
+    assert book.claim("a" * 16, 4_999_999, 5_060_000, 300_000) is Outcome.REPLAYED
+    assert book.claim("b" * 16, 5_000_000, 5_060_000, 300_000) is None
+    # NTP steps the clock 200 s forward: the start moves with it
+    assert book.claim("c" * 16, 5_100_000, 5_260_000, 300_000) is Outcome.REPLAYED
+    assert json.loads(book.path.read_text())["nonces"] == {"b" * 16: 5_000_000}
+    expected = "no command nonce file" if loss == "missing" else "cannot read the command nonces"
+    assert expected in caplog.text
 
 
 # --- the lists the operations team replaces -----------------------------------------------
@@ -626,9 +709,11 @@ def test_gate_run_answers_commands_and_exits_75_after_a_reload_that_needs_a_rest
     answers: dict[str, dict] = {}
 
     def send(name: str, wait: float) -> dict | None:
-        command = sign(key, name, TARGET)
         topic = command_topic(ROOT, TARGET, name)
-        return exchange(mqtt, [topic], encode(command), command["nonce"], wait).get(topic)
+        command = sign(key, name, TARGET, topic)
+        delivery = Delivery(TARGET, topic, encode(command), command["nonce"], None)
+        answer = exchange(mqtt, [delivery], wait).get(topic)
+        return answer.result if answer is not None else None
 
     def operator() -> None:
         def status() -> dict | None:
