@@ -7,6 +7,7 @@ command, accepted or refused, is answered on its result topic with the reason.
 
 import datetime
 import json
+import logging
 import os
 import signal
 import threading
@@ -31,11 +32,11 @@ from gate.camera.replay import ReplaySource
 from gate.cli import main
 from gate.commands import device
 from gate.commands.cli import Delivery, command_topic, exchange
-from gate.commands.envelope import Outcome, encode, now_ms, sign
+from gate.commands.envelope import Outcome, encode, now_ms, result_payload, sign
 from gate.commands.nonces import FILE as NONCE_FILE
 from gate.commands.nonces import NonceBook
 from gate.commands.remote import DENY_FILE, REMOTE, TRUST_LINK
-from gate.commands.service import QUEUE_MAX, CommandService
+from gate.commands.service import QUEUE_MAX, CommandService, Inbox
 from gate.config.model import load_config
 from gate.daemon import Gate, Mode, run
 from gate.outbox import OutboxService, open_outbox
@@ -565,13 +566,19 @@ def test_nonces_are_kept_for_the_skew_window_and_never_forgotten_to_make_room(tm
     assert book.floor_ms(at) == 0
     assert book.claim("a" * 16, at, at, window) is None
     assert book.claim("b" * 16, at, at, window) is None
-    assert book.claim("c" * 16, at, at, window) is Outcome.BUSY
-    assert book.claim("a" * 16, at, at, window) is Outcome.REPLAYED
+    assert book.claim("c" * 16, at, at, window) == (
+        Outcome.BUSY,
+        "too many commands within the skew window",
+    )
+    assert book.claim("a" * 16, at, at, window) == (
+        Outcome.REPLAYED,
+        "nonce already accepted within the skew window",
+    )
 
     later = at + window + 1  # a and b could no longer pass the time check
     assert book.claim("c" * 16, later, later, window) is None
     assert json.loads(book.path.read_text()) == {"v": 1, "nonces": {"c" * 16: later}}
-    assert NonceBook(tmp_path).claim("c" * 16, later, later, window) is Outcome.REPLAYED
+    assert NonceBook(tmp_path).claim("c" * 16, later, later, window) is not None
 
 
 @pytest.mark.parametrize("loss", ["missing", "unreadable"])
@@ -584,10 +591,13 @@ def test_a_lost_nonce_book_refuses_what_was_issued_before_the_gate_started(tmp_p
     clock.now += 60  # a minute later, the clock reads 5_060_000: the gate started at 5_000_000
 
     assert book.floor_ms(5_060_000) == 5_000_000
-    assert book.claim("a" * 16, 4_999_999, 5_060_000, 300_000) is Outcome.REPLAYED
+    assert book.claim("a" * 16, 4_999_999, 5_060_000, 300_000) == (
+        Outcome.REPLAYED,
+        "issued before this gate's replay memory began",
+    )
     assert book.claim("b" * 16, 5_000_000, 5_060_000, 300_000) is None
     # NTP steps the clock 200 s forward: the start moves with it
-    assert book.claim("c" * 16, 5_100_000, 5_260_000, 300_000) is Outcome.REPLAYED
+    assert book.claim("c" * 16, 5_100_000, 5_260_000, 300_000) is not None
     assert json.loads(book.path.read_text())["nonces"] == {"b" * 16: 5_000_000}
     expected = "no command nonce file" if loss == "missing" else "cannot read the command nonces"
     assert expected in caplog.text
@@ -736,3 +746,226 @@ def test_gate_run_answers_commands_and_exits_75_after_a_reload_that_needs_a_rest
     assert answers["status"]["state"]["broker"] == "connected"
     assert answers["open"]["ok"] is True
     assert answers["reload"]["state"] == {"mode": "normal", "restarting": True}
+
+
+# --- a hostile network: the relay never opens, scanning goes on --------------------------
+
+
+def hostile(rigs) -> Rig:
+    """A gate someone keeps scanning a card at (refused: only passes are accepted here, so
+    any opening of the relay would be the attacker's) while commands are thrown at it."""
+    return rigs(scene(CCCD), policy={"accept_kinds": ["gate_pass"]})
+
+
+def scanning_goes_on(rig: Rig) -> None:
+    """A scan after the attack is still decided and stored, and the relay never opened."""
+    checkins_after(rig, len(rig.sink.checkins), Reason.KIND_NOT_ACCEPTED)
+    assert rig.relay() == [False]
+
+
+def unsigned(rig: Rig, name: str = "open") -> dict:
+    return _without(rig.signed(name), "sig", "key_id")
+
+
+def refusal_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith("gate.commands")]
+
+
+def test_an_oversized_command_is_turned_away_in_the_network_thread_never_queued(rigs, burst):
+    rig = hostile(rigs)
+    raw = burst.watcher
+
+    with rig.lock:  # the worker holds the next command: anything queued would wait
+        burst.publish([rig.signed("status")])
+        for _ in range(10):
+            big = b" " * 1_048_576 + encode(rig.signed("open"))
+            burst.sender.publish(f"{GATE_ROOT}/cmd/open", big, qos=1).wait_for_publish(10)
+        oversized = lambda: [r for r in raw.received() if b'"oversized"' in r.payload]  # noqa: E731
+        assert wait_until(lambda: len(oversized()) == 10, 20)
+    assert wait_until(lambda: len(burst.results()) == 1, 10)
+
+    results = [json.loads(r.payload) for r in oversized()]
+    assert {(r["nonce"], r["detail"]) for r in results} == {
+        (None, f"{1_048_576 + len(encode(rig.signed('open')))} bytes, at most 4096")
+    }
+    assert burst.results()[0]["reason"] == "ok"
+    scanning_goes_on(rig)
+
+
+def test_the_inbox_is_bounded_in_bytes_as_well_as_in_number():
+    inbox = Inbox(max_count=3)
+    assert inbox.put("open", b"x" * 600, max_bytes=1000)
+    assert not inbox.put("open", b"x" * 401, max_bytes=1000)  # 1001 bytes would wait
+    assert inbox.put("open", b"x" * 400, max_bytes=1000)
+    assert inbox.get(0) == ("open", b"x" * 600)
+    assert inbox.put("lock", b"", max_bytes=1000)
+    assert inbox.put("lock", b"", max_bytes=1000)
+    assert not inbox.put("lock", b"", max_bytes=1000)  # three wait
+    assert [inbox.get(0), inbox.get(0), inbox.get(0), inbox.get(0)] == [
+        ("open", b"x" * 400),
+        ("lock", b""),
+        ("lock", b""),
+        None,
+    ]
+
+
+def test_a_command_captured_on_another_gates_topic_is_refused_there(rigs, broker, ops_key, capsys):
+    rig = hostile(rigs)
+    assert rig.send(rig.signed("lock"))["reason"] == "ok"
+    other = Watcher(broker, "checkin/hn/stadium/gate-2/cmd/+", client_id="eve", persistent=False)
+    argv = ["cmd", "send", "--key", str(ops_key), "--broker", f"{broker.host}:{broker.port}"]
+    to_gate_2 = ["--target", "hn/stadium/*", "--to", "hn/stadium/gate-2", "--wait", "0.5"]
+    try:
+        assert main([*argv, "--plain", *to_gate_2, "open"]) == 2  # gate-2 is not up
+        assert wait_until(lambda: other.received(), 5)
+        [captured] = other.received()
+    finally:
+        other.close()
+    command = json.loads(captured.payload)
+    assert command["target"] == "hn/stadium/gate-2"
+
+    result = rig.send(captured.payload, "open")  # republished on gate-1's topic at once
+
+    assert (result["reason"], result["nonce"]) == ("wrong_target", command["nonce"])
+    assert result["detail"] == "for hn/stadium/gate-2"
+    assert rig.gate.mode is Mode.LOCKED
+    wait(0.4)
+    scanning_goes_on(rig)
+
+
+def test_a_lost_nonce_file_does_not_let_an_executed_open_run_again(rigs):
+    rig = rigs()
+    command = rig.signed("open")
+    assert rig.send(command)["reason"] == "ok"
+    wait(0.6)
+
+    rig.service.stop()
+    (rig.config.site.state_dir / NONCE_FILE).unlink()  # the SD card was replaced
+    rig.service = rig.start_service()
+    result = rig.send(command)
+    wait(0.6)
+
+    assert (result["reason"], result["nonce"]) == ("replayed", command["nonce"])
+    assert result["detail"] == "issued before this gate's replay memory began"
+    assert rig.relay() == [False, True, False]  # one pulse, for the first
+    assert rig.send(rig.signed("open"))["reason"] == "ok"  # a new command still runs
+
+
+class Forger:
+    """Someone with broker credentials who answers every command `ok`, signed with a key
+    of their own, before any gate can."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.key = ed25519.Ed25519PrivateKey.generate()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+        subscribed = threading.Event()
+        self.client.on_connect = lambda c, *_: c.subscribe("checkin/+/+/+/cmd/+", qos=1)
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.on_message = self._answer
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+        assert subscribed.wait(10)
+
+    def _answer(self, client: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
+        command = json.loads(message.payload)
+        forged = result_payload(
+            command["cmd"],
+            command["nonce"],
+            Outcome.OK,
+            gate=command["target"],
+            at_ms=now_ms(),
+            state={"mode": command["cmd"]},
+            device_key=self.key,
+        )
+        client.publish(f"{message.topic}/result", forged, qos=1)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_a_forged_result_is_never_taken_for_the_gates_answer(
+    rigs, broker, ops_key, tmp_path, capsys
+):
+    rig = hostile(rigs)
+    registry = tmp_path / "devices.jsonl"
+    register(rig, capsys, registry)
+    stranger = tmp_path / "stranger.key"
+    assert main(["cmd", "keygen", "--out", str(stranger)]) == 0
+    base = ["cmd", "send", "--broker", f"{broker.host}:{broker.port}", "--plain", "--wait", "3"]
+    with_keys = [*base, "--device-keys", str(registry)]
+    forger = Forger(broker)
+    capsys.readouterr()
+    try:
+        # a gate that does not exist "answers" ok
+        ghost = ["--key", str(ops_key), "--target", "hn/stadium/gate-9", "lock"]
+        assert main([*with_keys, *ghost]) == 3
+        line = json.loads(capsys.readouterr().out)
+        assert (line["ok"], line["verified"]) == (True, False)
+        assert line["verification"] == "no device key registered for hn/stadium/gate-9"
+
+        # the forger answers first, but the gate's own refusal is the one believed
+        forged_ok = ["--key", str(stranger), "--target", TARGET, "lock"]
+        assert main([*with_keys, *forged_ok]) == 1
+        line = json.loads(capsys.readouterr().out)
+        assert (line["ok"], line["reason"], line["verified"]) == (False, "bad_signature", True)
+
+        # a registered gate that is offline: the forger's ok is all there is, not believed
+        offline = {"gate": "hn/stadium/gate-8", "public_key": device.public_text(rig.device_key)}
+        with registry.open("a") as file:
+            file.write(json.dumps(offline) + "\n")
+        silent = ["--key", str(ops_key), "--target", "hn/stadium/gate-8", "lock"]
+        assert main([*with_keys, *silent]) == 3
+        line = json.loads(capsys.readouterr().out)
+        assert (line["ok"], line["verified"]) == (True, False)
+        assert line["verification"] == "`key_id` is not the key's"
+    finally:
+        forger.close()
+    assert rig.gate.mode is Mode.NORMAL
+    scanning_goes_on(rig)
+
+
+def test_a_flood_of_unsigned_commands_is_answered_and_logged_within_a_budget(rigs, burst, caplog):
+    caplog.set_level(logging.INFO, logger="gate.commands")
+    rig = hostile(rigs)
+    flood = [unsigned(rig) for _ in range(3000)]
+    burst.nonces |= {command["nonce"] for command in flood}
+
+    sent = [burst.sender.publish(f"{GATE_ROOT}/cmd/open", encode(c), qos=1) for c in flood]
+    sent[-1].wait_for_publish(60)
+    assert wait_until(lambda: rig.send(rig.signed("status"), wait=1), 60)  # heard again
+
+    def suppressed() -> int:
+        summaries = [m for m in refusal_lines(caplog) if "neither answered nor logged" in m]
+        return sum(int(m.split()[0]) for m in summaries)
+
+    answered = lambda: [r for r in burst.results() if r["nonce"] in burst.nonces]  # noqa: E731
+    assert wait_until(lambda: len(answered()) + suppressed() == 3000, 30), (
+        len(answered()),
+        suppressed(),
+    )
+    refused_lines = [m for m in refusal_lines(caplog) if " refused: " in m]
+    assert len(refused_lines) == len(answered()) < 100
+    assert {r["reason"] for r in answered()} <= {"unsigned", "busy"}
+    assert "messages wait for the broker" not in caplog.text  # the outgoing queue kept room
+    scanning_goes_on(rig)
+
+
+def test_command_names_and_list_errors_from_outside_are_logged_escaped(rigs, burst, caplog):
+    rig = hostile(rigs)
+    # what mosquitto lets through: a bidi override and a line separator
+    name = "open\u2028gate: command open done\u202e"
+    burst.sender.publish(f"{GATE_ROOT}/cmd/{name}", encode(unsigned(rig)), qos=1)
+    # what it refuses, and another broker might not: a newline and terminal escapes
+    rig.service._received("open\n2026-12-01 gate: command open done\x1b[2J", b"{}")
+    evil = {"subject_hashes": [], "x\nforged line\x1b[31m": 1}
+    result = rig.send(rig.signed("deny_list", evil))
+
+    assert result["reason"] == "invalid_list"
+    assert result["detail"].startswith("x\\x0aforged line\\x1b[31m: ")
+    assert wait_until(lambda: len(refusal_lines(caplog)) >= 3, 10)
+    lines = refusal_lines(caplog)
+    assert any("command open\\u2028gate: command open done\\u202e (nonce" in m for m in lines)
+    assert any("command open\\x0a2026-12-01 gate: command open done\\x1b[2J" in m for m in lines)
+    assert all(m.isprintable() for m in lines), lines
+    scanning_goes_on(rig)

@@ -77,15 +77,19 @@ class NonceBook:
             return {}
         return dict(seen)
 
-    def claim(self, nonce: str, issued_at: int, now_ms: int, window_ms: int) -> Outcome | None:
+    def claim(
+        self, nonce: str, issued_at: int, now_ms: int, window_ms: int
+    ) -> tuple[Outcome, str] | None:
         """Remember a nonce before its command runs (accepted within `window_ms` of
-        `issued_at`); the refusal reason when it must not run."""
-        if nonce in self._seen or issued_at < self.floor_ms(now_ms):
-            return Outcome.REPLAYED
+        `issued_at`); the refusal reason and detail when it must not run."""
+        if nonce in self._seen:
+            return Outcome.REPLAYED, "nonce already accepted within the skew window"
+        if issued_at < self.floor_ms(now_ms):
+            return Outcome.REPLAYED, "issued before this gate's replay memory began"
         oldest = now_ms - window_ms
         self._seen = {n: at for n, at in self._seen.items() if at >= oldest}
         if len(self._seen) >= self._capacity:
-            return Outcome.BUSY
+            return Outcome.BUSY, "too many commands within the skew window"
         self._seen[nonce] = issued_at
         self._save()
         return None

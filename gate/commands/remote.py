@@ -30,7 +30,6 @@ from pydantic import ValidationError
 from gate.commands.envelope import Outcome, Refused, encode
 from gate.errors import ConfigError, TrustError
 from gate.files import make_private_directory, sync_directory, write_atomically
-from gate.logtext import printable
 from gate.policy import DenyList
 from gate.trust.store import TrustStore, load_trust
 
@@ -42,7 +41,6 @@ REMOTE = "remote"
 DENY_FILE = "deny.json"
 TRUST_LINK = "trust"
 _TRUST_DIR_PREFIX = "trust-"
-_WHERE_MAX = 80  # the location of a refused entry: its keys come from the command
 
 
 def merged_deny(config: "GateConfig") -> DenyList:
@@ -89,8 +87,8 @@ def replace_deny(state_dir: Path, args: Mapping[str, Any]) -> DenyList:
         deny = DenyList.model_validate(args)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        where = printable(".".join(str(part) for part in error["loc"]), _WHERE_MAX)
-        raise Refused(Outcome.INVALID_LIST, f"{where}: {printable(error['msg'])}") from exc
+        where = ".".join(str(part) for part in error["loc"])  # escaped where it is shown
+        raise Refused(Outcome.INVALID_LIST, f"{where}: {error['msg']}") from exc
     lists = {name: sorted(getattr(deny, name)) for name in DenyList.model_fields}
     write_atomically(state_dir / REMOTE / DENY_FILE, encode({"v": VERSION, **lists}))
     return deny

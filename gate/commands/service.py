@@ -10,8 +10,10 @@ never meets a half-reloaded gate) and publishes one result, signed with the gate
 key (`gate.commands.device`), with one log line. Refusals before a command runs (turned
 away, or failing a check: unsigned, forged, replayed...) are answered and logged within a
 token bucket (`gate.commands.budget`), so a flood fills neither the outgoing queue nor the
-journal; a command that runs is always answered. Commands still queued when the service
-stops are turned away `unavailable`. Everything from outside is logged escaped and bounded
+journal; a command that runs is always answered. A name that is not 1 to 64 of
+`[A-Za-z0-9_-]` is logged but not answered: its result topic could carry control characters
+that make a strict broker drop the gate. Commands still queued when the service stops are
+turned away `unavailable`. Everything from outside is logged escaped and bounded
 (`gate.logtext`).
 
 What each command does: `open` pulses the relay once (bounded by `relay_max_s`), also when
@@ -25,6 +27,7 @@ effect; `status` answers with mode, counters, outbox, broker, clock and version.
 import collections
 import functools
 import logging
+import re
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -63,13 +66,10 @@ from gate.trust.store import TrustStore, load_trust
 log = logging.getLogger(__name__)
 
 QUEUE_MAX = 32
+_ANSWERABLE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a command name a result topic is made of
 QUEUE_MAX_BYTES = 4 * 1_048_576
 _POLL_S = 0.25
 _DETAIL_MAX = 300
-_NONCE_REFUSALS = {
-    Outcome.REPLAYED: "nonce already accepted within the skew window",
-    Outcome.BUSY: "too many commands within the skew window",
-}
 
 Action = Callable[[Mapping[str, Any]], dict[str, Any]]
 
@@ -244,7 +244,7 @@ class CommandService:
             detail = f"the nonce cannot be stored: {exc}"
             raise Refused(Outcome.FAILED, detail, command.nonce) from exc
         if refusal is not None:
-            raise Refused(refusal, _NONCE_REFUSALS[refusal], command.nonce)
+            raise Refused(*refusal, command.nonce)
         return command
 
     def _checks(self) -> Checks:
@@ -288,6 +288,8 @@ class CommandService:
             log.warning(
                 "command %s (nonce %s%s) refused: %s (%s)", shown, nonce, signer, reason, detail
             )
+        if not _ANSWERABLE.fullmatch(name):
+            return  # a result topic made of it could get the gate disconnected
         payload = result_payload(
             name,
             nonce,
