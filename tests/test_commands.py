@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,7 @@ from gate.camera.replay import ReplaySource
 from gate.cli import main
 from gate.commands import device
 from gate.commands.cli import Delivery, command_topic, exchange
-from gate.commands.envelope import Outcome, encode, now_ms, result_payload, sign
+from gate.commands.envelope import CommandError, Outcome, encode, now_ms, result_payload, sign
 from gate.commands.nonces import FILE as NONCE_FILE
 from gate.commands.nonces import NonceBook
 from gate.commands.remote import DENY_FILE, REMOTE, TRUST_LINK
@@ -969,3 +970,35 @@ def test_command_names_and_list_errors_from_outside_are_logged_escaped(rigs, bur
     assert any("command open\\x0a2026-12-01 gate: command open done\\x1b[2J" in m for m in lines)
     assert all(m.isprintable() for m in lines), lines
     scanning_goes_on(rig)
+
+
+def test_the_device_key_is_made_once_private_and_a_readable_one_is_warned_about(tmp_path, caplog):
+    before = os.umask(0o022)  # as outside systemd
+    try:
+        key = device.load_or_create(tmp_path)
+    finally:
+        os.umask(before)
+    path = tmp_path / device.FILE
+
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    again = device.load_or_create(tmp_path)
+    assert device.public_text(again.public_key()) == device.public_text(key.public_key())
+    assert "readable by other users" not in caplog.text
+    path.chmod(0o644)
+    device.load_or_create(tmp_path)
+    assert f"{path} is readable by other users (mode 0644)" in caplog.text
+    path.write_text("not a key")
+    with pytest.raises(CommandError, match="not a PEM private key"):
+        device.load_or_create(tmp_path)
+
+
+def test_the_registry_names_the_line_that_is_wrong(tmp_path):
+    key = ed25519.Ed25519PrivateKey.generate()
+    registry = tmp_path / "devices.jsonl"
+    line = json.dumps(device.registration(TARGET, key))
+    registry.write_text(f'{line}\n\n{{"gate": "hn/stadium/gate-2"}}\n')
+    with pytest.raises(CommandError, match=r"devices.jsonl:3: expected"):
+        device.read_registry(registry)
+    registry.write_text(f"{line}\n")
+    assert list(device.read_registry(registry)) == [TARGET]
