@@ -129,3 +129,15 @@ def _encodable(document: dict[str, Any]) -> bool:
     except (UnicodeEncodeError, ValueError, RecursionError):
         return False
     return True
+
+
+def test_a_signature_written_another_way_is_not_the_signature():
+    """The last base64url character of an Ed25519 signature has four unused bits: setting
+    them must not give a second text that passes for the signed document."""
+    document = signed()
+    last = document["sig"][-1]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    same_bits = alphabet[alphabet.index(last) ^ 1]
+    result = answer(encode(document | {"sig": document["sig"][:-1] + same_bits}))
+    assert isinstance(result, Refused)
+    assert result.detail == "`sig` is not in canonical base64url (its unused bits are set)"

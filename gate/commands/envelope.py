@@ -286,7 +286,10 @@ def signature_problem(document: Mapping[str, Any], key: ed25519.Ed25519PublicKey
         signed = canonical({k: v for k, v in document.items() if k != "sig"}).encode("utf-8")
     except (RecursionError, UnicodeEncodeError):  # nested too deep, a lone surrogate
         return "the members cannot be put in canonical form"
-    if not verify(key, Algorithm.ED25519, base64.urlsafe_b64decode(sig + "=="), signed):
+    signature = base64.urlsafe_b64decode(sig + "==")
+    if base64.urlsafe_b64encode(signature).rstrip(b"=").decode("ascii") != sig:
+        return "`sig` is not in canonical base64url (its unused bits are set)"
+    if not verify(key, Algorithm.ED25519, signature, signed):
         return "the signature does not verify"
     return None
 
