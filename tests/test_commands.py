@@ -32,6 +32,7 @@ from pins import levels
 from gate.camera.replay import ReplaySource
 from gate.cli import main
 from gate.commands import device
+from gate.commands.budget import RefusalBudget
 from gate.commands.cli import Delivery, command_topic, exchange
 from gate.commands.envelope import CommandError, Outcome, encode, now_ms, result_payload, sign
 from gate.commands.nonces import FILE as NONCE_FILE
@@ -1002,3 +1003,21 @@ def test_the_registry_names_the_line_that_is_wrong(tmp_path):
         device.read_registry(registry)
     registry.write_text(f"{line}\n")
     assert list(device.read_registry(registry)) == [TARGET]
+
+
+def test_the_refusal_budget_lets_a_burst_through_then_one_a_second_and_sums_up_the_rest():
+    clock = Monotonic()
+    budget = RefusalBudget(burst=3, per_second=1.0, summary_every_s=10.0, clock=clock)
+
+    assert [budget.allow("unsigned") for _ in range(5)] == [True, True, True, False, False]
+    clock.now += 1.0
+    assert [budget.allow("bad_signature") for _ in range(3)] == [True, False, False]
+    clock.now += 8.0
+    assert budget.summary() is None  # nine seconds since the first one suppressed
+    clock.now += 1.0
+    assert budget.summary() == (
+        "4 refused commands in the last 10 s neither answered nor logged (too many): "
+        "unsigned 2, bad_signature 2"
+    )
+    assert budget.summary() is None
+    assert [budget.allow("unsigned") for _ in range(4)] == [True, True, True, False]

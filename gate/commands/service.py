@@ -66,8 +66,8 @@ from gate.trust.store import TrustStore, load_trust
 log = logging.getLogger(__name__)
 
 QUEUE_MAX = 32
-_ANSWERABLE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a command name a result topic is made of
 QUEUE_MAX_BYTES = 4 * 1_048_576
+_ANSWERABLE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a command name a result topic is made of
 _POLL_S = 0.25
 _DETAIL_MAX = 300
 
@@ -110,8 +110,8 @@ class Inbox:
     def get(self, timeout: float) -> tuple[str, bytes] | None:
         """The oldest command, waiting up to `timeout`; None when there is none."""
         with self._ready:
-            if not self._items and not self._ready.wait(timeout):
-                return None
+            if not self._items:
+                self._ready.wait(timeout)
             if not self._items:
                 return None
             name, payload = self._items.popleft()
