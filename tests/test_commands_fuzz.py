@@ -21,6 +21,7 @@ KEY = ed25519.Ed25519PrivateKey.generate()
 GATE = "hn/stadium/gate-1"
 ROOT = "checkin/hn/stadium/gate-1"
 AT = 1_767_225_600_000
+NONCE = "B1cJ3u0p2mQ8yXvK4sLr9w"  # fixed, so that every example is the same each run
 CHECKS = Checks(
     keys={ed25519_kid(KEY.public_key()).hex(): KEY.public_key()},
     gate=GATE,
@@ -49,7 +50,7 @@ values = st.recursive(
 
 
 def signed(name: str = "open", args: dict[str, Any] | None = None) -> dict[str, Any]:
-    return sign(KEY, name, GATE, f"{ROOT}/cmd/{name}", args, issued_at=AT)
+    return sign(KEY, name, GATE, f"{ROOT}/cmd/{name}", args, issued_at=AT, nonce=NONCE)
 
 
 def answer(payload: bytes, name: str = "open") -> Command | Refused:
