@@ -41,7 +41,7 @@ signed by the gate's own device key (`gate.commands.device`):
 gate's clock (Unix ms, so a `stale` refusal shows the skew), `state` the gate after the
 command (the full status for `status`), `detail` a few words on a refusal, never a secret;
 `key_id` and `sig` as in a command, made with the device key (null when the gate has none).
-The sender believes a result only when `verify_result` finds it signed by the key
+The sender believes a result only when `result_problem` finds it signed by the key
 registered for that gate and answering that gate's nonce.
 """
 
