@@ -563,9 +563,7 @@ class Monotonic:
 
 def test_nonces_are_kept_for_the_skew_window_and_never_forgotten_to_make_room(tmp_path):
     window, at = 300_000, 1_767_225_600_000
-    NonceBook(tmp_path)  # the first start writes the book: it is whole from now on
-    book = NonceBook(tmp_path, capacity=2)
-    assert book.floor_ms(at) == 0
+    book = NonceBook(tmp_path, capacity=2, monotonic=Monotonic())  # time stands still
     assert book.claim("a" * 16, at, at, window) is None
     assert book.claim("b" * 16, at, at, window) is None
     assert book.claim("c" * 16, at, at, window) == (
@@ -580,14 +578,21 @@ def test_nonces_are_kept_for_the_skew_window_and_never_forgotten_to_make_room(tm
     later = at + window + 1  # a and b could no longer pass the time check
     assert book.claim("c" * 16, later, later, window) is None
     assert json.loads(book.path.read_text()) == {"v": 1, "nonces": {"c" * 16: later}}
-    assert NonceBook(tmp_path).claim("c" * 16, later, later, window) is not None
+    assert NonceBook(tmp_path, monotonic=Monotonic()).claim("c" * 16, later, later, window) == (
+        Outcome.REPLAYED,
+        "nonce already accepted within the skew window",
+    )
 
 
-@pytest.mark.parametrize("loss", ["missing", "unreadable"])
-def test_a_lost_nonce_book_refuses_what_was_issued_before_the_gate_started(tmp_path, loss, caplog):
-    if loss == "unreadable":
-        (tmp_path / NONCE_FILE).parent.mkdir()
+@pytest.mark.parametrize("file", ["missing", "unreadable", "an old copy"])
+def test_what_was_issued_before_the_service_started_is_refused_whatever_the_nonce_file_says(
+    tmp_path, file, caplog
+):
+    (tmp_path / NONCE_FILE).parent.mkdir()
+    if file == "unreadable":
         (tmp_path / NONCE_FILE).write_text("{garbage")
+    elif file == "an old copy":  # a card restored from an image made before the command
+        (tmp_path / NONCE_FILE).write_text('{"v": 1, "nonces": {}}')
     clock = Monotonic()
     book = NonceBook(tmp_path, monotonic=clock)
     clock.now += 60  # a minute later, the clock reads 5_060_000: the gate started at 5_000_000
@@ -595,14 +600,18 @@ def test_a_lost_nonce_book_refuses_what_was_issued_before_the_gate_started(tmp_p
     assert book.floor_ms(5_060_000) == 5_000_000
     assert book.claim("a" * 16, 4_999_999, 5_060_000, 300_000) == (
         Outcome.REPLAYED,
-        "issued before this gate's replay memory began",
+        "issued before the command service started",
     )
     assert book.claim("b" * 16, 5_000_000, 5_060_000, 300_000) is None
     # NTP steps the clock 200 s forward: the start moves with it
     assert book.claim("c" * 16, 5_100_000, 5_260_000, 300_000) is not None
     assert json.loads(book.path.read_text())["nonces"] == {"b" * 16: 5_000_000}
-    expected = "no command nonce file" if loss == "missing" else "cannot read the command nonces"
-    assert expected in caplog.text
+    logged = {
+        "missing": "no command nonce file",
+        "unreadable": "cannot read the command nonces",
+        "an old copy": "",
+    }
+    assert logged[file] in caplog.text
 
 
 # --- the lists the operations team replaces -----------------------------------------------
@@ -848,7 +857,7 @@ def test_a_lost_nonce_file_does_not_let_an_executed_open_run_again(rigs):
     wait(0.6)
 
     assert (result["reason"], result["nonce"]) == ("replayed", command["nonce"])
-    assert result["detail"] == "issued before this gate's replay memory began"
+    assert result["detail"] == "issued before the command service started"
     assert rig.relay() == [False, True, False]  # one pulse, for the first
     assert rig.send(rig.signed("open"))["reason"] == "ok"  # a new command still runs
 

@@ -26,7 +26,7 @@ takes none (`malformed`); no `sig` or `key_id` (`unsigned`); a key this gate doe
 signature that does not verify (`bad_signature`); a `target` other than this gate or a
 `topic` other than the one it arrived on (`wrong_target`); `issued_at` more than
 `max_skew_s` from the gate's clock, either way (`stale`); a nonce already accepted in that
-window, or a command issued before the gate's replay memory began (`replayed`,
+window, or a command issued before the command service started (`replayed`,
 `gate.commands.nonces`). Target and time are checked only once the signature holds, so what
 they say can be trusted.
 

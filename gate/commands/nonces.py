@@ -7,11 +7,14 @@ small. It is written (atomically, synced) before the command runs, and on the fi
 so that it is always there afterwards. At most `capacity` nonces are kept: more commands
 than that in one window are refused `busy`, never let through by forgetting one.
 
-When the file is missing (the first start, a replaced SD card, a deleted file) or
-unreadable, what it held is unknown, so commands issued before the book was opened are
-refused as possibly `replayed`: the floor. It is the start time as the clock says now
-(the clock read at the claim, less the monotonic time since the start), so a clock stepped
-forward after boot (NTP on a Pi without a real-time clock) moves the floor with it.
+The file can be lost (a replaced SD card, a deleted file), or be an old copy (a card
+restored from an image), and then what it should hold is unknown. So, whatever the file
+says, commands issued before the book was opened (the start of the command service) are
+refused as possibly `replayed`: the floor. It is the start time as the clock says now (the
+clock read at the claim, less the monotonic time since the start), so a clock stepped
+forward after boot (NTP on a Pi without a real-time clock) moves the floor with it. The
+file still matters while the clock is wrong at boot: a floor read from a clock that is
+behind is too early, and the nonces kept are what refuses a replay then.
 """
 
 import json
@@ -43,13 +46,8 @@ class NonceBook:
         self._capacity = capacity
         self._monotonic = monotonic
         self._opened = monotonic()
-        self._floored = False
+        self._seen: dict[str, int] = {}
         self._seen = self._load()
-        if self._floored:
-            try:
-                self._save()
-            except OSError as exc:  # each claim will try again, and fail `failed` if need be
-                log.error("cannot write the command nonces %s: %s", self.path, exc)
 
     def _load(self) -> dict[str, int]:
         try:
@@ -60,20 +58,11 @@ class NonceBook:
             ):
                 raise ValueError("not a nonce file")
         except FileNotFoundError:
-            log.warning(
-                "no command nonce file %s (first start, or lost): commands issued before "
-                "now are refused as possibly replayed",
-                self.path,
-            )
-            self._floored = True
+            log.warning("no command nonce file %s (first start, or lost): starting one", self.path)
+            self._start_file()
             return {}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            log.error(
-                "cannot read the command nonces %s (%s): refusing commands issued before now",
-                self.path,
-                exc,
-            )
-            self._floored = True
+            log.error("cannot read the command nonces %s (%s): starting anew", self.path, exc)
             return {}
         return dict(seen)
 
@@ -85,7 +74,7 @@ class NonceBook:
         if nonce in self._seen:
             return Outcome.REPLAYED, "nonce already accepted within the skew window"
         if issued_at < self.floor_ms(now_ms):
-            return Outcome.REPLAYED, "issued before this gate's replay memory began"
+            return Outcome.REPLAYED, "issued before the command service started"
         oldest = now_ms - window_ms
         self._seen = {n: at for n, at in self._seen.items() if at >= oldest}
         if len(self._seen) >= self._capacity:
@@ -95,12 +84,17 @@ class NonceBook:
         return None
 
     def floor_ms(self, now_ms: int) -> int:
-        """Commands issued before this are refused (0: the memory is whole)."""
-        if not self._floored:
-            return 0
+        """Commands issued before this are refused: the start, as the clock says now."""
         return now_ms - round((self._monotonic() - self._opened) * 1000)
 
     def _save(self) -> None:
-        write_atomically(
-            self.path, json.dumps({"v": VERSION, "nonces": self._seen}).encode("utf-8")
-        )
+        data = {"v": VERSION, "nonces": self._seen}
+        write_atomically(self.path, json.dumps(data).encode("utf-8"))
+
+    def _start_file(self) -> None:
+        """Write the empty book of a first start; a failure is logged (each claim writes
+        again, and its command is refused `failed` if that fails too)."""
+        try:
+            self._save()
+        except OSError as exc:
+            log.error("cannot write the command nonces %s: %s", self.path, exc)
