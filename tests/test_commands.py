@@ -1030,3 +1030,10 @@ def test_the_refusal_budget_lets_a_burst_through_then_one_a_second_and_sums_up_t
     )
     assert budget.summary() is None
     assert [budget.allow("unsigned") for _ in range(4)] == [True, True, True, False]
+
+
+def test_device_key_must_be_made_by_the_owner_of_the_state_directory(tmp_path):
+    device.check_owner(tmp_path, os.geteuid())
+    device.check_owner(tmp_path / "not yet", os.geteuid() + 1)  # made by whoever runs first
+    with pytest.raises(CommandError, match=f"{tmp_path} belongs to user {os.geteuid()}"):
+        device.check_owner(tmp_path, os.geteuid() + 1)

@@ -17,6 +17,7 @@ like that.
 
 import argparse
 import json
+import os
 import secrets
 import sys
 import threading
@@ -141,6 +142,7 @@ def _keygen(args: argparse.Namespace) -> int:
 def _device_key(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     site = config.site
+    device.check_owner(site.state_dir, os.geteuid())
     key = device.load_or_create(site.state_dir)
     gate = f"{site.province}/{site.venue_id}/{site.gate_id}"
     print(json.dumps(device.registration(gate, key)))

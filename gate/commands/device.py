@@ -47,6 +47,22 @@ def load_or_create(state_dir: Path) -> ed25519.Ed25519PrivateKey:
     return key
 
 
+def check_owner(state_dir: Path, uid: int) -> None:
+    """CommandError when `uid` does not own an existing state directory: a key it made
+    there (as root, say) would be unreadable to the daemon, and is never replaced."""
+    try:
+        owner = state_dir.stat().st_uid
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise CommandError(f"{state_dir}: cannot examine the state directory ({exc})") from exc
+    if owner != uid:
+        raise CommandError(
+            f"{state_dir} belongs to user {owner}: run this as that user "
+            "(sudo -u <user> gate cmd device-key ...), so that the daemon can read the key"
+        )
+
+
 def public_text(key: ed25519.Ed25519PublicKey) -> str:
     """The raw public key, base64url without padding, as the registry holds it."""
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
