@@ -28,7 +28,7 @@ from gate.decode import (
     Code,
     Decoder,
     DecoderConfig,
-    SecondTryDecoder,
+    LadderDecoder,
     available_backends,
     decode_files,
     load_grey,
@@ -206,17 +206,18 @@ def test_zbar_is_always_available() -> None:
 
 
 @pytest.mark.skipif("zxing" not in available_backends(), reason="no zxing-cpp wheel here")
-def test_auto_prefers_zxing_with_a_zbar_second_try() -> None:
-    assert make_decoder(DecoderConfig()).name == "zxing+zbar"
-    assert make_decoder(DecoderConfig(second_try=False)).name == "zxing"
-    assert make_decoder(DecoderConfig(backend="zbar")).name == "zbar"
+def test_auto_prefers_zxing_with_the_ladder() -> None:
+    assert make_decoder(DecoderConfig()).name == "zxing+histogram+upscale+zbar+invert/16"
+    assert make_decoder(DecoderConfig(rescue=(), invert_every=0)).name == "zxing"
+    assert make_decoder(DecoderConfig(backend="zbar", invert_every=0)).name == "zbar"
+    assert make_decoder(DecoderConfig(backend="zbar")).name == "zbar+invert/16"
 
 
 def test_an_unknown_backend_is_refused() -> None:
     with pytest.raises(ValidationError):
         DecoderConfig(backend="quirc")
     with pytest.raises(DecoderError, match="unknown decoder backend 'quirc'"):
-        make_decoder(DecoderConfig.model_construct(backend="quirc", second_try=True))
+        make_decoder(DecoderConfig.model_construct(backend="quirc", rescue=(), invert_every=0))
 
 
 def test_config_refuses_unknown_keys() -> None:
@@ -242,11 +243,11 @@ def test_a_missing_zxing_wheel_is_named_and_auto_falls_back_to_zbar() -> None:
     with pytest.raises(DecoderError, match=r"'zxing' is not available.*zxing-cpp"):
         make_decoder(DecoderConfig(backend="zxing"))
     auto = make_decoder(DecoderConfig())
-    assert auto.name == "zbar"
+    assert auto.name == "zbar+invert/16"
     assert auto.decode(qr_frame(HUYNH))[0].text == HUYNH
 
 
-# --- the second try -------------------------------------------------------------------
+# --- the ladder -------------------------------------------------------------------
 
 
 class CountingDecoder:
@@ -263,11 +264,11 @@ class CountingDecoder:
 
 
 @pytest.mark.skipif("zxing" not in available_backends(), reason="no zxing-cpp wheel here")
-def test_the_second_backend_runs_only_when_zxing_saw_an_unreadable_symbol() -> None:
+def test_rescue_rungs_run_only_when_zxing_located_an_unreadable_symbol() -> None:
     from gate.decode.zxing import ZxingDecoder
 
     fallback = CountingDecoder()
-    chained = SecondTryDecoder(ZxingDecoder(), fallback)
+    chained = LadderDecoder(ZxingDecoder(), [("counting", fallback.decode)])
     assert chained.decode(empty_frame()) == []
     assert payloads(chained.decode(qr_frame(CCCD))) == [CCCD.encode()]
     assert fallback.calls == 0
