@@ -147,7 +147,7 @@ def peak_rss(tmp: Path, empty: list[Frame], with_code: list[Frame]) -> None:
 def photo_reads() -> None:
     photos = list(photo_set(n=150))
     readers = {name: make_decoder(DecoderConfig(backend=name)) for name in available_backends()}
-    readers["gate (auto, second try)"] = make_decoder(DecoderConfig())
+    readers["gate (auto, ladder)"] = make_decoder(DecoderConfig())
     print(f"photo-like set, {len(photos)} images:")
     for name, decoder in readers.items():
         read = sum(
