@@ -315,3 +315,103 @@ def test_load_grey_converts_colour_files_to_grey(tmp_path: Path) -> None:
 def test_load_grey_names_the_file_it_cannot_read(tmp_path: Path) -> None:
     with pytest.raises(ImageReadError, match=r"absent\.png"):
         load_grey(tmp_path / "absent.png")
+
+
+# --- the ladder's schedule: light-on-dark codes on one frame in N ---------------------
+
+
+def dark_mode(payload: str) -> np.ndarray:
+    """A light-on-dark code, as a phone in dark mode shows it."""
+    return np.invert(qr_frame(payload, blur=0.6, noise=3.0))
+
+
+@pytest.mark.parametrize("backend", available_backends())
+def test_a_held_light_on_dark_code_is_read_within_invert_every_frames(backend: str) -> None:
+    decoder = make_decoder(DecoderConfig(backend=backend, invert_every=4))
+    frame = dark_mode(CCCD)
+    first = next(i for i in range(1, 9) if decoder.decode(frame))
+    assert first <= 4
+    assert all(payloads(decoder.decode(frame)) == [CCCD.encode()] for _ in range(6)), (
+        "while a light-on-dark code is read, every next frame is read inverted too"
+    )
+
+
+@pytest.mark.skipif("zxing" not in available_backends(), reason="no zxing-cpp wheel here")
+def test_zxing_alone_never_reads_light_on_dark_but_the_schedule_does() -> None:
+    frame = dark_mode(HUYNH)
+    plain = make_decoder(DecoderConfig(backend="zxing", rescue=(), invert_every=0))
+    scheduled = make_decoder(DecoderConfig(backend="zxing", rescue=(), invert_every=3))
+    assert not any(plain.decode(frame) for _ in range(6))
+    if "invert" not in scheduled.name:
+        pytest.skip("zxing-cpp 2.x reads both polarities in every frame")
+    assert [bool(scheduled.decode(frame)) for _ in range(3)] == [False, False, True]
+
+
+def test_normal_codes_are_read_on_every_frame_including_the_inverted_ones(
+    decoder: Decoder,
+) -> None:
+    """A still image decoded once (gate decode, pass checks) is never read inverted only."""
+    frame = qr_frame(CCCD, angle=15)
+    assert all(payloads(decoder.decode(frame)) == [CCCD.encode()] for _ in range(40))
+
+
+def test_the_inverted_frame_reuses_one_buffer() -> None:
+    zbar = make_decoder(DecoderConfig(backend="zbar", invert_every=1))
+    view = np.full((480, 704), 255, np.uint8)[:, :640]
+    zbar.decode(view)
+    tracemalloc.start()
+    try:
+        zbar.decode(view)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024
+
+
+# --- the ladder's rescue rungs -------------------------------------------------------
+
+
+def test_a_crop_keeps_a_margin_inside_the_frame_and_refuses_what_cannot_hold_a_symbol() -> None:
+    from gate.decode.base import Box
+    from gate.decode.ladder import crop_around
+
+    frame = qr_frame(CCCD)
+    crop = crop_around(frame, Box(600, 440, 700, 520))
+    assert crop is not None and crop.base is not None
+    assert crop.shape == (480 - 440 + 18, 640 - 600 + 18)
+    assert crop_around(frame, Box(630, 470, 639, 479)) is None
+
+
+@pytest.mark.skipif("zxing" not in available_backends(), reason="no zxing-cpp wheel here")
+@pytest.mark.parametrize(("factor", "module_px"), [(2.0, 1), (0.5, 8)])
+def test_a_rescaled_rung_reads_the_crop_at_its_scale(factor: float, module_px: int) -> None:
+    from gate.decode.ladder import Rescaled, rescaled
+    from gate.decode.zxing import ZxingDecoder
+
+    frame = qr_frame(HUYNH, module_px=module_px, size=(420, 420))
+    assert rescaled(frame, factor).shape == (round(420 * factor),) * 2
+    assert payloads(Rescaled(ZxingDecoder(), factor)(frame)) == [HUYNH.encode()]
+
+
+@pytest.mark.skipif("zxing" not in available_backends(), reason="no zxing-cpp wheel here")
+def test_each_rung_is_tried_in_order_until_one_reads() -> None:
+    from gate.decode.zxing import ZxingDecoder
+
+    first, second = CountingDecoder(), CountingDecoder()
+    ladder = LadderDecoder(ZxingDecoder(), [("a", first.decode), ("b", second.decode)])
+    assert payloads(ladder.decode(damaged_frame(CCCD, 0.05))) == [b"from the fallback"]
+    assert (first.calls, second.calls) == (1, 0)
+
+
+@pytest.mark.skipif("zxing" not in available_backends(), reason="no zxing-cpp wheel here")
+def test_the_zbar_and_histogram_rungs_run_on_a_located_symbol_and_add_nothing_false() -> None:
+    frame = damaged_frame(CCCD, 0.05)
+    for rung in ("histogram", "upscale", "downscale", "zbar"):
+        decoder = make_decoder(DecoderConfig(rescue=(rung,), invert_every=0))
+        assert rung in decoder.name
+        assert all(c.data == CCCD.encode() for c in decoder.decode(frame))
+
+
+def test_a_rung_named_twice_is_refused() -> None:
+    with pytest.raises(ValidationError, match="repeated: zbar"):
+        DecoderConfig(rescue=("zbar", "histogram", "zbar"))
