@@ -10,6 +10,7 @@ from easy to unreadable) stands in for real photos since this machine has no cam
 import importlib.metadata
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -180,25 +181,24 @@ SYSBENCH_ZERO2W = SYSBENCH_PI3B_PLUS * 1.0 / 1.4
 
 
 def host_sysbench() -> float | None:
-    """This machine's single-thread sysbench events/s, run the way the source ran it.
+    """This machine's single-thread sysbench events per CPU second, run as the source ran it.
 
-    sysbench counts events per wall second, so a busy machine scores low: the best of three
-    short runs is kept.
+    sysbench divides by wall time, so a busy machine would score low; dividing its event
+    count by the CPU time the child used (getrusage) gives the core's speed whatever the load.
     """
     if shutil.which("sysbench") is None:
         return None
-    scores = []
-    for _ in range(3):
-        out = subprocess.run(
-            ["sysbench", "cpu", "--threads=1", "--time=3", "run"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
-        found = re.search(r"events per second:\s*([\d.]+)", out)
-        if found:
-            scores.append(float(found.group(1)))
-    return max(scores, default=None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(
+        ["sysbench", "cpu", "--threads=1", "--time=5", "run"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    found = re.search(r"total number of events:\s*(\d+)", out)
+    return int(found.group(1)) / cpu_s if found and cpu_s > 0 else None
 
 
 def cpu_ms(read: Reader, frames: Sequence[Frame], repeats: int) -> float:
