@@ -377,3 +377,34 @@ def presentation(
         )
         out.append(noisy)
     return out
+
+
+def crumpled_frame(
+    payload: bytes | str,
+    *,
+    module_px: float,
+    blur: float,
+    noise: float,
+    wave_px: float = 0.0,
+    shadow: float = 0.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """A 640x480 frame of a hard code: a fractional module size (bilinear), rows shifted
+    sideways in a wave (crumpled or curved paper), a hard shadow edge across the right half
+    darkening it by `shadow` (0..1), then blur and noise. Zxing often locates such a symbol
+    without decoding it: the ladder's rescue rungs are tested on these.
+    """
+    code = qr_image(payload, module_px=4)
+    side = round(code.shape[0] * module_px / 4)
+    tile = Image.fromarray(code, "L").resize((side, side), Image.Resampling.BILINEAR)
+    frame = Image.new("L", (640, 480), 255)
+    frame.paste(tile, (320 - side // 2, 240 - side // 2))
+    arr = np.asarray(frame, np.float32)
+    yy, xx = np.mgrid[0:480, 0:640]
+    if wave_px:
+        shift = (wave_px * np.sin(yy / 23.0 + seed)).astype(int)
+        arr = arr[yy, np.clip(xx + shift, 0, 639)]
+    if shadow:
+        arr = arr * np.where(xx > 320 + seed * 5, 1 - shadow, 1.0)
+    img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
+    return _finish(img, blur=blur, noise=noise, seed=seed)

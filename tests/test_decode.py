@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from imagegen import (
     VIETNAMESE_PAYLOADS,
+    crumpled_frame,
     empty_frame,
     multi_frame,
     photo_like,
@@ -412,13 +413,30 @@ def test_each_rung_is_tried_in_order_until_one_reads() -> None:
     assert (first.calls, second.calls) == (1, 0)
 
 
+HARD_FOR_ONE_PASS = {
+    "upscale": {"module_px": 1.8, "blur": 0.4, "noise": 2, "shadow": 0.6},
+    "downscale": {"module_px": 6, "blur": 0.4, "noise": 8, "shadow": 0.85},
+    "histogram": {"module_px": 9, "blur": 0.4, "noise": 2, "wave_px": 4},
+}
+"""Generated frames a single zxing pass locates but cannot decode, and the rung that reads it:
+fractional 1.8 px modules under a shadow edge; 6 px modules, noisy, under a deep shadow;
+9 px modules on wavy paper."""
+
+
 @pytest.mark.skipif("zxing" not in available_backends(), reason="no zxing-cpp wheel here")
-def test_the_zbar_and_histogram_rungs_run_on_a_located_symbol_and_add_nothing_false() -> None:
-    frame = damaged_frame(CCCD, 0.05)
-    for rung in ("histogram", "upscale", "downscale", "zbar"):
-        decoder = make_decoder(DecoderConfig(rescue=(rung,), invert_every=0))
-        assert rung in decoder.name
-        assert all(c.data == CCCD.encode() for c in decoder.decode(frame))
+@pytest.mark.parametrize("rung", list(HARD_FOR_ONE_PASS))
+def test_a_rescue_rung_reads_a_code_the_single_pass_only_locates(rung: str) -> None:
+    from gate.decode.zxing import ZxingDecoder
+
+    payload = VIETNAMESE_PAYLOADS[1]
+    frame = crumpled_frame(payload, **HARD_FOR_ONE_PASS[rung])
+    codes, located = ZxingDecoder().scan(frame)
+    if codes:
+        pytest.skip("this zxing-cpp version (2.x) reads the frame in its single pass")
+    assert located, "the single pass locates the symbol"
+    alone = make_decoder(DecoderConfig(rescue=(rung,), invert_every=0))
+    assert payloads(alone.decode(frame)) == [payload.encode()]
+    assert payloads(make_decoder(DecoderConfig()).decode(frame)) == [payload.encode()]
 
 
 def test_a_rung_named_twice_is_refused() -> None:
