@@ -133,7 +133,7 @@ def make_decoder(config: DecoderConfig) -> Decoder:
         name = config.backend
     primary = _backend(name)
     if name == "zbar":
-        both = BothPolarities(_backend("zbar"))
+        both = BothPolarities(primary)
         rungs: list[tuple[str, Rescue]] = []
     else:
         zxing = _load("zxing")
