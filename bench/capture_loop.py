@@ -146,8 +146,11 @@ def peak_rss(tmp: Path, empty: list[Frame], with_code: list[Frame]) -> None:
 
 def photo_reads() -> None:
     photos = list(photo_set(n=150))
-    readers = {name: make_decoder(DecoderConfig(backend=name)) for name in available_backends()}
-    readers["gate (auto, second try)"] = make_decoder(DecoderConfig())
+    readers = {
+        f"{name} single pass": make_decoder(DecoderConfig(backend=name, rescue=(), invert_every=0))
+        for name in available_backends()
+    }
+    readers["gate (auto, ladder)"] = make_decoder(DecoderConfig())
     print(f"photo-like set, {len(photos)} images:")
     for name, decoder in readers.items():
         read = sum(

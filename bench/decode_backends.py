@@ -9,6 +9,10 @@ from easy to unreadable) stands in for real photos since this machine has no cam
 
 import importlib.metadata
 import platform
+import re
+import resource
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -105,7 +109,9 @@ def ratio(medians: dict[str, tuple[float, float]], slow: str, fast: str) -> None
 def photo_reads(photos: list[tuple[bytes, Frame]]) -> None:
     """How many photos each backend reads, which ones only one of them reads, and auto."""
     backends = available_backends()
-    decoders = {b: make_decoder(DecoderConfig(backend=b, second_try=False)) for b in backends}
+    decoders = {
+        b: make_decoder(DecoderConfig(backend=b, rescue=(), invert_every=0)) for b in backends
+    }
     ok = {
         b: [any(c.data == p for c in d.decode(f)) for p, f in photos] for b, d in decoders.items()
     }
@@ -125,7 +131,7 @@ def photo_reads(photos: list[tuple[bytes, Frame]]) -> None:
         triggered = [i for i, (_, f) in enumerate(photos) if zxing.scan(f)[1]]
         rescued = [i for i in triggered if zb[i] and not zx[i]]
         print(
-            f"  second-try trigger (zxing located a symbol it could not decode): "
+            f"  rescue trigger (zxing located a symbol it could not decode): "
             f"{len(triggered)} photos, of which zbar read {len(rescued)}"
         )
         missed_silently = [i for i in range(n) if zb[i] and not zx[i] and i not in triggered]
@@ -134,7 +140,7 @@ def photo_reads(photos: list[tuple[bytes, Frame]]) -> None:
         )
     auto = make_decoder(DecoderConfig())
     auto_ok = sum(any(c.data == p for c in auto.decode(f)) for p, f in photos)
-    print(f"  auto ({auto.name}, second_try on) reads {auto_ok}/{n}")
+    print(f"  auto ({auto.name}) reads {auto_ok}/{n}")
 
 
 def zxing_options(photos: list[tuple[bytes, Frame]], empties: list[Frame]) -> None:
@@ -166,6 +172,118 @@ def zxing_options(photos: list[tuple[bytes, Frame]], empties: list[Frame]) -> No
         print(f"  {label:44s} {e50:6.2f} ms   {ok}/{len(photos)}")
 
 
+SYSBENCH_SOURCE = "https://leoncode.co.uk/articles/raspberry-pi-benchmarks"
+"""Published `sysbench cpu --threads=1` (1.0.20, primes to 10000) events/s per board."""
+SYSBENCH_PI3B_PLUS = 687.45  # Cortex-A53 at 1.4 GHz
+SYSBENCH_PI4 = 1477.83  # Cortex-A72 at 1.5 GHz
+SYSBENCH_ZERO2W = SYSBENCH_PI3B_PLUS * 1.0 / 1.4
+"""The Zero 2 W has the Pi 3's Cortex-A53 at 1.0 GHz: the 3B+ figure scaled by clock."""
+
+
+def host_sysbench() -> float | None:
+    """This machine's single-thread sysbench events per CPU second, run as the source ran it.
+
+    sysbench divides by wall time, so a busy machine would score low; dividing its event
+    count by the CPU time the child used (getrusage) gives the core's speed whatever the load.
+    """
+    if shutil.which("sysbench") is None:
+        return None
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(
+        ["sysbench", "cpu", "--threads=1", "--time=5", "run"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    found = re.search(r"total number of events:\s*(\d+)", out)
+    return int(found.group(1)) / cpu_s if found and cpu_s > 0 else None
+
+
+def cpu_ms(read: Reader, frames: Sequence[Frame], repeats: int) -> float:
+    """Process CPU time per call in ms (not wall time: other processes do not count)."""
+    for frame in frames[:2]:
+        read(frame)
+    started = time.process_time_ns()
+    for _ in range(repeats):
+        for frame in frames:
+            read(frame)
+    return (time.process_time_ns() - started) / 1e6 / (repeats * len(frames))
+
+
+DECODER_ALONE = """
+import sys
+from pathlib import Path
+import numpy as np
+from gate.decode import DecoderConfig, make_decoder
+decoder = make_decoder(DecoderConfig())
+frame = np.frombuffer(sys.stdin.buffer.read(), np.uint8).reshape(720, 1280)
+for _ in range(50):
+    decoder.decode(frame)
+status = Path("/proc/self/status").read_text()
+print(int(status.split("VmHWM:")[1].split()[0]) / 1024)
+"""
+"""A fresh interpreter that imports only gate.decode and decodes 720p frames."""
+
+
+def decoder_peak_rss_mb(frame: Frame) -> float:
+    """Peak RSS (VmHWM) of a process that only decodes: the decoder's own footprint."""
+    out = subprocess.run(
+        [sys.executable, "-c", DECODER_ALONE],
+        input=frame.tobytes(),
+        capture_output=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    return float(out)
+
+
+def pi_estimate() -> None:
+    """Per-frame CPU time of the gate's decoder here, and what it suggests on a Pi (estimate)."""
+    decoder = make_decoder(DecoderConfig())
+    payload = VIETNAMESE_PAYLOADS[0]
+    sizes = {"640x480": ((640, 480), 4), "1280x720": ((1280, 720), 6)}
+    measured = {}
+    for label, (size, module_px) in sizes.items():
+        empties = [empty_frame(size=size, seed=s) for s in range(12)]
+        codes = [
+            qr_frame(payload, size=size, module_px=module_px, angle=a, blur=0.6, noise=3.0, seed=a)
+            for a in range(0, 48, 4)
+        ]
+        measured[label] = (cpu_ms(decoder.decode, empties, 20), cpu_ms(decoder.decode, codes, 20))
+    peak = decoder_peak_rss_mb(codes[0])
+    print(f"\nper-frame CPU time of the gate decoder ({decoder.name}), measured here:")
+    print(f"  {'frame':10}{'empty ms':>10}{'with code ms':>14}")
+    for label, (empty, code) in measured.items():
+        print(f"  {label:10}{empty:>10.2f}{code:>14.2f}")
+    print(f"  peak RSS of a process that only imports gate.decode and decodes: {peak:.1f} MB")
+    host = host_sysbench()
+    print("\nESTIMATE for a Raspberry Pi (not measured on one; single core, CPU time scaled by a")
+    print(f"published sysbench single-thread ratio, source: {SYSBENCH_SOURCE})")
+    if host is None:
+        print("  sysbench is not installed here: `apt install sysbench` to print the estimate")
+        return
+    boards = {"Pi Zero 2 W (A53 1.0 GHz)": SYSBENCH_ZERO2W, "Pi 4 (A72 1.5 GHz)": SYSBENCH_PI4}
+    print(
+        f"  this machine: {host:.0f} events per CPU second; Pi 4 {SYSBENCH_PI4:.0f}; Pi 3B+ "
+        f"{SYSBENCH_PI3B_PLUS:.0f}, Zero 2 W taken as 3B+ x 1.0/1.4 = {SYSBENCH_ZERO2W:.0f}"
+    )
+    print(
+        f"  {'board':28}{'slower':>7}"
+        + "".join(f"{label + ' empty/code ms':>28}" for label in sizes)
+    )
+    for board, score in boards.items():
+        factor = host / score
+        cells = "".join(f"{e * factor:>16.1f} / {c * factor:<9.1f}" for e, c in measured.values())
+        print(f"  {board:28}{factor:>6.1f}x{cells}")
+    print(
+        "  sysbench's prime loop is integer arithmetic that fits in cache; zxing also streams"
+        " the frame through memory, where the Pi's LPDDR2/4 is further behind, so treat these"
+        " as optimistic until measured on the board."
+    )
+
+
 def main() -> None:
     """Generate the frames, then time and count."""
     versions = ", ".join(
@@ -195,10 +313,10 @@ def main() -> None:
         ),
     }
     for backend in available_backends():
-        decoder = make_decoder(DecoderConfig(backend=backend, second_try=False))
+        decoder = make_decoder(DecoderConfig(backend=backend, rescue=(), invert_every=0))
         rows[f"{backend} (gate.decode)"] = (decoder.decode, empties, with_code)
         rows[f"{backend} (gate.decode), padded camera view"] = (decoder.decode, *views)
-    rows["auto (gate.decode, second_try)"] = (make_decoder(DecoderConfig()).decode, *views)
+    rows["auto (gate.decode, ladder)"] = (make_decoder(DecoderConfig()).decode, *views)
 
     medians = speed(rows)
     print("\nratios of p50 (higher = the second is faster)")
@@ -210,6 +328,7 @@ def main() -> None:
     photo_reads(photos)
     if "zxing" in available_backends():
         zxing_options(photos, empties)
+    pi_estimate()
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 

@@ -289,3 +289,122 @@ def save_png(frame: np.ndarray, path: str | Path) -> Path:
     out = Path(path)
     Image.fromarray(np.ascontiguousarray(frame), "L").save(out, "PNG")
     return out
+
+
+PRESENTATIONS = ("enter with motion blur", "glare", "perspective", "dark-mode screen")
+"""Short held-code presentations a gate camera sees, each hard frame by frame."""
+
+
+def _motion_blur(arr: np.ndarray, length: int) -> np.ndarray:
+    """Horizontal motion blur: the mean of `length` copies shifted one pixel apart."""
+    if length <= 1:
+        return arr
+    out = np.zeros(arr.shape, np.float32)
+    for shift in range(length):
+        out += np.roll(arr, shift, axis=1)
+    return out / length
+
+
+def presentation(
+    kind: str, payload: bytes | str, *, frames: int = 24, seed: int = 0
+) -> list[np.ndarray]:
+    """`frames` 640x480 frames of one code presented in the way `kind` (see PRESENTATIONS).
+
+    - enter with motion blur: the code slides in from the left, fast and blurred, then slows;
+    - glare: a held, low-contrast code under a moving specular highlight that clips it;
+    - perspective: a card tilted far back that turns slowly towards the camera;
+    - dark-mode screen: light modules on a dark phone screen in a darker bezel, moving in.
+    Every frame has blur and sensor noise; everything is deterministic for a seed.
+    """
+    if kind not in PRESENTATIONS:
+        raise ValueError(f"unknown presentation {kind!r}; known: {', '.join(PRESENTATIONS)}")
+    pyrng = random.Random(seed)
+    rng = np.random.default_rng(seed)
+    size = (640, 480)
+    scene = np.asarray(_texture(size, rng, pyrng), dtype=np.float32)
+    dark_mode = kind == "dark-mode screen"
+    tile = qr_image(
+        payload,
+        module_px=3 if kind != "perspective" else 4,
+        dark=225 if dark_mode else 40,
+        light=35 if dark_mode else 215,
+    )
+    th, tw = tile.shape
+    out = []
+    for i in range(frames):
+        t = i / max(1, frames - 1)
+        img = Image.fromarray(scene.astype(np.uint8), "L")
+        if kind == "perspective":
+            lean = 0.55 * (1 - t) + 0.1
+            cx, cy, half = 320, 240, tw / 2
+            dst = [
+                (cx - half, cy - half * (1 - lean)),
+                (cx + half * (1 - lean * 0.6), cy - half),
+                (cx + half * (1 - lean * 0.6), cy + half),
+                (cx - half, cy + half * (1 - lean)),
+            ]
+            src = [(0.0, 0.0), (float(tw), 0.0), (float(tw), float(th)), (0.0, float(th))]
+            coeffs = _perspective_coeffs(dst, src)
+            code = Image.fromarray(tile, "L")
+            warped = code.transform(size, Image.Transform.PERSPECTIVE, coeffs)
+            mask = Image.new("L", code.size, 255).transform(
+                size, Image.Transform.PERSPECTIVE, coeffs
+            )
+            img.paste(warped, (0, 0), mask)
+            speed = 0
+        else:
+            entering = kind in ("enter with motion blur", "dark-mode screen")
+            arrive = 0.4 if entering else 0.0
+            progress = min(1.0, t / arrive) if arrive else 1.0
+            x = round(-tw + (320 - tw / 2 + tw) * (1 - (1 - progress) ** 2))
+            speed = round(2 * (320 + tw / 2) * (1 - progress) / (arrive * frames)) if arrive else 0
+            y = round(240 - th / 2 + pyrng.uniform(-3, 3))
+            if dark_mode:
+                bezel = Image.new("L", (tw + 60, th + 120), 12)
+                img.paste(bezel, (x - 30, y - 60))
+            img.paste(Image.fromarray(tile, "L"), (x, y))
+        arr = _motion_blur(np.asarray(img, dtype=np.float32), max(1, speed // 2))
+        if kind == "glare":
+            yy, xx = np.mgrid[0 : size[1], 0 : size[0]].astype(np.float32)
+            gx = 320 - tw / 2 + tw * t
+            spot = np.exp(-((xx - gx) ** 2 + (yy - 230) ** 2) / (2 * (tw / 5) ** 2))
+            arr = arr * 0.8 + 300 * spot
+        noisy = _finish(
+            Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L"),
+            blur=pyrng.uniform(0.6, 1.1),
+            noise=pyrng.uniform(3, 6),
+            seed=seed * 1000 + i,
+        )
+        out.append(noisy)
+    return out
+
+
+def crumpled_frame(
+    payload: bytes | str,
+    *,
+    module_px: float,
+    blur: float,
+    noise: float,
+    wave_px: float = 0.0,
+    shadow: float = 0.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """A 640x480 frame of a hard code: a fractional module size (bilinear), rows shifted
+    sideways in a wave (crumpled or curved paper), a hard shadow edge across the right half
+    darkening it by `shadow` (0..1), then blur and noise. Zxing often locates such a symbol
+    without decoding it: the ladder's rescue rungs are tested on these.
+    """
+    code = qr_image(payload, module_px=4)
+    side = round(code.shape[0] * module_px / 4)
+    tile = Image.fromarray(code, "L").resize((side, side), Image.Resampling.BILINEAR)
+    frame = Image.new("L", (640, 480), 255)
+    frame.paste(tile, (320 - side // 2, 240 - side // 2))
+    arr = np.asarray(frame, np.float32)
+    yy, xx = np.mgrid[0:480, 0:640]
+    if wave_px:
+        shift = (wave_px * np.sin(yy / 23.0 + seed)).astype(int)
+        arr = arr[yy, np.clip(xx + shift, 0, 639)]
+    if shadow:
+        arr = arr * np.where(xx > 320 + seed * 5, 1 - shadow, 1.0)
+    img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
+    return _finish(img, blur=blur, noise=noise, seed=seed)

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from gate.config.base import Section
 from gate.decode.base import Code, Decoder
+from gate.decode.ladder import BothPolarities, LadderDecoder, Rescaled, Rescue, Rung
 from gate.errors import DecoderError, GateError, ImageReadError
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ __all__ = [
     "Code",
     "Decoder",
     "DecoderConfig",
-    "SecondTryDecoder",
+    "LadderDecoder",
     "available_backends",
     "decode_files",
     "load_grey",
@@ -35,20 +36,47 @@ __all__ = [
 _BACKENDS = ("zxing", "zbar")
 """In order of preference for `auto`."""
 
+DEFAULT_RESCUE: tuple[Rung, ...] = ("histogram", "upscale", "zbar")
+DEFAULT_INVERT_EVERY = 16
+"""Chosen by bench/decode_ladder.py and bench/presentation.py (docs/benchmarks-decode.md)."""
+
 
 class DecoderConfig(Section):
-    """Which QR decoder backend reads the frames."""
+    """Which QR decoder backend reads the frames, and the ladder of attempts around it."""
 
     backend: Literal["auto", "zxing", "zbar"] = Field(
         "auto",
         description="QR decoder: zxing (zxing-cpp, fastest, reads more photos), zbar (pyzbar, "
         "always installed) or auto (zxing when its wheel is importable, else zbar).",
     )
-    second_try: bool = Field(
-        True,
-        description="When zxing locates a QR symbol it cannot decode, run zbar on the same "
-        "frame as well. Frames without any symbol cost nothing extra. No effect with zbar.",
+    rescue: tuple[Rung, ...] = Field(
+        DEFAULT_RESCUE,
+        max_length=4,
+        description="When zxing locates a QR symbol it cannot decode, these attempts run in "
+        "order on a crop around it until one reads it: histogram (zxing with the "
+        "GlobalHistogram binarizer), upscale (the crop scaled x2), downscale (x0.5), zbar. "
+        "Frames without a located symbol cost nothing extra. [] turns the rescue off; no "
+        "effect with zbar, which reports no located symbols.",
     )
+    invert_every: int = Field(
+        DEFAULT_INVERT_EVERY,
+        ge=0,
+        le=1000,
+        description="Read one frame in this many in both polarities, for light-on-dark codes "
+        "(phones in dark mode); while such a frame reads a code, the next one is read in both "
+        "polarities too. A held code is seen in many frames. With zxing the inverted pass costs "
+        "about half a pass, with zbar a whole one. 0: never. Ignored with zxing-cpp 2.x, which "
+        "reads both polarities in every frame.",
+    )
+
+    @field_validator("rescue")
+    @classmethod
+    def _each_rung_once(cls, rescue: tuple[Rung, ...]) -> tuple[Rung, ...]:
+        """A rung named twice would only run twice on the same crop."""
+        twice = sorted({r for r in rescue if rescue.count(r) > 1})
+        if twice:
+            raise ValueError(f"each rescue rung at most once; repeated: {', '.join(twice)}")
+        return rescue
 
 
 @cache
@@ -84,27 +112,13 @@ def _backend(name: str) -> Any:  # ZxingDecoder or ZbarDecoder, imported lazily
     return module.ZxingDecoder() if name == "zxing" else module.ZbarDecoder()
 
 
-class SecondTryDecoder:
-    """zxing first; zbar only on frames where zxing located a symbol it could not decode.
-
-    Empty frames, the common case at a gate, cost exactly one zxing pass. Not
-    thread-safe (it owns a zbar scanner): one decoder per thread.
-    """
-
-    name = "zxing+zbar"
-
-    def __init__(self, primary: "ZxingDecoder", fallback: Decoder) -> None:
-        self._primary = primary
-        self._fallback = fallback
-
-    def decode(self, grey: np.ndarray) -> list[Code]:
-        """zxing's codes plus any zbar adds when zxing saw an unreadable symbol."""
-        codes, failed = self._primary.scan(grey)
-        if not failed:
-            return codes
-        seen = {c.data for c in codes}
-        codes.extend(c for c in self._fallback.decode(grey) if c.data not in seen)
-        return codes
+def _rung(name: Rung, zxing: "ZxingDecoder") -> Rescue | None:
+    """One rescue attempt, built over the primary zxing decoder; None when zbar is missing."""
+    if name == "histogram":
+        return _load("zxing").ZxingDecoder("global_histogram").decode
+    if name == "zbar":
+        return _backend("zbar").decode if _why_unavailable("zbar") is None else None
+    return Rescaled(zxing, 2.0 if name == "upscale" else 0.5)
 
 
 def make_decoder(config: DecoderConfig) -> Decoder:
@@ -117,10 +131,18 @@ def make_decoder(config: DecoderConfig) -> Decoder:
         name = available[0]
     else:
         name = config.backend
-    decoder = _backend(name)
-    if name == "zxing" and config.second_try and "zbar" in available_backends():
-        return SecondTryDecoder(decoder, _backend("zbar"))
-    return decoder
+    primary = _backend(name)
+    if name == "zbar":
+        both = BothPolarities(primary)
+        rungs: list[tuple[str, Rescue]] = []
+    else:
+        zxing = _load("zxing")
+        both = None if zxing.READS_INVERTED_ITSELF else zxing.ZxingDecoder(both_polarities=True)
+        built = ((r, _rung(r, primary)) for r in config.rescue)
+        rungs = [(r, rescue) for r, rescue in built if rescue is not None]
+    if not rungs and (both is None or not config.invert_every):
+        return primary
+    return LadderDecoder(primary, rungs, both, config.invert_every)
 
 
 def load_grey(path: str | Path) -> np.ndarray:

@@ -1,7 +1,7 @@
 """What every decoder backend returns and promises: raw bytes first, text second."""
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -19,6 +19,15 @@ class Code:
     data: bytes
     text: str
     backend: str
+
+
+class Box(NamedTuple):
+    """Pixel bounds of a symbol a backend located but could not decode (corners inclusive)."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
 
 
 class Decoder(Protocol):

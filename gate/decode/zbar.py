@@ -15,7 +15,7 @@ from ctypes import POINTER, c_uint
 import numpy as np
 from numpy.lib.array_utils import byte_bounds
 
-from gate.decode.base import Code, check_frame, utf8_or_none
+from gate.decode.base import Box, Code, check_frame, utf8_or_none
 from gate.errors import DecoderError
 
 try:
@@ -86,6 +86,10 @@ class ZbarDecoder:
     def close(self) -> None:
         """Free the zbar objects now rather than at garbage collection."""
         self._finalizer()
+
+    def scan(self, grey: np.ndarray) -> tuple[list[Code], tuple[Box, ...]]:
+        """The codes read; zbar never reports a symbol it located but could not decode."""
+        return self.decode(grey), ()
 
     def decode(self, grey: np.ndarray) -> list[Code]:
         """Every QR code zbar reads in the frame, as raw bytes."""

@@ -3,11 +3,17 @@
 read_barcodes() takes the numpy buffer with its strides (a camera view with row padding is
 read in place, no copy) and releases the GIL while it works. Barcode.bytes is the raw
 payload, so no charset guess stands between the symbol and the parsers.
+
+Works with zxing-cpp 2.2 and later. 2.x has no `try_invert` keyword and always reads both
+polarities; 3.0 added the keyword (default on). Which one is installed is probed once at
+import, so the options passed never include a keyword the library refuses.
 """
+
+from typing import Literal
 
 import numpy as np
 
-from gate.decode.base import Code, check_frame, utf8_or_none
+from gate.decode.base import Box, Code, check_frame, utf8_or_none
 from gate.errors import DecoderError
 
 try:
@@ -15,22 +21,52 @@ try:
 except ImportError as exc:  # no wheel for this platform
     raise ImportError(f"zxing backend unavailable: {exc}") from exc
 
+
+def _invert_is_optional() -> bool:
+    """Whether this zxing-cpp takes `try_invert` (3.0+); 2.x refuses it with TypeError."""
+    try:
+        zxingcpp.read_barcodes(np.zeros((8, 8), np.uint8), try_invert=False)
+    except TypeError:
+        return False
+    return True
+
+
+READS_INVERTED_ITSELF = not _invert_is_optional()
+"""True on zxing-cpp 2.x: every pass also reads light-on-dark codes, at its own cost."""
+
 _OPTIONS = {
     "formats": zxingcpp.BarcodeFormat.QRCode,
-    "binarizer": zxingcpp.Binarizer.LocalAverage,
     "try_downscale": False,
-    "try_invert": False,
     "try_rotate": False,
     "text_mode": zxingcpp.TextMode.Plain,
+    "return_errors": True,
+    **({} if READS_INVERTED_ITSELF else {"try_invert": False}),
 }
-"""Read options measured by bench/decode_backends.py on 640x480 grey frames.
+"""Read options measured by bench/decode_backends.py and bench/decode_ladder.py.
 
-LocalAverage reads about 7% more of the photo set than GlobalHistogram for 5x the (tiny)
-empty-frame cost; downscaling read nothing more, even on large defocused close-ups, and
-costs 25% per empty frame; inversion (light-on-dark codes) costs 60% and gates show dark on
-light; rotation only concerns linear codes. Plain text mode: Barcode.text is only the
-fallback for bytes that are not UTF-8, so it should be the ECI/charset reading.
+LocalAverage reads more of the photo sets than GlobalHistogram for about 5x the (tiny)
+empty-frame cost, so it reads every frame and GlobalHistogram is a rescue rung;
+downscaling read nothing more and costs 25% per empty frame; inversion costs 50% per
+frame, so light-on-dark codes are looked for on one frame in N (gate.decode.ladder);
+rotation only concerns linear codes. Plain text mode: Barcode.text is only the fallback
+for bytes that are not UTF-8, so it should be the ECI/charset reading. return_errors
+reports symbols located but not decoded, with their position: the ladder's trigger.
 """
+
+_BINARIZERS = {
+    "local_average": zxingcpp.Binarizer.LocalAverage,
+    "global_histogram": zxingcpp.Binarizer.GlobalHistogram,
+}
+
+_NOTHING_LOCATED: tuple[Box, ...] = ()
+
+
+def _box(position: "zxingcpp.Position") -> Box:
+    """The axis-aligned bounds of a located symbol's four corners."""
+    corners = (position.top_left, position.top_right, position.bottom_right, position.bottom_left)
+    xs = [p.x for p in corners]
+    ys = [p.y for p in corners]
+    return Box(min(xs), min(ys), max(xs), max(ys))
 
 
 class ZxingDecoder:
@@ -38,23 +74,32 @@ class ZxingDecoder:
 
     name = "zxing"
 
-    def scan(self, grey: np.ndarray) -> tuple[list[Code], int]:
-        """Decoded codes, and how many QR symbols were located but could not be decoded."""
+    def __init__(
+        self,
+        binarizer: Literal["local_average", "global_histogram"] = "local_average",
+        both_polarities: bool = False,
+    ) -> None:
+        self._options = {**_OPTIONS, "binarizer": _BINARIZERS[binarizer]}
+        if both_polarities and not READS_INVERTED_ITSELF:
+            self._options["try_invert"] = True
+
+    def scan(self, grey: np.ndarray) -> tuple[list[Code], tuple[Box, ...]]:
+        """Decoded codes, and the bounds of QR symbols located but not decoded."""
         check_frame(grey)
         try:
-            barcodes = zxingcpp.read_barcodes(grey, return_errors=True, **_OPTIONS)
+            barcodes = zxingcpp.read_barcodes(grey, **self._options)
         except Exception as exc:  # the contract: only DecoderError leaves a decoder
             raise DecoderError(f"zxing-cpp failed on a {grey.shape} frame: {exc}") from exc
         codes: list[Code] = []
-        failed = 0
+        located = _NOTHING_LOCATED
         for barcode in barcodes:
             if not barcode.valid:
-                failed += 1
+                located = (*located, _box(barcode.position))
                 continue
             data = barcode.bytes
             text = utf8_or_none(data)
             codes.append(Code(data, barcode.text if text is None else text, self.name))
-        return codes, failed
+        return codes, located
 
     def decode(self, grey: np.ndarray) -> list[Code]:
         """Every QR code zxing-cpp reads in the frame."""
