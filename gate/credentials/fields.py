@@ -31,8 +31,8 @@ _BIDI_CONTROLS = frozenset(
     "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 )
 #: Characters no field may hold, by general category: controls (tab and line breaks
-#: included), line and paragraph separators, surrogates, private-use and unassigned.
-_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs", "Co", "Cn"})
+#: included), line and paragraph separators, and surrogates.
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
 #: Format characters (zero-width space, joiners, soft hyphen...) print as nothing.
 _INVISIBLE_CATEGORY = "Cf"
 

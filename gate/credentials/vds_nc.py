@@ -289,5 +289,7 @@ def _certificate(der: bytes) -> Signer | None:
     """The seal's certificate, or None when it is not one the gate can use."""
     try:
         return signer_from_certificate(x509.load_der_x509_certificate(der), "seal")
-    except ValueError:  # TrustError included
+    except (ValueError, TypeError, x509.InvalidVersion):
+        # TrustError is a ValueError; cryptography raises InvalidVersion for an X.509
+        # version it does not know, and TypeError for a name it cannot render as text.
         return None
