@@ -28,7 +28,7 @@ from imagegen import qr_frame
 from gate.cli import main
 from gate.config.model import GateConfig
 from gate.credentials import Credential, Kind, internal_error_summary, parse
-from gate.credentials.vds_nc import canonical
+from gate.credentials.vds_nc import MAX_DEPTH, canonical
 from gate.pipeline import Pipeline
 from gate.reasons import Reason
 from gate.signals import Signals
@@ -73,19 +73,28 @@ def test_a_seal_that_is_not_i_json_is_malformed(text: str) -> None:
     assert refusal(judged(text)) == (Kind.VDS_NC, Reason.MALFORMED, "data")
 
 
-def test_a_seal_nested_400_deep_is_canonicalised_and_verified() -> None:
+def test_a_seal_nested_400_deep_is_malformed() -> None:
+    document = json.loads(seal(vds_vaccination()))
+    document["data"]["msg"]["deep"] = json.loads("[" * 400 + "]" * 400)
+    credential = judged(json.dumps(document))
+    assert refusal(credential) == (Kind.VDS_NC, Reason.MALFORMED, "data")
+    assert credential.flaw == f"nested deeper than {MAX_DEPTH}"
+
+
+def test_a_seal_nested_to_the_limit_is_canonicalised_and_verified() -> None:
     data = vds_vaccination()
-    data["msg"]["deep"] = json.loads("[" * 400 + "]" * 400)
+    data["msg"]["deep"] = json.loads("[" * (MAX_DEPTH - 2) + "]" * (MAX_DEPTH - 2))
     credential = judged(seal(data))
     assert (credential.reason, credential.verified) == (Reason.OK, True)
 
 
-def test_canonical_json_of_deep_nesting_needs_no_stack() -> None:
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 50_000])
+def test_canonical_json_refuses_nesting_past_the_limit_without_recursing(depth: int) -> None:
     deep: object = 0
-    for depth in range(50_000):
-        deep = [deep] if depth % 2 else {"k": deep}
-    text = canonical(deep)
-    assert len(text) > 50_000 and text.startswith('[{"k":[{"k":')
+    for level in range(depth):
+        deep = [deep] if level % 2 else {"k": deep}
+    with pytest.raises(ValueError, match="nested deeper than"):
+        canonical(deep)
 
 
 def test_canonical_json_sorts_members_by_utf16_and_writes_integral_floats_bare() -> None:

@@ -13,7 +13,8 @@ certificates, found by the issuer name). Decisions where the references are sile
   numbers are written the Python way, which matches JCS for every value a seal carries
   (it has none: dates, codes and counters only). JCS needs I-JSON: a seal whose `data`
   holds a lone surrogate (`"\\ud800"`, in a value or a key) or a non-finite number is
-  malformed. Canonicalisation is iterative, so deep nesting costs no stack.
+  malformed, and so is one nested deeper than `MAX_DEPTH` (a real seal nests about six
+  deep). Canonicalisation is iterative, so nesting never costs stack.
 - `sigvl` is taken as the raw r||s (64 bytes) or, failing that length, as DER.
 - A JSON object with a repeated member is malformed: the signer and the gate might
   read different values.
@@ -28,6 +29,7 @@ import base64
 import binascii
 import datetime
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -65,31 +67,43 @@ class _Raw(str):
     """Canonical text already written (punctuation), as opposed to a JSON string value."""
 
 
+#: Deepest nesting canonical JSON is written for: a seal nests about six deep, a command
+#: envelope four; deeper input is an attack on time, not a document.
+MAX_DEPTH = 64
+
+
 def canonical(value: object) -> str:
     """RFC 8785 canonical JSON of a parsed JSON value (see the module docstring).
 
-    Raises ValueError for what canonical JSON cannot carry: a lone surrogate in a string
-    or a key, a number that is not finite, a value that is not JSON.
+    Iterative, so depth costs no stack. Raises ValueError, with a message that names the
+    problem and never the value, for what canonical JSON cannot carry: a lone surrogate
+    in a string or a key, a number that is not finite, a value that is not JSON, and
+    nesting deeper than MAX_DEPTH.
     """
     written: list[str] = []
-    pending: list[object] = [value]
+    pending: list[tuple[object, int]] = [(value, 0)]
     while pending:
-        item = pending.pop()
+        item, depth = pending.pop()
         if isinstance(item, _Raw):
             written.append(item)
-        elif isinstance(item, dict):
+            continue
+        if isinstance(item, dict | list) and depth >= MAX_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_DEPTH}")
+        if isinstance(item, dict):
             members = sorted(item.items(), key=lambda member: _utf16(member[0]))
             parts: list[object] = [_Raw("{")]
             for key, member in members:
                 parts += [_Raw("," if len(parts) > 1 else ""), _Raw(_string(key) + ":"), member]
-            pending += reversed([*parts, _Raw("}")])
+            parts.append(_Raw("}"))
         elif isinstance(item, list):
             parts = [_Raw("[")]
             for member in item:
                 parts += [_Raw("," if len(parts) > 1 else ""), member]
-            pending += reversed([*parts, _Raw("]")])
+            parts.append(_Raw("]"))
         else:
             written.append(_scalar(item))
+            continue
+        pending += ((part, depth + 1) for part in reversed(parts))
     return "".join(written)
 
 
@@ -108,10 +122,12 @@ def _string(text: str) -> str:
 def _scalar(value: object) -> str:
     if isinstance(value, str):
         return _string(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("non-finite number")
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if value is None or isinstance(value, bool | int | float):
-        return json.dumps(value, allow_nan=False)
+        return json.dumps(value)
     raise ValueError(f"not a JSON value: {type(value).__name__}")
 
 
@@ -124,8 +140,8 @@ def parse(text: str, context: Context) -> Credential | Reason | Refusal:
         return Reason.MALFORMED
     try:
         message = canonical(data).encode("utf-8")
-    except ValueError:
-        return Refusal(Reason.MALFORMED, "data", "not I-JSON (lone surrogate or non-finite number)")
+    except ValueError as error:  # the message names the problem, never the value
+        return Refusal(Reason.MALFORMED, "data", str(error))
     hdr, msg = data.get("hdr"), data.get("msg")
     if not (isinstance(hdr, dict) and isinstance(msg, dict)):
         return Reason.SCHEMA_INVALID
