@@ -8,8 +8,9 @@ so any input the printout names can be made again. Each input is parsed as the d
 would, with a trust store pinning the generators' signers. Prints, per generator and in
 all: payloads tried, exceptions (type and place, never a payload), parse time per input
 (mean, worst, and how many took over 1, 10 and 100 ms) and each process's peak memory.
-Times are wall-clock on a shared machine: a worst case includes whatever else ran then.
-No asserts: the figures are for reading.
+Times are wall-clock on a shared machine, so a worst case includes whatever else ran
+then; the worst input of each generator is therefore parsed again, alone, and the best
+of those runs is printed as its own cost ("worst again"). No asserts: figures to read.
 """
 
 import argparse
@@ -31,6 +32,7 @@ from gate.credentials import internal_error_summary, parse  # noqa: E402
 
 CHUNK = 5000
 SLOW_MS = (1, 10, 100)
+RERUNS = 20
 
 
 @dataclass
@@ -65,19 +67,30 @@ def _start_worker() -> None:
     fuzz_samples()
 
 
+def hostile_input(seed: int, index: int) -> tuple[str, bytes]:
+    """Input number `index` of the run: its generator's name and the payload."""
+    names = sorted(HOSTILE)
+    name = names[index % len(names)]
+    return name, HOSTILE[name](random.Random(seed * 2**32 + index))
+
+
+def parsed_in_ns(payload: bytes) -> int:
+    """One parse as the daemon makes it; raises what parse raises."""
+    began = time.perf_counter_ns()
+    parse(payload, today=FUZZ_AT.date(), at=FUZZ_AT, trust=_TRUST, max_bytes=FUZZ_MAX_BYTES)
+    return time.perf_counter_ns() - began
+
+
 def run_chunk(job: tuple[int, int, int]) -> tuple[dict[str, Tally], int]:
     """Parse inputs [start, start + count) of the seed; returns tallies and peak RSS (KiB)."""
     seed, start, count = job
-    names = sorted(HOSTILE)
-    tallies = {name: Tally() for name in names}
-    today, at = FUZZ_AT.date(), FUZZ_AT
+    tallies = {name: Tally() for name in HOSTILE}
     for index in range(start, start + count):
-        name = names[index % len(names)]
-        payload = HOSTILE[name](random.Random(seed * 2**32 + index))
+        name, payload = hostile_input(seed, index)
         tally = tallies[name]
         began = time.perf_counter_ns()
         try:
-            parse(payload, today=today, at=at, trust=_TRUST, max_bytes=FUZZ_MAX_BYTES)
+            parsed_in_ns(payload)
         except Exception as error:  # noqa: BLE001 -- counted and reported, the run goes on
             summary = internal_error_summary(error)
             tally.errors[summary] += 1
@@ -121,6 +134,7 @@ def main() -> int:
                 pool.terminate()
                 break
     elapsed = time.monotonic() - began
+    _start_worker()
     report(totals, peak_kib, elapsed, args, stopped_early)
     return 0
 
@@ -135,11 +149,14 @@ def report(
     overall = Tally()
     header = f"{'generator':18} {'tried':>9} {'errors':>7} {'mean ms':>8} {'worst ms':>9}"
     slow_header = " ".join(f"{'>' + str(ms) + 'ms':>7}" for ms in SLOW_MS)
-    print(f"{header} {slow_header}  worst input")
-    for name, tally in totals.items():
+    print(f"{header} {slow_header} {'worst again':>12}  worst input")
+    worst_again = 0.0
+    for name, tally in sorted(totals.items()):
         overall.add(tally)
-        print(_row(name, tally))
-    print(_row("all", overall))
+        again = _best_of_reruns(args.seed, tally.worst_input)
+        worst_again = max(worst_again, again)
+        print(_row(name, tally, again))
+    print(_row("all", overall, worst_again))
     print()
     stop = "; stopped at --max-seconds" if stopped_early else ""
     print(
@@ -149,17 +166,31 @@ def report(
     print(f"exceptions: {sum(overall.errors.values()):,}")
     for summary, count in overall.errors.most_common():
         print(f"  {count:>9,}  {summary}  (first: input {overall.first_error_input[summary]})")
-    print(f"worst parse time per input: {overall.worst_ns / 1e6:.2f} ms")
+    print(
+        f"worst parse time per input: {overall.worst_ns / 1e6:.2f} ms during the run;"
+        f" {worst_again:.2f} ms for the costliest worst input parsed again alone"
+    )
     print(f"peak memory (max RSS of a fuzzing process): {peak_kib / 1024:.0f} MiB")
     print(f"inputs are HOSTILE[name](random.Random({args.seed} * 2**32 + input))")
 
 
-def _row(name: str, tally: Tally) -> str:
+def _best_of_reruns(seed: int, index: int) -> float:
+    """The input's own parse time in ms: the best of RERUNS parses (NaN when it raises)."""
+    if index < 0:
+        return 0.0
+    _name, payload = hostile_input(seed, index)
+    try:
+        return min(parsed_in_ns(payload) for _ in range(RERUNS)) / 1e6
+    except Exception:  # noqa: BLE001 -- an input that raises is already counted
+        return float("nan")
+
+
+def _row(name: str, tally: Tally, again_ms: float) -> str:
     mean_ms = tally.parse_ns / tally.tried / 1e6 if tally.tried else 0.0
     slow = " ".join(f"{count:>7,}" for count in tally.slow)
     return (
         f"{name:18} {tally.tried:>9,} {sum(tally.errors.values()):>7,} {mean_ms:>8.3f}"
-        f" {tally.worst_ns / 1e6:>9.2f} {slow}  {tally.worst_input}"
+        f" {tally.worst_ns / 1e6:>9.2f} {slow} {again_ms:>12.2f}  {tally.worst_input}"
     )
 
 
