@@ -36,7 +36,7 @@ OID_TEST = "1.3.6.1.4.1.1847.2021.1.1"
 OID_VACCINATION = "1.3.6.1.4.1.1847.2021.1.2"
 OID_RECOVERY = "1.3.6.1.4.1.1847.2021.1.3"
 OID_VACCINATION_ALT = "1.3.6.1.4.1.0.1847.2021.1.2"
-#: Vietnam's production signer window (QR-FORMATS.md): 2021-07-15 to 2026-07-14.
+#: Vietnam's production signer window (docs/formats.md "HC1"): 2021-07-15 to 2026-07-14.
 VN_DSC_FROM = datetime.datetime(2021, 7, 15, tzinfo=UTC)
 VN_DSC_UNTIL = datetime.datetime(2026, 7, 14, 23, 59, 59, tzinfo=UTC)
 

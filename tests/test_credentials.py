@@ -11,13 +11,13 @@ from gate.reasons import Reason
 
 TODAY = datetime.date(2025, 6, 1)
 
-# QR-FORMATS.md section 1: a man born 1990 with an old CMND, a woman born 2003 without one.
+# docs/formats.md "CCCD": a man born 1990 with an old CMND, a woman born 2003 without one.
 AN = (
     "001090123456|012345678|Nguyễn Văn An|01011990|Nam"
     "|Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh|15042021"
 )
 HOA = "034303012345||Nguyễn Thị Hoa|21032003|Nữ|Xã Vũ Hội, Huyện Vũ Thư, Thái Bình|14082021"
-# QR-FORMATS.md section 2.
+# docs/formats.md "National personal QR".
 KHA_HAN = (
     "******029317|NGUYEN LE KHA HAN|1987-01-18|0|162979388586171100|1<GD4877*******<0943******"
 )

@@ -68,7 +68,7 @@ def _by_date(
     return lambda text, context: parser(text, context.today)
 
 
-#: Tried in the classification order of docs/formats.md; the first format to recognise the
+#: Tried in the order of docs/formats.md "Recognising a kind"; the first format to recognise the
 #: text parses it. Codes that are not credentials come last, each refused with its own reason.
 FORMATS: tuple[Format, ...] = (
     Format(Kind.EU_DCC, dcc.recognise, dcc.parse),
