@@ -33,6 +33,7 @@ from gate.credentials.fields import (
     real_date,
     resembles,
     split_fields,
+    text_refusal,
     texts_refusal,
     wrong_date_shape,
 )
@@ -105,14 +106,16 @@ def _read(fields: list[str]) -> _Card | Refusal:
         return wrong_date_shape("birth_date", birth_text, "DDMMYYYY")
     if gender not in _GENDER_PARITY:
         return Refusal(Reason.BAD_GENDER, "gender", "not Nam or Nữ")
-    bad_text = texts_refusal(
-        [("address", address)]
-        + [(f"extra_{number}", extra) for number, extra in enumerate(extras, start=1)]
-    )
-    if bad_text:
-        return bad_text
+    bad_address = text_refusal("address", address)
+    if bad_address:
+        return bad_address
     if issue is None:
         return wrong_date_shape("issue_date", issue_text, "DDMMYYYY")
+    bad_extra = texts_refusal(
+        [(f"extra_{number}", extra) for number, extra in enumerate(extras, start=1)]
+    )
+    if bad_extra:
+        return bad_extra
     return _Card(id_no, old_id, name, birth, gender, address, issue, tuple(extras))
 
 
