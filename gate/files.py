@@ -1,24 +1,72 @@
-"""Durable replacement of small state files: a crash leaves the old file or the new, never half."""
+"""State files: replaced durably and atomically, private whatever the umask, never through a
+planted link; and a warning for secrets others can read."""
 
 import contextlib
+import logging
 import os
+import stat
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+log = logging.getLogger(__name__)
 
-def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write beside `path`, sync, rename over it, sync the directory. OSError on failure.
+FILE_MODE = 0o600
+DIRECTORY_MODE = 0o700
 
-    The file is created with `mode` (a key file: 0o600), never wider for a moment.
+
+def write_atomically(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
+    """Write a fresh file beside `path`, sync, rename over it, sync the directory; OSError on
+    failure. A crash leaves the old file or the new, never half.
+
+    The temporary file is created exclusively under a random name (a link planted in the
+    directory is never followed) and given `mode` before anything is written, whatever the
+    umask. Missing directories are made private (`make_private_directory`).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    _place(path, data, mode, os.replace)
     sync_directory(path.parent)
+
+
+def create_exclusively(path: Path, data: bytes, mode: int = FILE_MODE) -> bool:
+    """As `write_atomically`, but never replacing: False (and nothing written) when `path`
+    exists already, so two processes creating the same key keep the first one's."""
+    try:
+        _place(path, data, mode, os.link)
+    except FileExistsError:
+        return False
+    sync_directory(path.parent)
+    return True
+
+
+def _place(path: Path, data: bytes, mode: int, put: Callable[[Path, Path], None]) -> None:
+    """Write `data` to a fresh private temporary beside `path`, synced, then `put` it at
+    `path`; the temporary never outlives the call."""
+    make_private_directory(path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temporary = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            os.fchmod(file.fileno(), mode)
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        put(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def make_private_directory(directory: Path) -> None:
+    """Create `directory` and its missing parents 0700 whatever the umask; existing ones are
+    left as they are (the service manager may have made the state directory 0750)."""
+    missing: list[Path] = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for made in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another thread
+            made.mkdir(DIRECTORY_MODE)
+            os.chmod(made, DIRECTORY_MODE)
 
 
 def sync_directory(directory: Path) -> None:
@@ -29,3 +77,22 @@ def sync_directory(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def warn_if_readable_by_others(path: Path) -> bool:
+    """Log a warning when users other than the owner and its group can read the secret at
+    `path` (a key or password file); True when it did. A file that cannot be examined is
+    left to the reader that opens it next."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    if not mode & stat.S_IROTH:
+        return False
+    log.warning(
+        "%s is readable by other users (mode %04o): a secret should be 0600 (chmod 600 %s)",
+        path,
+        stat.S_IMODE(mode),
+        path,
+    )
+    return True

@@ -162,6 +162,7 @@ class Broker:
         users: dict[str, str] | None = None,
         acl: str | None = None,
         port: int | None = None,
+        settings: tuple[str, ...] = (),
     ) -> None:
         self.directory = directory
         self.pki = pki
@@ -204,6 +205,7 @@ class Broker:
             acl_file = directory / "acl"
             acl_file.write_text(acl)
             lines.append(f"acl_file {acl_file}")
+        lines += settings  # more mosquitto.conf lines, e.g. a shipped config's limits
         self.conf_file.write_text("\n".join(lines) + "\n")
 
     def start(self, timeout: float = 10.0) -> "Broker":

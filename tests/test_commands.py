@@ -7,8 +7,10 @@ command, accepted or refused, is answered on its result topic with the reason.
 
 import datetime
 import json
+import logging
 import os
 import signal
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,12 +31,14 @@ from pins import levels
 
 from gate.camera.replay import ReplaySource
 from gate.cli import main
-from gate.commands.cli import command_topic, exchange
-from gate.commands.envelope import Outcome, encode, now_ms, sign
+from gate.commands import device
+from gate.commands.budget import RefusalBudget
+from gate.commands.cli import Delivery, command_topic, exchange
+from gate.commands.envelope import CommandError, Outcome, encode, now_ms, result_payload, sign
 from gate.commands.nonces import FILE as NONCE_FILE
 from gate.commands.nonces import NonceBook
 from gate.commands.remote import DENY_FILE, REMOTE, TRUST_LINK
-from gate.commands.service import QUEUE_MAX, CommandService
+from gate.commands.service import QUEUE_MAX, CommandService, Inbox
 from gate.config.model import load_config
 from gate.daemon import Gate, Mode, run
 from gate.outbox import OutboxService, open_outbox
@@ -125,6 +129,8 @@ class Rig:
         self.lock = threading.Lock()
         self.restarts = 0
         self.service = self.start_service()
+        self.device_key = device.load_or_create(config.site.state_dir).public_key()
+        self.problems: list[str | None] = []  # why each result could not be verified
         assert wait_until(lambda: self.send(self.signed("status"), wait=0.5), 15)
 
     def write_config(self, raw: dict[str, Any]) -> None:
@@ -146,12 +152,17 @@ class Rig:
         return service
 
     def signed(self, name: str, args: dict[str, Any] | None = None, **fields: Any) -> dict:
-        return sign(self.key, name, fields.pop("target", TARGET), args, **fields)
+        """Signed as `gate cmd send` signs it: for one gate and its topic (unless told)."""
+        target = fields.pop("target", TARGET)
+        topic = fields.pop("topic", None) or command_topic(ROOT, target, name)
+        return sign(self.key, name, target, topic, args, **fields)
 
     def send(
         self, command: dict | bytes, name: str | None = None, wait: float = 5.0
     ) -> dict[str, Any] | None:
-        """Publish as `gate cmd send` does; the result (matched by nonce when there is one)."""
+        """Publish on this gate's topic as `gate cmd send` does; the result (matched by
+        nonce when there is one), after checking it with the gate's device key (the
+        problem, if any, goes to `problems`)."""
         if isinstance(command, dict):
             payload, name, nonce = encode(command), name or command["cmd"], command.get("nonce")
         else:
@@ -159,7 +170,12 @@ class Rig:
         assert name is not None
         topic = command_topic(ROOT, TARGET, name)
         mqtt = MqttConfig(host=self.broker.host, port=self.broker.port, transport="plain")
-        return exchange(mqtt, [topic], payload, nonce, wait).get(topic)
+        delivery = Delivery(TARGET, topic, payload, nonce, self.device_key)
+        answer = exchange(mqtt, [delivery], wait).get(topic)
+        if answer is None:
+            return None
+        self.problems.append(answer.problem)
+        return answer.result
 
     def relay(self) -> list[bool]:
         return levels(self.factory.pin(RELAY))
@@ -191,46 +207,71 @@ def wait(seconds: float) -> None:
 # --- good commands ------------------------------------------------------------------------
 
 
-def test_open_pulses_the_relay_once_and_the_cli_prints_the_result(rigs, broker, ops_key, capsys):
-    rig = rigs()
+def register(rig: Rig, capsys: pytest.CaptureFixture[str], registry: Path) -> None:
+    """Add the gate's line from `gate cmd device-key` to the province's registry."""
     capsys.readouterr()
+    assert main(["cmd", "device-key", "--config", str(rig.config_path)]) == 0
+    line = capsys.readouterr().out
+    assert json.loads(line)["gate"] == TARGET
+    with registry.open("a") as file:
+        file.write(line)
+
+
+def test_open_pulses_the_relay_once_and_the_cli_prints_the_verified_result(
+    rigs, broker, ops_key, tmp_path, capsys
+):
+    rig = rigs()
+    register(rig, capsys, tmp_path / "devices.jsonl")
     argv = ["cmd", "send", "--key", str(ops_key), "--broker", f"{broker.host}:{broker.port}"]
-    assert main([*argv, "--plain", "--target", TARGET, "open"]) == 0
+    keys = ["--device-keys", str(tmp_path / "devices.jsonl")]
+    assert main([*argv, *keys, "--plain", "--target", TARGET, "open"]) == 0
     wait(0.6)  # the 0.3 s pulse ends
 
     [line] = capsys.readouterr().out.splitlines()
     result = json.loads(line)
-    assert result["gate"] == TARGET
+    assert (result["gate"], result["verified"]) == (TARGET, True)
     assert (result["ok"], result["reason"], result["cmd"]) == (True, "ok", "open")
     assert result["state"] == {"mode": "normal"}
     assert rig.relay() == [False, True, False]
     assert rig.gate.mode is Mode.NORMAL
 
 
-def test_the_cli_exits_1_when_refused_and_2_when_no_gate_answers(rigs, broker, tmp_path, capsys):
-    rigs()
+def test_the_cli_exits_1_when_refused_2_without_an_answer_3_when_it_cannot_verify(
+    rigs, broker, tmp_path, capsys
+):
+    rig = rigs()
+    register(rig, capsys, tmp_path / "devices.jsonl")
     stranger = tmp_path / "stranger.key"
     assert main(["cmd", "keygen", "--out", str(stranger)]) == 0
     argv = ["cmd", "send", "--key", str(stranger), "--broker", f"{broker.host}:{broker.port}"]
+    keys = ["--device-keys", str(tmp_path / "devices.jsonl")]
     capsys.readouterr()
 
-    assert main([*argv, "--plain", "--target", TARGET, "lock"]) == 1
-    assert json.loads(capsys.readouterr().out)["reason"] == "bad_signature"
+    assert main([*argv, *keys, "--plain", "--target", TARGET, "lock"]) == 1
+    refused = json.loads(capsys.readouterr().out)
+    assert (refused["reason"], refused["verified"]) == ("bad_signature", True)
     to = ["--to", TARGET, "--to", "hn/stadium/gate-9", "--wait", "1"]
-    assert main([*argv, "--plain", "--target", "hn/stadium/*", *to, "status"]) == 2
+    assert main([*argv, *keys, "--plain", "--target", "hn/stadium/*", *to, "status"]) == 2
     answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(a["gate"], a["ok"]) for a in answers] == [(TARGET, False), ("hn/stadium/gate-9", None)]
     assert answers[1]["error"] == "no answer within 1 s"
+    assert main([*argv, "--plain", "--target", TARGET, "lock"]) == 3  # no registry
+    unverified = json.loads(capsys.readouterr().out)
+    assert unverified["verified"] is False
+    assert unverified["verification"] == "no --device-keys registry given"
     closed = ["--broker", f"{broker.host}:1", "--plain", "--target", TARGET, "status"]
     assert main(["cmd", "send", "--key", str(stranger), *closed]) == 2
     assert "cannot connect to 127.0.0.1:1" in capsys.readouterr().err
+    outside = ["--target", "hn/stadium/*", "--to", "hn/arena/gate-1", "status"]
+    assert main([*argv, "--plain", *outside]) == 1
+    assert "hn/arena/gate-1 is not one of --target hn/stadium/*" in capsys.readouterr().err
 
 
 def test_lock_emergency_open_and_normal_set_the_mode_and_the_relay(rigs):
     rig = rigs()
     mode_file = rig.config.site.state_dir / "mode"
 
-    result = rig.send(rig.signed("lock", target="hn/stadium/*"))  # every gate of the venue
+    result = rig.send(rig.signed("lock"))
     assert (result["ok"], result["state"]) == (True, {"mode": "locked"})
     assert rig.gate.mode is Mode.LOCKED
     assert json.loads(mode_file.read_text()) == {"mode": "locked"}
@@ -299,8 +340,8 @@ def _tampered(document: dict, **changes: Any) -> dict:
 
 def _repeated_member(rig: Rig) -> bytes:
     return encode(rig.signed("open")).replace(
-        b'{"schema":"gate.command.v1",',
-        b'{"schema":"gate.command.v1","schema":"gate.command.v1",',
+        b'{"schema":"gate.command.v2",',
+        b'{"schema":"gate.command.v2","schema":"gate.command.v2",',
         1,
     )
 
@@ -308,7 +349,11 @@ def _repeated_member(rig: Rig) -> bytes:
 OTHER_KEY = ed25519.Ed25519PrivateKey.generate()
 REFUSALS = {
     "unsigned": (lambda rig: _without(rig.signed("open"), "sig", "key_id"), "open", "unsigned"),
-    "wrong key": (lambda rig: sign(OTHER_KEY, "open", TARGET), "open", "bad_signature"),
+    "wrong key": (
+        lambda rig: sign(OTHER_KEY, "open", TARGET, f"{GATE_ROOT}/cmd/open"),
+        "open",
+        "bad_signature",
+    ),
     "tampered": (
         lambda rig: _tampered(rig.signed("lock"), cmd="open"),
         "open",
@@ -324,7 +369,17 @@ REFUSALS = {
         "open",
         "stale",
     ),
-    "garbled": (lambda rig: b'{"schema":"gate.command.v1","cmd":"open",', "open", "malformed"),
+    "garbled": (lambda rig: b'{"schema":"gate.command.v2","cmd":"open",', "open", "malformed"),
+    "old schema": (
+        lambda rig: _tampered(rig.signed("open"), schema="gate.command.v1"),
+        "open",
+        "malformed",
+    ),
+    "a wildcard target": (
+        lambda rig: rig.signed("open", target="hn/stadium/*", topic=f"{GATE_ROOT}/cmd/open"),
+        "open",
+        "malformed",
+    ),
     "bad field": (
         lambda rig: _tampered(rig.signed("open"), issued_at="now"),
         "open",
@@ -344,7 +399,16 @@ REFUSALS = {
         "open",
         "wrong_target",
     ),
-    "other venue": (lambda rig: rig.signed("open", target="hn/arena/*"), "open", "wrong_target"),
+    "other venue": (
+        lambda rig: rig.signed("open", target="hn/arena/gate-1"),
+        "open",
+        "wrong_target",
+    ),
+    "signed for another topic": (
+        lambda rig: rig.signed("open", topic="checkin/hn/stadium/gate-2/cmd/open"),
+        "open",
+        "wrong_target",
+    ),
     "oversized": (lambda rig: b" " * 4097 + encode(rig.signed("open")), "open", "oversized"),
 }
 
@@ -362,6 +426,7 @@ def test_a_refused_command_is_answered_with_its_reason_and_changes_nothing(rigs,
     assert result["nonce"] == nonce
     assert result["state"] == {"mode": "normal"}
     assert result["detail"]
+    assert rig.problems[-1] == (None if nonce else "no nonce to match the answer with")
     assert f"command {topic} (nonce {nonce}) refused: {reason}" in caplog.text
     wait(0.4)  # a pulse would have started
     assert rig.relay() == [False]
@@ -486,28 +551,67 @@ def test_commands_still_waiting_when_the_service_stops_are_answered_unavailable(
     assert burst.results()[-1]["reason"] == "unavailable"
 
 
+class Monotonic:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_nonces_are_kept_for_the_skew_window_and_never_forgotten_to_make_room(tmp_path):
     window, at = 300_000, 1_767_225_600_000
-    book = NonceBook(tmp_path, at, capacity=2)
+    book = NonceBook(tmp_path, capacity=2, monotonic=Monotonic())  # time stands still
     assert book.claim("a" * 16, at, at, window) is None
     assert book.claim("b" * 16, at, at, window) is None
-    assert book.claim("c" * 16, at, at, window) is Outcome.BUSY
-    assert book.claim("a" * 16, at, at, window) is Outcome.REPLAYED
+    assert book.claim("c" * 16, at, at, window) == (
+        Outcome.BUSY,
+        "too many commands within the skew window",
+    )
+    assert book.claim("a" * 16, at, at, window) == (
+        Outcome.REPLAYED,
+        "nonce already accepted within the skew window",
+    )
 
     later = at + window + 1  # a and b could no longer pass the time check
     assert book.claim("c" * 16, later, later, window) is None
     assert json.loads(book.path.read_text()) == {"v": 1, "nonces": {"c" * 16: later}}
-    assert NonceBook(tmp_path, later).claim("c" * 16, later, later, window) is Outcome.REPLAYED
+    assert NonceBook(tmp_path, monotonic=Monotonic()).claim("c" * 16, later, later, window) == (
+        Outcome.REPLAYED,
+        "nonce already accepted within the skew window",
+    )
 
 
-def test_an_unreadable_nonce_file_refuses_what_was_issued_before_it_was_read(tmp_path, caplog):
+@pytest.mark.parametrize("file", ["missing", "unreadable", "an old copy"])
+def test_what_was_issued_before_the_service_started_is_refused_whatever_the_nonce_file_says(
+    tmp_path, file, caplog
+):
     (tmp_path / NONCE_FILE).parent.mkdir()
-    (tmp_path / NONCE_FILE).write_text("{garbage")
-    book = NonceBook(tmp_path, 5_000_000)
+    if file == "unreadable":
+        (tmp_path / NONCE_FILE).write_text("{garbage")
+    elif file == "an old copy":  # a card restored from an image made before the command
+        (tmp_path / NONCE_FILE).write_text('{"v": 1, "nonces": {}}')
+    clock = Monotonic()
+    book = NonceBook(tmp_path, monotonic=clock)
+    clock.now += 60  # a minute later, the clock reads 5_060_000: the gate started at 5_000_000
 
-    assert book.claim("a" * 16, 4_999_999, 5_000_000, 300_000) is Outcome.REPLAYED
-    assert book.claim("b" * 16, 5_000_000, 5_000_001, 300_000) is None
-    assert "cannot read the command nonces" in caplog.text
+    assert book.floor_ms(5_060_000) == 5_000_000
+    assert book.claim("a" * 16, 4_999_999, 5_060_000, 300_000) == (
+        Outcome.REPLAYED,
+        "issued before the command service started",
+    )
+    assert book.claim("b" * 16, 5_000_000, 5_060_000, 300_000) is None
+    # NTP steps the clock 200 s forward: the start moves with it
+    assert book.claim("c" * 16, 5_100_000, 5_260_000, 300_000) is not None
+    assert json.loads(book.path.read_text())["nonces"] == {"b" * 16: 5_000_000}
+    logged = {
+        "missing": "no command nonce file",
+        "unreadable": "cannot read the command nonces",
+        "an old copy": "",
+    }
+    assert logged[file] in caplog.text
 
 
 # --- the lists the operations team replaces -----------------------------------------------
@@ -626,9 +730,11 @@ def test_gate_run_answers_commands_and_exits_75_after_a_reload_that_needs_a_rest
     answers: dict[str, dict] = {}
 
     def send(name: str, wait: float) -> dict | None:
-        command = sign(key, name, TARGET)
         topic = command_topic(ROOT, TARGET, name)
-        return exchange(mqtt, [topic], encode(command), command["nonce"], wait).get(topic)
+        command = sign(key, name, TARGET, topic)
+        delivery = Delivery(TARGET, topic, encode(command), command["nonce"], None)
+        answer = exchange(mqtt, [delivery], wait).get(topic)
+        return answer.result if answer is not None else None
 
     def operator() -> None:
         def status() -> dict | None:
@@ -651,3 +757,283 @@ def test_gate_run_answers_commands_and_exits_75_after_a_reload_that_needs_a_rest
     assert answers["status"]["state"]["broker"] == "connected"
     assert answers["open"]["ok"] is True
     assert answers["reload"]["state"] == {"mode": "normal", "restarting": True}
+
+
+# --- a hostile network: the relay never opens, scanning goes on --------------------------
+
+
+def hostile(rigs) -> Rig:
+    """A gate someone keeps scanning a card at (refused: only passes are accepted here, so
+    any opening of the relay would be the attacker's) while commands are thrown at it."""
+    return rigs(scene(CCCD), policy={"accept_kinds": ["gate_pass"]})
+
+
+def scanning_goes_on(rig: Rig) -> None:
+    """A scan after the attack is still decided and stored, and the relay never opened."""
+    checkins_after(rig, len(rig.sink.checkins), Reason.KIND_NOT_ACCEPTED)
+    assert rig.relay() == [False]
+
+
+def unsigned(rig: Rig, name: str = "open") -> dict:
+    return _without(rig.signed(name), "sig", "key_id")
+
+
+def refusal_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith("gate.commands")]
+
+
+def test_an_oversized_command_is_turned_away_in_the_network_thread_never_queued(rigs, burst):
+    rig = hostile(rigs)
+    raw = burst.watcher
+
+    with rig.lock:  # the worker holds the next command: anything queued would wait
+        burst.publish([rig.signed("status")])
+        for _ in range(10):
+            big = b" " * 1_048_576 + encode(rig.signed("open"))
+            burst.sender.publish(f"{GATE_ROOT}/cmd/open", big, qos=1).wait_for_publish(10)
+        oversized = lambda: [r for r in raw.received() if b'"oversized"' in r.payload]  # noqa: E731
+        assert wait_until(lambda: len(oversized()) == 10, 20)
+    assert wait_until(lambda: len(burst.results()) == 1, 10)
+
+    results = [json.loads(r.payload) for r in oversized()]
+    assert {(r["nonce"], r["detail"]) for r in results} == {
+        (None, f"{1_048_576 + len(encode(rig.signed('open')))} bytes, at most 4096")
+    }
+    assert burst.results()[0]["reason"] == "ok"
+    scanning_goes_on(rig)
+
+
+def test_the_inbox_is_bounded_in_bytes_as_well_as_in_number():
+    inbox = Inbox(max_count=3)
+    assert inbox.put("open", b"x" * 600, max_bytes=1000)
+    assert not inbox.put("open", b"x" * 401, max_bytes=1000)  # 1001 bytes would wait
+    assert inbox.put("open", b"x" * 400, max_bytes=1000)
+    assert inbox.get(0) == ("open", b"x" * 600)
+    assert inbox.put("lock", b"", max_bytes=1000)
+    assert inbox.put("lock", b"", max_bytes=1000)
+    assert not inbox.put("lock", b"", max_bytes=1000)  # three wait
+    assert [inbox.get(0), inbox.get(0), inbox.get(0), inbox.get(0)] == [
+        ("open", b"x" * 400),
+        ("lock", b""),
+        ("lock", b""),
+        None,
+    ]
+
+
+def test_a_command_captured_on_another_gates_topic_is_refused_there(rigs, broker, ops_key, capsys):
+    rig = hostile(rigs)
+    assert rig.send(rig.signed("lock"))["reason"] == "ok"
+    other = Watcher(broker, "checkin/hn/stadium/gate-2/cmd/+", client_id="eve", persistent=False)
+    argv = ["cmd", "send", "--key", str(ops_key), "--broker", f"{broker.host}:{broker.port}"]
+    to_gate_2 = ["--target", "hn/stadium/*", "--to", "hn/stadium/gate-2", "--wait", "0.5"]
+    try:
+        assert main([*argv, "--plain", *to_gate_2, "open"]) == 2  # gate-2 is not up
+        assert wait_until(lambda: other.received(), 5)
+        [captured] = other.received()
+    finally:
+        other.close()
+    command = json.loads(captured.payload)
+    assert command["target"] == "hn/stadium/gate-2"
+
+    result = rig.send(captured.payload, "open")  # republished on gate-1's topic at once
+
+    assert (result["reason"], result["nonce"]) == ("wrong_target", command["nonce"])
+    assert result["detail"] == "for hn/stadium/gate-2"
+    assert rig.gate.mode is Mode.LOCKED
+    wait(0.4)
+    scanning_goes_on(rig)
+
+
+def test_a_lost_nonce_file_does_not_let_an_executed_open_run_again(rigs):
+    rig = rigs()
+    command = rig.signed("open")
+    assert rig.send(command)["reason"] == "ok"
+    wait(0.6)
+
+    rig.service.stop()
+    (rig.config.site.state_dir / NONCE_FILE).unlink()  # the SD card was replaced
+    rig.service = rig.start_service()
+    result = rig.send(command)
+    wait(0.6)
+
+    assert (result["reason"], result["nonce"]) == ("replayed", command["nonce"])
+    assert result["detail"] == "issued before the command service started"
+    assert rig.relay() == [False, True, False]  # one pulse, for the first
+    assert rig.send(rig.signed("open"))["reason"] == "ok"  # a new command still runs
+
+
+class Forger:
+    """Someone with broker credentials who answers every command `ok`, signed with a key
+    of their own, before any gate can."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.key = ed25519.Ed25519PrivateKey.generate()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+        subscribed = threading.Event()
+        self.client.on_connect = lambda c, *_: c.subscribe("checkin/+/+/+/cmd/+", qos=1)
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.on_message = self._answer
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+        assert subscribed.wait(10)
+
+    def _answer(self, client: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
+        command = json.loads(message.payload)
+        forged = result_payload(
+            command["cmd"],
+            command["nonce"],
+            Outcome.OK,
+            gate=command["target"],
+            at_ms=now_ms(),
+            state={"mode": command["cmd"]},
+            device_key=self.key,
+        )
+        client.publish(f"{message.topic}/result", forged, qos=1)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_a_forged_result_is_never_taken_for_the_gates_answer(
+    rigs, broker, ops_key, tmp_path, capsys
+):
+    rig = hostile(rigs)
+    registry = tmp_path / "devices.jsonl"
+    register(rig, capsys, registry)
+    stranger = tmp_path / "stranger.key"
+    assert main(["cmd", "keygen", "--out", str(stranger)]) == 0
+    base = ["cmd", "send", "--broker", f"{broker.host}:{broker.port}", "--plain", "--wait", "3"]
+    with_keys = [*base, "--device-keys", str(registry)]
+    forger = Forger(broker)
+    capsys.readouterr()
+    try:
+        # a gate that does not exist "answers" ok
+        ghost = ["--key", str(ops_key), "--target", "hn/stadium/gate-9", "lock"]
+        assert main([*with_keys, *ghost]) == 3
+        line = json.loads(capsys.readouterr().out)
+        assert (line["ok"], line["verified"]) == (True, False)
+        assert line["verification"] == "no device key registered for hn/stadium/gate-9"
+
+        # the forger answers first, but the gate's own refusal is the one believed
+        forged_ok = ["--key", str(stranger), "--target", TARGET, "lock"]
+        assert main([*with_keys, *forged_ok]) == 1
+        line = json.loads(capsys.readouterr().out)
+        assert (line["ok"], line["reason"], line["verified"]) == (False, "bad_signature", True)
+
+        # a registered gate that is offline: the forger's ok is all there is, not believed
+        offline = {"gate": "hn/stadium/gate-8", "public_key": device.public_text(rig.device_key)}
+        with registry.open("a") as file:
+            file.write(json.dumps(offline) + "\n")
+        silent = ["--key", str(ops_key), "--target", "hn/stadium/gate-8", "lock"]
+        assert main([*with_keys, *silent]) == 3
+        line = json.loads(capsys.readouterr().out)
+        assert (line["ok"], line["verified"]) == (True, False)
+        assert line["verification"] == "`key_id` is not the key's"
+    finally:
+        forger.close()
+    assert rig.gate.mode is Mode.NORMAL
+    scanning_goes_on(rig)
+
+
+def test_a_flood_of_unsigned_commands_is_answered_and_logged_within_a_budget(rigs, burst, caplog):
+    caplog.set_level(logging.INFO, logger="gate.commands")
+    rig = hostile(rigs)
+    flood = [unsigned(rig) for _ in range(3000)]
+    burst.nonces |= {command["nonce"] for command in flood}
+
+    sent = [burst.sender.publish(f"{GATE_ROOT}/cmd/open", encode(c), qos=1) for c in flood]
+    sent[-1].wait_for_publish(60)
+    assert wait_until(lambda: rig.send(rig.signed("status"), wait=1), 60)  # heard again
+
+    def suppressed() -> int:
+        summaries = [m for m in refusal_lines(caplog) if "neither answered nor logged" in m]
+        return sum(int(m.split()[0]) for m in summaries)
+
+    answered = lambda: [r for r in burst.results() if r["nonce"] in burst.nonces]  # noqa: E731
+    assert wait_until(lambda: len(answered()) + suppressed() == 3000, 30), (
+        len(answered()),
+        suppressed(),
+    )
+    refused_lines = [m for m in refusal_lines(caplog) if " refused: " in m]
+    assert len(refused_lines) == len(answered()) < 100
+    assert {r["reason"] for r in answered()} <= {"unsigned", "busy"}
+    assert "messages wait for the broker" not in caplog.text  # the outgoing queue kept room
+    scanning_goes_on(rig)
+
+
+def test_command_names_and_list_errors_from_outside_are_logged_escaped(rigs, burst, caplog):
+    rig = hostile(rigs)
+    # what mosquitto lets through: a bidi override and a line separator
+    name = "open\u2028gate: command open done\u202e"
+    burst.sender.publish(f"{GATE_ROOT}/cmd/{name}", encode(unsigned(rig)), qos=1)
+    # what it refuses, and another broker might not: a newline and terminal escapes
+    rig.service._received("open\n2026-12-01 gate: command open done\x1b[2J", b"{}")
+    evil = {"subject_hashes": [], "x\nforged line\x1b[31m": 1}
+    result = rig.send(rig.signed("deny_list", evil))
+
+    assert result["reason"] == "invalid_list"
+    assert result["detail"].startswith("x\\x0aforged line\\x1b[31m: ")
+    assert wait_until(lambda: len(refusal_lines(caplog)) >= 3, 10)
+    lines = refusal_lines(caplog)
+    assert any("command open\\u2028gate: command open done\\u202e (nonce" in m for m in lines)
+    assert any("command open\\x0a2026-12-01 gate: command open done\\x1b[2J" in m for m in lines)
+    assert all(m.isprintable() for m in lines), lines
+    scanning_goes_on(rig)
+
+
+def test_the_device_key_is_made_once_private_and_a_readable_one_is_warned_about(tmp_path, caplog):
+    before = os.umask(0o022)  # as outside systemd
+    try:
+        key = device.load_or_create(tmp_path)
+    finally:
+        os.umask(before)
+    path = tmp_path / device.FILE
+
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    again = device.load_or_create(tmp_path)
+    assert device.public_text(again.public_key()) == device.public_text(key.public_key())
+    assert "readable by other users" not in caplog.text
+    path.chmod(0o644)
+    device.load_or_create(tmp_path)
+    assert f"{path} is readable by other users (mode 0644)" in caplog.text
+    path.write_text("not a key")
+    with pytest.raises(CommandError, match="not a PEM private key"):
+        device.load_or_create(tmp_path)
+
+
+def test_the_registry_names_the_line_that_is_wrong(tmp_path):
+    key = ed25519.Ed25519PrivateKey.generate()
+    registry = tmp_path / "devices.jsonl"
+    line = json.dumps(device.registration(TARGET, key))
+    registry.write_text(f'{line}\n\n{{"gate": "hn/stadium/gate-2"}}\n')
+    with pytest.raises(CommandError, match=r"devices.jsonl:3: expected"):
+        device.read_registry(registry)
+    registry.write_text(f"{line}\n")
+    assert list(device.read_registry(registry)) == [TARGET]
+
+
+def test_the_refusal_budget_lets_a_burst_through_then_one_a_second_and_sums_up_the_rest():
+    clock = Monotonic()
+    budget = RefusalBudget(burst=3, per_second=1.0, summary_every_s=10.0, clock=clock)
+
+    assert [budget.allow("unsigned") for _ in range(5)] == [True, True, True, False, False]
+    clock.now += 1.0
+    assert [budget.allow("bad_signature") for _ in range(3)] == [True, False, False]
+    clock.now += 8.0
+    assert budget.summary() is None  # nine seconds since the first one suppressed
+    clock.now += 1.0
+    assert budget.summary() == (
+        "4 refused commands in the last 10 s neither answered nor logged (too many): "
+        "unsigned 2, bad_signature 2"
+    )
+    assert budget.summary() is None
+    assert [budget.allow("unsigned") for _ in range(4)] == [True, True, True, False]
+
+
+def test_device_key_must_be_made_by_the_owner_of_the_state_directory(tmp_path):
+    device.check_owner(tmp_path, os.geteuid())
+    device.check_owner(tmp_path / "not yet", os.geteuid() + 1)  # made by whoever runs first
+    with pytest.raises(CommandError, match=f"{tmp_path} belongs to user {os.geteuid()}"):
+        device.check_owner(tmp_path, os.geteuid() + 1)

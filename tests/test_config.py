@@ -172,11 +172,11 @@ def test_config_check_summarises_a_good_file(capsys):
     assert "camera replay 640x480" in out
 
 
-def test_readme_configuration_reference_is_current():
+def test_the_documented_configuration_reference_is_current():
     sys.path.insert(0, str(ROOT / "scripts"))
-    from update_readme import with_reference
+    from update_docs import with_reference
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert readme == with_reference(readme), (
-        "README's configuration reference is stale: run scripts/update_readme.py"
+    reference = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert reference == with_reference(reference), (
+        "docs/configuration.md is stale: run scripts/update_docs.py"
     )

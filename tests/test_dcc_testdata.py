@@ -1,14 +1,17 @@
-"""The EU dgc-testdata format: cases generated here, held against the gate's HC1 checks.
+"""The EU dgc-testdata format, held against the gate's HC1 checks.
 
-The EU's public cases cannot be downloaded here, so each kind of case they contain (valid
-ES256/PS256, expired, wrong key, tampered, key usage, kid placement, broken Base45, missing
-compression, wrong prefix, schema) is made in the same JSON format with our own signers.
+Two halves: every case of the EU's public test data (vendored under tests/data/dgc-testdata,
+with its licence and source commit), where the gate must agree with at least 99% and every
+difference must be the one docs/conformance.md explains; and cases made here in the same
+format with our own signers, one per kind of check, so each check is seen to pass and fail.
 """
 
 import base64
 import datetime
 import io
 import json
+import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -30,7 +33,7 @@ from gate.cli import main
 from gate.errors import DccTestDataError
 from gate.reasons import Reason
 from gate.trust.cli import _picture_decoder
-from gate.trust.dgc_testdata import evaluate, load_case
+from gate.trust.dgc_testdata import Tally, evaluate, load_case, load_file
 
 UTC = datetime.UTC
 CLOCK = datetime.datetime(2025, 6, 1, 12, tzinfo=UTC)
@@ -208,3 +211,75 @@ def test_command_runs_a_directory_of_cases(tmp_path: Path, capsys) -> None:
     assert main(["trust", "testdata", str(tmp_path / "raw" / "3.json")]) == 1
     row = json.loads(capsys.readouterr().out)
     assert row["checks"]["EXPECTEDVERIFY"] == {"expected": False, "got": True}
+
+
+# --- The EU's public test data, all of it ---------------------------------------------------
+
+EU_DATA = Path(__file__).parent / "data" / "dgc-testdata"
+CONFORMANCE = Path(__file__).parent.parent / "docs" / "conformance.md"
+#: A row of the verdict table: | `case path` | CHECK | gate reason | why |
+VERDICT_ROW = re.compile(r"^\| `([^`]+)` \| (EXPECTED[A-Z]+) \| `([a-z_]+)` \|", re.M)
+#: A row of the check table: | CHECK | expected | cases | why |
+CHECK_ROW = re.compile(r"^\| (EXPECTED[A-Z]+) \| (true|false) \| (\d+) \|", re.M)
+
+
+class EuRun:
+    """The gate over every vendored case, once per test module (about two seconds)."""
+
+    def __init__(self) -> None:
+        self.tally = Tally()
+        self.verdicts: set[tuple[str, str, str]] = set()
+        self.checks: Counter[tuple[str, bool]] = Counter()
+        for path in sorted(EU_DATA.rglob("*.json")):
+            outcome = evaluate(load_file(path))
+            case = path.relative_to(EU_DATA).as_posix()
+            reason = outcome.credential.reason if outcome.credential else "none"
+            self.verdicts |= {(case, check, reason) for check in self.tally.add(outcome)}
+            self.checks.update(
+                (name, expected) for name, (expected, _) in outcome.mismatches.items()
+            )
+
+
+@pytest.fixture(scope="module")
+def eu_run() -> EuRun:
+    return EuRun()
+
+
+def test_every_eu_case_is_read(eu_run: EuRun) -> None:
+    assert eu_run.tally.cases == 577 and eu_run.tally.unreadable == 0
+
+
+def test_the_gate_agrees_with_at_least_99_percent_of_the_eu_cases(eu_run: EuRun) -> None:
+    """Agreement: `verified` is EXPECTEDVERIFY, and a case expected to fail decoding or the
+    expiry check is not valid (the same rule as `gate trust testdata`'s summary line)."""
+    assert eu_run.tally.agreeing / eu_run.tally.cases >= 0.99
+
+
+def test_conformance_md_lists_exactly_the_cases_that_disagree(eu_run: EuRun) -> None:
+    listed = set(VERDICT_ROW.findall(CONFORMANCE.read_text(encoding="utf-8")))
+    assert listed == eu_run.verdicts
+
+
+def test_conformance_md_counts_exactly_the_expected_results_that_differ(eu_run: EuRun) -> None:
+    listed = {
+        (check, expected == "true"): int(count)
+        for check, expected, count in CHECK_ROW.findall(CONFORMANCE.read_text(encoding="utf-8"))
+    }
+    assert listed == dict(eu_run.checks)
+
+
+def test_command_goes_on_past_a_case_it_cannot_read_and_sums_up(tmp_path: Path, capsys) -> None:
+    (tmp_path / "1-broken.json").write_text("{")
+    (tmp_path / "2-good.json").write_text(case(GOOD, ALL_GOOD))
+    (tmp_path / "3-disagrees.json").write_text(case(GOOD, {"EXPECTEDVERIFY": False}))
+    assert main(["trust", "testdata", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    assert [row["pass"] for row in rows] == [False, True, False]
+    assert "not JSON" in rows[0]["error"]
+    assert rows[2]["verdict_disagreements"] == ["EXPECTEDVERIFY"]
+    assert captured.err.strip() == (
+        "3 cases: 1 agree with the expected verdict (33.3%), 1 disagree "
+        "(by check: EXPECTEDVERIFY 1); expected results differing by check: "
+        "EXPECTEDVERIFY 1; 1 unreadable"
+    )

@@ -1,14 +1,17 @@
-"""The signed command envelope, its checks, and the result every command is answered with.
+"""The signed command envelope, its checks, and the signed result every command is answered with.
 
 A command is published on `<topic root>/cmd/<name>` (QoS 1, not retained):
 
-    {"schema": "gate.command.v1", "cmd": "lock", "target": "hn/stadium/gate-1",
-     "issued_at": 1767225600000, "nonce": "B1cJ3u0p2mQ8yXvK4sLr9w",
-     "key_id": "3f1c9a0b7d2e4f65", "args": {}, "sig": "<base64url, no padding>"}
+    {"schema": "gate.command.v2", "cmd": "lock", "target": "hn/stadium/gate-1",
+     "topic": "checkin/hn/stadium/gate-1/cmd/lock", "issued_at": 1767225600000,
+     "nonce": "B1cJ3u0p2mQ8yXvK4sLr9w", "key_id": "3f1c9a0b7d2e4f65", "args": {},
+     "sig": "<base64url, no padding>"}
 
-- `schema`: `gate.command.v1`. `cmd`: one of `Name`, the same as the topic's `<name>`.
-- `target`: `<province>/<venue_id>/<gate_id>`; any part may be `*` (`hn/stadium/*`: every
-  gate of the venue, the same signed command published to each gate's topic).
+- `schema`: `gate.command.v2`. `cmd`: one of `Name`, the same as the topic's `<name>`.
+- `target`: the one gate that is to act, `<province>/<venue_id>/<gate_id>` (no wildcard: a
+  command for several gates is signed once per gate, each with its own nonce), and `topic`
+  the exact topic it is delivered on. What is signed thus says who is to act and where:
+  a command captured on one gate's topic and republished on another's is `wrong_target`.
 - `issued_at`: Unix time in milliseconds. `nonce`: 16 to 64 of `[A-Za-z0-9_-]`, new each time.
 - `key_id`: hex of the first 8 bytes of SHA-256 of the raw Ed25519 public key, as
   `gate cmd keygen` prints it.
@@ -20,20 +23,26 @@ Checks, in order, with the reason each refusal carries: more than `max_payload_b
 object of exactly these members and types, or a repeated member (`malformed`); `cmd` not
 known (`unknown_command`); a `cmd` other than the topic's, or args given to a command that
 takes none (`malformed`); no `sig` or `key_id` (`unsigned`); a key this gate does not hold or a
-signature that does not verify (`bad_signature`); another gate's `target` (`wrong_target`);
-`issued_at` more than `max_skew_s` from the gate's clock, either way (`stale`); a nonce
-already accepted in that window (`replayed`, `gate.commands.nonces`). Target and time are
-checked only once the signature holds, so what they say can be trusted.
+signature that does not verify (`bad_signature`); a `target` other than this gate or a
+`topic` other than the one it arrived on (`wrong_target`); `issued_at` more than
+`max_skew_s` from the gate's clock, either way (`stale`); a nonce already accepted in that
+window, or a command issued before the command service started (`replayed`,
+`gate.commands.nonces`). Target and time are checked only once the signature holds, so what
+they say can be trusted.
 
-Every command gets one result on `<topic root>/cmd/<name>/result` (QoS 1, not retained):
+Every command gets one result on `<topic root>/cmd/<name>/result` (QoS 1, not retained),
+signed by the gate's own device key (`gate.commands.device`):
 
-    {"schema": "gate.command_result.v1", "cmd": "lock", "nonce": "B1cJ3u0p2mQ8yXvK4sLr9w",
-     "ok": true, "reason": "ok", "at": 1767225600123, "state": {"mode": "locked"},
-     "detail": null}
+    {"schema": "gate.command_result.v2", "cmd": "lock", "gate": "hn/stadium/gate-1",
+     "nonce": "B1cJ3u0p2mQ8yXvK4sLr9w", "ok": true, "reason": "ok", "at": 1767225600123,
+     "state": {"mode": "locked"}, "detail": null, "key_id": "9a0b...", "sig": "..."}
 
-`nonce` is echoed whenever it could be read (else null), `at` is the gate's clock (Unix ms,
-so a `stale` refusal shows the skew), `state` the gate after the command (the full status
-for `status`), `detail` a few words on a refusal, never a secret.
+`gate` is who answers, `nonce` is echoed whenever it could be read (else null), `at` is the
+gate's clock (Unix ms, so a `stale` refusal shows the skew), `state` the gate after the
+command (the full status for `status`), `detail` a few words on a refusal, never a secret;
+`key_id` and `sig` as in a command, made with the device key (null when the gate has none).
+The sender believes a result only when `result_problem` finds it signed by the key
+registered for that gate and answering that gate's nonce.
 """
 
 import base64
@@ -54,8 +63,8 @@ from gate.errors import GateError, TrustError
 from gate.trust.keys import Algorithm, ed25519_kid, verify
 from gate.trust.store import load_trust
 
-SCHEMA = "gate.command.v1"
-RESULT_SCHEMA = "gate.command_result.v1"
+SCHEMA = "gate.command.v2"
+RESULT_SCHEMA = "gate.command_result.v2"
 
 
 class Name(StrEnum):
@@ -123,18 +132,22 @@ class Checks:
     """What a command must satisfy at this gate."""
 
     keys: Mapping[str, ed25519.Ed25519PublicKey]  # by key_id
-    identity: tuple[str, str, str]  # province, venue_id, gate_id
+    gate: str  # province/venue_id/gate_id
+    topic_root: str  # where this gate's commands arrive: `<topic_root>/cmd/<name>`
     max_skew_ms: int
     max_bytes: int
 
 
-_MEMBERS = frozenset({"schema", "cmd", "target", "issued_at", "nonce", "key_id", "args", "sig"})
+_MEMBERS = frozenset(
+    {"schema", "cmd", "target", "topic", "issued_at", "nonce", "key_id", "args", "sig"}
+)
 _REQUIRED = _MEMBERS - {"key_id", "sig"}
 _NAMES = frozenset(Name)
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _SIG = re.compile(r"[A-Za-z0-9_-]{86}")  # 64 bytes, base64url without padding
-_PART = r"(?:\*|[A-Za-z0-9_-]{1,64})"
+_PART = r"[A-Za-z0-9_-]{1,64}"
 _TARGET = re.compile(rf"{_PART}/{_PART}/{_PART}")
+_TOPIC_MAX = 1024
 _MAX_MS = 2**53  # beyond this, JSON readers elsewhere lose precision
 
 
@@ -164,8 +177,10 @@ def check(payload: bytes, topic_name: str, checks: Checks, at_ms: int) -> Comman
     if document["args"] and name not in TAKES_ARGS:
         raise Refused(Outcome.MALFORMED, f"{name} takes no args", nonce)
     key_id = _verified_key(document, checks.keys, nonce)
-    if not _targets(document["target"], checks.identity):
+    if document["target"] != checks.gate:
         raise Refused(Outcome.WRONG_TARGET, f"for {document['target']}", nonce)
+    if document["topic"] != f"{checks.topic_root}/cmd/{topic_name}":
+        raise Refused(Outcome.WRONG_TARGET, f"signed for delivery on {document['topic']}", nonce)
     skew_ms = document["issued_at"] - at_ms
     if abs(skew_ms) > checks.max_skew_ms:
         when = "after" if skew_ms > 0 else "before"
@@ -229,7 +244,10 @@ def _shape_problem(document: dict[str, Any]) -> str | None:
         return "`cmd` must be a string"
     target = document["target"]
     if not isinstance(target, str) or not _TARGET.fullmatch(target):
-        return "`target` must be province/venue_id/gate_id, each part an id or *"
+        return "`target` must name one gate: province/venue_id/gate_id, no *"
+    topic = document["topic"]
+    if not isinstance(topic, str) or not 0 < len(topic) <= _TOPIC_MAX:
+        return f"`topic` must be the topic it is sent on (at most {_TOPIC_MAX} characters)"
     issued = document["issued_at"]
     if type(issued) is not int or not 0 < issued < _MAX_MS:
         return "`issued_at` must be Unix time in milliseconds"
@@ -250,40 +268,62 @@ def _verified_key(
     key = keys.get(key_id) if isinstance(key_id, str) else None
     if key is None:
         raise Refused(Outcome.BAD_SIGNATURE, "`key_id` is not an operations key here", nonce)
-    if not isinstance(sig, str) or not _SIG.fullmatch(sig):
-        raise Refused(Outcome.BAD_SIGNATURE, "`sig` is not a base64url Ed25519 signature", nonce)
-    signed = canonical({k: v for k, v in document.items() if k != "sig"}).encode("utf-8")
-    if not verify(key, Algorithm.ED25519, base64.urlsafe_b64decode(sig + "=="), signed):
-        raise Refused(Outcome.BAD_SIGNATURE, "the signature does not verify", nonce)
+    problem = signature_problem(document, key)
+    if problem is not None:
+        raise Refused(Outcome.BAD_SIGNATURE, problem, nonce)
     return key_id
 
 
-def _targets(target: str, identity: tuple[str, str, str]) -> bool:
-    return all(part in ("*", mine) for part, mine in zip(target.split("/"), identity, strict=True))
+def signature_problem(document: Mapping[str, Any], key: ed25519.Ed25519PublicKey) -> str | None:
+    """Why `sig` is not `key`'s Ed25519 signature over the other members (a command's or a
+    result's); None when it is."""
+    sig = document.get("sig")
+    if not isinstance(sig, str) or not _SIG.fullmatch(sig):
+        return "`sig` is not a base64url Ed25519 signature"
+    if document.get("key_id") != ed25519_kid(key).hex():
+        return "`key_id` is not the key's"
+    try:
+        signed = canonical({k: v for k, v in document.items() if k != "sig"}).encode("utf-8")
+    except (RecursionError, UnicodeEncodeError):  # nested too deep, a lone surrogate
+        return "the members cannot be put in canonical form"
+    signature = base64.urlsafe_b64decode(sig + "==")
+    if base64.urlsafe_b64encode(signature).rstrip(b"=").decode("ascii") != sig:
+        return "`sig` is not in canonical base64url (its unused bits are set)"
+    if not verify(key, Algorithm.ED25519, signature, signed):
+        return "the signature does not verify"
+    return None
+
+
+def _signed(key: ed25519.Ed25519PrivateKey, document: dict[str, Any]) -> dict[str, Any]:
+    """`document` with `key_id` and `sig` added (see the module docstring)."""
+    document = {**document, "key_id": ed25519_kid(key.public_key()).hex()}
+    signature = key.sign(canonical(document).encode("utf-8"))
+    document["sig"] = base64.urlsafe_b64encode(signature).rstrip(b"=").decode("ascii")
+    return document
 
 
 def sign(
     key: ed25519.Ed25519PrivateKey,
     name: str,
     target: str,
+    topic: str,
     args: Mapping[str, Any] | None = None,
     *,
     issued_at: int | None = None,
     nonce: str | None = None,
 ) -> dict[str, Any]:
-    """A signed envelope, now and with a fresh nonce unless told otherwise (tests are)."""
+    """A signed envelope for the gate `target`, delivered on `topic`; now and with a fresh
+    nonce unless told otherwise (tests are)."""
     document: dict[str, Any] = {
         "schema": SCHEMA,
         "cmd": name,
         "target": target,
+        "topic": topic,
         "issued_at": now_ms() if issued_at is None else issued_at,
         "nonce": nonce or secrets.token_urlsafe(16),
-        "key_id": ed25519_kid(key.public_key()).hex(),
         "args": dict(args or {}),
     }
-    signature = key.sign(canonical(document).encode("utf-8"))
-    document["sig"] = base64.urlsafe_b64encode(signature).rstrip(b"=").decode("ascii")
-    return document
+    return _signed(key, document)
 
 
 def encode(document: Mapping[str, Any]) -> bytes:
@@ -296,29 +336,54 @@ def result_payload(
     nonce: str | None,
     reason: Outcome,
     *,
+    gate: str,
     at_ms: int,
     state: Mapping[str, Any],
     detail: str | None = None,
+    device_key: ed25519.Ed25519PrivateKey | None = None,
 ) -> bytes:
-    """The answer on `cmd/<name>/result` (module docstring)."""
-    return encode(
-        {
-            "schema": RESULT_SCHEMA,
-            "cmd": name,
-            "nonce": nonce,
-            "ok": reason is Outcome.OK,
-            "reason": str(reason),
-            "at": at_ms,
-            "state": dict(state),
-            "detail": detail,
-        }
-    )
+    """The answer on `cmd/<name>/result` (module docstring), signed with `device_key`."""
+    document: dict[str, Any] = {
+        "schema": RESULT_SCHEMA,
+        "cmd": name,
+        "gate": gate,
+        "nonce": nonce,
+        "ok": reason is Outcome.OK,
+        "reason": str(reason),
+        "at": at_ms,
+        "state": dict(state),
+        "detail": detail,
+    }
+    if device_key is None:
+        return encode(document | {"key_id": None, "sig": None})
+    return encode(_signed(device_key, document))
+
+
+def result_problem(
+    result: Mapping[str, Any],
+    key: ed25519.Ed25519PublicKey | None,
+    *,
+    gate: str,
+    name: str,
+    nonce: str,
+) -> str | None:
+    """Why `result` is not the signed answer of `gate` (whose registered device key is
+    `key`) to the command `name` with `nonce`; None when it is."""
+    if key is None:
+        return f"no device key registered for {gate}"
+    if result.get("schema") != RESULT_SCHEMA:
+        return f"not a {RESULT_SCHEMA}"
+    if (result.get("gate"), result.get("cmd"), result.get("nonce")) != (gate, name, nonce):
+        return "not this gate's answer to this command"
+    if result.get("sig") is None:
+        return "unsigned (the gate has no device key)"
+    return signature_problem(result, key)
 
 
 def operations_keys(paths: Iterable[Path]) -> dict[str, ed25519.Ed25519PublicKey]:
     """The operations public keys by key_id, read by the trust store's own loader (which
     refuses a private key); TrustError when a file is missing, bad or holds a certificate."""
     store = load_trust(paths)
-    if store.signers:
+    if store.signers or store.authorities:
         raise TrustError("operations keys must be Ed25519 public keys, not certificates")
     return {kid.hex(): key.public_key for kid, key in store.pass_keys.items()}

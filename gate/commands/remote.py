@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from gate.commands.envelope import Outcome, Refused, encode
 from gate.errors import ConfigError, TrustError
-from gate.files import sync_directory, write_atomically
+from gate.files import make_private_directory, sync_directory, write_atomically
 from gate.policy import DenyList
 from gate.trust.store import TrustStore, load_trust
 
@@ -86,8 +86,8 @@ def replace_deny(state_dir: Path, args: Mapping[str, Any]) -> DenyList:
     try:
         deny = DenyList.model_validate(args)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
+        error = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in error["loc"])  # escaped where it is shown
         raise Refused(Outcome.INVALID_LIST, f"{where}: {error['msg']}") from exc
     lists = {name: sorted(getattr(deny, name)) for name in DenyList.model_fields}
     write_atomically(state_dir / REMOTE / DENY_FILE, encode({"v": VERSION, **lists}))
@@ -99,7 +99,7 @@ def replace_trust(config: "GateConfig", args: Mapping[str, Any]) -> TrustStore:
     list; the store it gives. Refused `invalid_list` leaves the old list in place."""
     name, data = _trust_file(args)
     remote = config.site.state_dir / REMOTE
-    remote.mkdir(parents=True, exist_ok=True)
+    make_private_directory(remote)
     staged = Path(tempfile.mkdtemp(prefix=_TRUST_DIR_PREFIX, dir=remote))
     try:
         write_atomically(staged / name, data)

@@ -1,11 +1,20 @@
 """The daemon's side of remote commands: checked, run and answered off the network thread.
 
-The publisher calls `_received` in its network thread for each message on `cmd/<name>`, and
-that only queues it (or answers `busy` when 32 already wait, `unavailable` once stopping).
-The `gate-commands` worker checks it (`envelope.check`, then the nonce book), runs it while
-holding the daemon's gate lock (a SIGHUP reload holds it too, so a command never meets a
-half-reloaded gate) and publishes exactly one result, with one log line, whatever happened;
-commands still queued when the service stops are answered `unavailable`.
+The publisher calls `_received` in its network thread for each message on `cmd/<name>`.
+That looks at the size first (a payload over `commands.max_payload_bytes` is turned away
+`oversized`, never queued or parsed), then only queues it: at most 32 commands and 4 MiB
+(or one largest command) wait, beyond that it is turned away `busy`; once stopping,
+`unavailable`. The `gate-commands` worker checks it (`envelope.check`, then the nonce book),
+runs it while holding the daemon's gate lock (a SIGHUP reload holds it too, so a command
+never meets a half-reloaded gate) and publishes one result, signed with the gate's device
+key (`gate.commands.device`), with one log line. Refusals before a command runs (turned
+away, or failing a check: unsigned, forged, replayed...) are answered and logged within a
+token bucket (`gate.commands.budget`), so a flood fills neither the outgoing queue nor the
+journal; a command that runs is always answered. A name that is not 1 to 64 of
+`[A-Za-z0-9_-]` is logged but not answered: its result topic could carry control characters
+that make a strict broker drop the gate. Commands still queued when the service stops are
+turned away `unavailable`. Everything from outside is logged escaped and bounded
+(`gate.logtext`).
 
 What each command does: `open` pulses the relay once (bounded by `relay_max_s`), also when
 locked (an operator's decision, like the exit button); `lock`, `emergency_open` and
@@ -15,20 +24,24 @@ sent first); `deny_list` and `trust_list` replace the remote list, then reload s
 effect; `status` answers with mode, counters, outbox, broker, clock and version.
 """
 
+import collections
 import functools
 import logging
-import queue
+import re
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gate import __version__
-from gate.commands import remote
+from gate.commands import device, remote
+from gate.commands.budget import RefusalBudget
 from gate.commands.envelope import (
     Checks,
     Command,
+    CommandError,
     Name,
     Outcome,
     Refused,
@@ -42,6 +55,7 @@ from gate.commands.nonces import NonceBook
 from gate.config.model import GateConfig
 from gate.daemon import JOIN_TIMEOUT_S, Gate, Mode
 from gate.errors import GateError, TrustError
+from gate.logtext import printable
 from gate.outbox.identity import clock_synced
 from gate.outbox.presence import outbox_section
 from gate.outbox.publisher import ANY_COMMAND, CommandHandler
@@ -52,12 +66,10 @@ from gate.trust.store import TrustStore, load_trust
 log = logging.getLogger(__name__)
 
 QUEUE_MAX = 32
+QUEUE_MAX_BYTES = 4 * 1_048_576
+_ANSWERABLE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a command name a result topic is made of
 _POLL_S = 0.25
 _DETAIL_MAX = 300
-_NONCE_REFUSALS = {
-    Outcome.REPLAYED: "nonce already accepted within the skew window",
-    Outcome.BUSY: "too many commands within the skew window",
-}
 
 Action = Callable[[Mapping[str, Any]], dict[str, Any]]
 
@@ -68,9 +80,43 @@ class Channel(Protocol):
     @property
     def connected(self) -> bool: ...
 
+    @property
+    def root(self) -> str: ...
+
     def on_command(self, name: str, handler: CommandHandler) -> None: ...
 
     def publish(self, suffix: str, payload: bytes, qos: int = 1) -> bool: ...
+
+
+class Inbox:
+    """Commands waiting for the worker, bounded in number and in bytes."""
+
+    def __init__(self, max_count: int) -> None:
+        self._max_count = max_count
+        self._items: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._bytes = 0
+        self._ready = threading.Condition()
+
+    def put(self, name: str, payload: bytes, max_bytes: int) -> bool:
+        """Queue unless `max_count` commands or `max_bytes` bytes would then wait."""
+        with self._ready:
+            if len(self._items) >= self._max_count or self._bytes + len(payload) > max_bytes:
+                return False
+            self._items.append((name, payload))
+            self._bytes += len(payload)
+            self._ready.notify()
+            return True
+
+    def get(self, timeout: float) -> tuple[str, bytes] | None:
+        """The oldest command, waiting up to `timeout`; None when there is none."""
+        with self._ready:
+            if not self._items:
+                self._ready.wait(timeout)
+            if not self._items:
+                return None
+            name, payload = self._items.popleft()
+            self._bytes -= len(payload)
+            return name, payload
 
 
 class CommandService:
@@ -90,10 +136,13 @@ class CommandService:
         self._lock = lock
         self._restart = restart
         self._outbox = outbox
-        self._queue: queue.Queue[tuple[str, bytes]] = queue.Queue(QUEUE_MAX)
+        self._inbox = Inbox(QUEUE_MAX)
+        self._budget = RefusalBudget()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._nonces = NonceBook(gate.config.site.state_dir, now_ms())
+        state_dir = gate.config.site.state_dir
+        self._nonces = NonceBook(state_dir)
+        self._device_key = _device_key(state_dir)
         self._keys_of: GateConfig | None = None
         self._keys: dict[str, ed25519.Ed25519PublicKey] = {}
         self._actions: dict[Name, Action] = {
@@ -128,64 +177,74 @@ class CommandService:
             if self._thread.is_alive():
                 log.error("command worker did not stop within %s s", timeout)
                 return
-        while True:
-            try:
-                name, payload = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            self._turn_away(name, payload, Outcome.UNAVAILABLE, "the gate is stopping")
+        while (waiting := self._inbox.get(0)) is not None:
+            self._turn_away(*waiting, Outcome.UNAVAILABLE, "the gate is stopping")
 
     def _received(self, name: str, payload: bytes) -> None:
-        """In the publisher's network thread: queue and return."""
+        """In the publisher's network thread: size first, then queue and return."""
+        limit = self._gate.config.commands.max_payload_bytes
         if self._stop.is_set():
             self._turn_away(name, payload, Outcome.UNAVAILABLE, "the gate is stopping")
-            return
-        try:
-            self._queue.put_nowait((name, payload))
-        except queue.Full:
-            self._turn_away(name, payload, Outcome.BUSY, f"{QUEUE_MAX} commands already wait")
+        elif len(payload) > limit:
+            self._turn_away(
+                name, payload, Outcome.OVERSIZED, f"{len(payload)} bytes, at most {limit}"
+            )
+        elif not self._inbox.put(name, payload, max(QUEUE_MAX_BYTES, limit)):
+            self._turn_away(name, payload, Outcome.BUSY, "too many commands already wait")
 
     def _turn_away(self, name: str, payload: bytes, reason: Outcome, detail: str) -> None:
-        """Answer a command that will not be looked at, with its nonce when one can be read."""
-        readable = len(payload) <= self._gate.config.commands.max_payload_bytes
-        self._answer(name, nonce_of(payload) if readable else None, reason, detail, {})
+        """Answer, within the budget, a command that will not be looked at, with its nonce
+        when one can be read (never from an oversized payload)."""
+        if self._budget.allow(reason):
+            readable = len(payload) <= self._gate.config.commands.max_payload_bytes
+            self._answer(name, nonce_of(payload) if readable else None, reason, detail, {})
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                name, payload = self._queue.get(timeout=_POLL_S)
-            except queue.Empty:
+            summary = self._budget.summary()
+            if summary is not None:
+                log.warning("%s", summary)
+            waiting = self._inbox.get(_POLL_S)
+            if waiting is None:
                 continue
             try:
-                self._handle(name, payload)
+                self._handle(*waiting)
             except Exception:  # the worker must outlive any command
-                log.exception("command %s: answering failed", name)
+                log.exception("command %s: answering failed", printable(waiting[0]))
 
     def _handle(self, name: str, payload: bytes) -> None:
-        nonce: str | None = None
-        key_id: str | None = None
-        reason, detail, state = Outcome.OK, None, {}
         try:
             command = self._accept(name, payload)
-            nonce, key_id = command.nonce, command.key_id
-            with self._lock:
-                state = self._actions[command.name](command.args)
         except Refused as refused:
-            nonce = nonce or refused.nonce
-            reason, detail = refused.reason, refused.detail
+            if self._budget.allow(refused.reason):
+                self._answer(name, refused.nonce, refused.reason, refused.detail, {})
+            return
+        reason, detail, state = self._execute(command)
+        self._answer(name, command.nonce, reason, detail, state, command.key_id)
+
+    def _execute(self, command: Command) -> tuple[Outcome, str | None, dict[str, Any]]:
+        """Run a checked command under the gate lock: its outcome, detail and state."""
+        try:
+            with self._lock:
+                return Outcome.OK, None, self._actions[command.name](command.args)
+        except Refused as refused:
+            return refused.reason, refused.detail, {}
         except Exception as exc:
-            log.exception("command %s failed", name)
-            reason, detail = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
-        self._answer(name, nonce, reason, detail, state, key_id)
+            log.exception("command %s failed", command.name)
+            return Outcome.FAILED, f"{type(exc).__name__}: {exc}", {}
 
     def _accept(self, name: str, payload: bytes) -> Command:
         """The command, checked and its nonce claimed (on disk) before it runs."""
         at = now_ms()
         checks = self._checks()
         command = check(payload, name, checks, at)
-        refusal = self._nonces.claim(command.nonce, command.issued_at, at, checks.max_skew_ms)
+        try:
+            refusal = self._nonces.claim(command.nonce, command.issued_at, at, checks.max_skew_ms)
+        except OSError as exc:
+            detail = f"the nonce cannot be stored: {exc}"
+            raise Refused(Outcome.FAILED, detail, command.nonce) from exc
         if refusal is not None:
-            raise Refused(refusal, _NONCE_REFUSALS[refusal], command.nonce)
+            raise Refused(*refusal, command.nonce)
         return command
 
     def _checks(self) -> Checks:
@@ -193,7 +252,7 @@ class CommandService:
         (a rotated key file takes effect without a restart); an unusable one disables
         commands, and the gate keeps working."""
         config = self._gate.config
-        commands, site = config.commands, config.site
+        commands = config.commands
         if config is not self._keys_of:
             self._keys_of = config
             try:
@@ -203,7 +262,8 @@ class CommandService:
                 self._keys = {}
         return Checks(
             keys=self._keys,
-            identity=(site.province, site.venue_id, site.gate_id),
+            gate=_gate_name(config),
+            topic_root=self._channel.root,
             max_skew_ms=round(commands.max_skew_s * 1000),
             max_bytes=commands.max_payload_bytes,
         )
@@ -217,22 +277,28 @@ class CommandService:
         state: Mapping[str, Any],
         key_id: str | None = None,
     ) -> None:
-        """One result and one log line per command; `key_id` says who signed it."""
-        detail = detail[:_DETAIL_MAX] if detail else None
+        """One signed result and one log line; `key_id` says who signed the command. The
+        name (from the topic) and the detail (it may quote the command) are escaped."""
+        detail = printable(detail, _DETAIL_MAX) if detail else None
         signer = f", key {key_id}" if key_id else ""
+        shown = printable(name)
         if reason is Outcome.OK:
-            log.info("command %s (nonce %s%s): done", name, nonce, signer)
+            log.info("command %s (nonce %s%s): done", shown, nonce, signer)
         else:
             log.warning(
-                "command %s (nonce %s%s) refused: %s (%s)", name, nonce, signer, reason, detail
+                "command %s (nonce %s%s) refused: %s (%s)", shown, nonce, signer, reason, detail
             )
+        if not _ANSWERABLE.fullmatch(name):
+            return  # a result topic made of it could get the gate disconnected
         payload = result_payload(
             name,
             nonce,
             reason,
+            gate=_gate_name(self._gate.config),
             at_ms=now_ms(),
             state={"mode": str(self._gate.mode), **state},
             detail=detail,
+            device_key=self._device_key,
         )
         self._channel.publish(f"cmd/{name}/result", payload)
 
@@ -295,6 +361,22 @@ class CommandService:
             "remote_deny": _sizes(remote.read_deny(state_dir)),
             "remote_trust": _store_sizes(load_trust([trust])) if trust is not None else None,
         }
+
+
+def _gate_name(config: GateConfig) -> str:
+    """`province/venue_id/gate_id`: the one `target` this gate obeys, and how it answers."""
+    site = config.site
+    return f"{site.province}/{site.venue_id}/{site.gate_id}"
+
+
+def _device_key(state_dir: Path) -> ed25519.Ed25519PrivateKey | None:
+    """The key results are signed with; without it results go unsigned (and their sender
+    says it cannot verify them), but commands still run."""
+    try:
+        return device.load_or_create(state_dir)
+    except CommandError as exc:
+        log.error("results will be unsigned: %s", exc)
+        return None
 
 
 def _sizes(deny: DenyList) -> dict[str, int]:

@@ -12,6 +12,10 @@ from gate.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 
+MAX_CONFIG_BYTES = 1_048_576
+"""A gate's config is a few kilobytes; anything near this is not one (and would be parsed
+on every start and reload)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ConfigProblem:
@@ -37,7 +41,11 @@ def load_model(path: Path, model: type[M]) -> M:
     """Load `path` and validate it as `model`, raising ConfigError with every problem found."""
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{file}: config file too large (more than {MAX_CONFIG_BYTES} bytes)")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{file}: config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -128,8 +136,18 @@ def _node_at(root: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
     return node
 
 
-def _duplicate_keys(file: str, node: yaml.Node | None, path: str = "") -> Iterator[ConfigProblem]:
-    """YAML silently keeps the last of two equal keys: a typo'd copy would hide the first."""
+def _duplicate_keys(
+    file: str, node: yaml.Node | None, path: str = "", visited: set[int] | None = None
+) -> Iterator[ConfigProblem]:
+    """YAML silently keeps the last of two equal keys: a typo'd copy would hide the first.
+
+    Each node is visited once: an alias points at a node already walked, and following
+    every alias of nested aliases ("billion laughs") would take exponential time.
+    """
+    visited = set() if visited is None else visited
+    if node is None or id(node) in visited:
+        return
+    visited.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -138,7 +156,7 @@ def _duplicate_keys(file: str, node: yaml.Node | None, path: str = "") -> Iterat
                 line = key_node.start_mark.line + 1
                 yield ConfigProblem(file, key, line, "key appears more than once")
             seen.add(key_node.value)
-            yield from _duplicate_keys(file, value_node, key)
+            yield from _duplicate_keys(file, value_node, key, visited)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            yield from _duplicate_keys(file, item, f"{path}.{index}")
+            yield from _duplicate_keys(file, item, f"{path}.{index}", visited)

@@ -34,7 +34,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
 from gate.credentials.fields import iso_date, iso_instant, small_int, text_value
@@ -47,9 +46,10 @@ from gate.credentials.model import (
     Refusal,
     judged,
 )
+from gate.errors import TrustError
 from gate.reasons import Reason
 from gate.trust.keys import Algorithm, raw_ecdsa_to_der, verify
-from gate.trust.store import Signer, signer_from_certificate
+from gate.trust.store import Signer, strict_signer_from_der
 
 _START = re.compile(r'\s*\{\s*"(?:data|sig)"\s*:')
 _COUNTRY = re.compile(r"[A-Z]{3}|[A-Z]<<|[A-Z]{2}<")
@@ -304,8 +304,6 @@ def _unbase64url(text: object) -> bytes | None:
 def _certificate(der: bytes) -> Signer | None:
     """The seal's certificate, or None when it is not one the gate can use."""
     try:
-        return signer_from_certificate(x509.load_der_x509_certificate(der), "seal")
-    except (ValueError, TypeError, x509.InvalidVersion):
-        # TrustError is a ValueError; cryptography raises InvalidVersion for an X.509
-        # version it does not know, and TypeError for a name it cannot render as text.
+        return strict_signer_from_der(der, "seal")
+    except TrustError:
         return None

@@ -14,11 +14,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from gate.commands.remote import trust_paths
 from gate.credentials.cli import add_judge_options, instant, judge_config, report
 from gate.credentials.model import Kind
-from gate.errors import PassError
+from gate.errors import DccTestDataError, PassError
 from gate.policy import Judge
 from gate.trust import dgc_testdata, passes
 from gate.trust.keys import PublicKey
-from gate.trust.store import Signer, TrustStore, load_trust
+from gate.trust.store import DocumentSigner, Role, TrustStore, load_trust
 
 
 def add_trust_commands(commands: Any) -> None:
@@ -41,7 +41,10 @@ def add_trust_commands(commands: Any) -> None:
         description=(
             "Load test cases in the EU dgc-testdata JSON format (files, or directories "
             "searched for *.json) and print, per case, each expected result beside the "
-            "gate's and the gate's own verdict. Exit 1 when any differs."
+            "gate's and the gate's own verdict, then a summary line on stderr (cases, how many "
+            "agree with the expected verdict, differences by check). A case file that cannot "
+            "be read is that case's failure; the run goes on. Exit 1 when any case differs "
+            "or cannot be read."
         ),
     )
     testdata.add_argument("paths", nargs="+", type=Path, metavar="PATH")
@@ -113,8 +116,8 @@ def _trust_list(args: argparse.Namespace) -> int:
 
 def trust_rows(store: TrustStore, at: datetime) -> Iterator[dict[str, Any]]:
     """What `gate trust list` prints: one row per pinned certificate or key."""
-    for signer in store.signers.values():
-        yield _signer_row(signer, at)
+    for role, signer in store.pinned():
+        yield _signer_row(role, signer, at)
     for key in store.pass_keys.values():
         yield {
             "role": "pass_key",
@@ -126,12 +129,12 @@ def trust_rows(store: TrustStore, at: datetime) -> Iterator[dict[str, Any]]:
         }
 
 
-def _signer_row(signer: Signer, at: datetime) -> dict[str, Any]:
+def _signer_row(role: Role, signer: DocumentSigner, at: datetime) -> dict[str, Any]:
     window = signer.window_problem(at)
     return {
-        "role": "country_signing_ca" if signer.is_ca else "document_signer",
+        "role": role,
         "kid": base64.b64encode(signer.kid).decode(),
-        "subject": signer.certificate.subject.rfc4514_string(),
+        "subject": signer.subject,
         "algorithm": _key_description(signer.public_key),
         "not_before": signer.not_before.isoformat(),
         "not_after": signer.not_after.isoformat(),
@@ -151,29 +154,34 @@ def _key_description(key: PublicKey) -> str:
 
 
 def _trust_testdata(args: argparse.Namespace) -> int:
+    """One JSON line per case (a case file that cannot be read is that case's failure, and
+    the run goes on), then the summary line on stderr."""
     decoder = _picture_decoder() if args.pictures else None
-    failed = False
+    tally = dgc_testdata.Tally()
     for path in _case_files(args.paths):
-        outcome = dgc_testdata.evaluate(dgc_testdata.load_file(path), decoder)
-        credential = outcome.credential
-        failed |= bool(outcome.mismatches)
-        print(
-            json.dumps(
-                {
-                    "file": str(path),
-                    "description": outcome.case.description,
-                    "pass": not outcome.mismatches,
-                    "checks": {
-                        name: {"expected": expected, "got": outcome.checks.get(name)}
-                        for name, expected in outcome.case.expected.items()
-                    },
-                    "gate": None if credential is None else report(credential),
+        try:
+            outcome = dgc_testdata.evaluate(dgc_testdata.load_file(path), decoder)
+        except DccTestDataError as exc:
+            tally.add_unreadable()
+            row: dict[str, Any] = {"file": str(path), "pass": False, "error": str(exc)}
+        else:
+            disagreements = tally.add(outcome)
+            credential = outcome.credential
+            row = {
+                "file": str(path),
+                "description": outcome.case.description,
+                "pass": not outcome.mismatches,
+                "verdict_agrees": not disagreements,
+                "verdict_disagreements": disagreements,
+                "checks": {
+                    name: {"expected": expected, "got": outcome.checks.get(name)}
+                    for name, expected in outcome.case.expected.items()
                 },
-                ensure_ascii=False,
-            ),
-            flush=True,
-        )
-    return 1 if failed else 0
+                "gate": None if credential is None else report(credential),
+            }
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+    print(tally.line(), file=sys.stderr)
+    return 0 if tally.all_met else 1
 
 
 def _case_files(paths: list[Path]) -> Iterator[Path]:
@@ -193,7 +201,10 @@ def _picture_decoder() -> dgc_testdata.PictureDecoder:
     decoder = make_decoder(DecoderConfig())
 
     def texts(png: bytes) -> list[str]:
-        grey = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
+        try:
+            grey = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
+        except (OSError, ValueError, Image.DecompressionBombError):  # not a readable PNG
+            return []
         return [code.text for code in decoder.decode(grey)]
 
     return texts

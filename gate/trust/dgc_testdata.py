@@ -4,8 +4,10 @@ A case (one JSON file) gives the layers of one certificate (`JSON`, `CBOR`, `COS
 `COMPRESSED`, `BASE45`, `PREFIX`, `2DCODE`), a context (`TESTCTX`: the signer's DER
 `CERTIFICATE`, base64, and a `VALIDATIONCLOCK`) and the expected outcome of each check
 (`EXPECTEDRESULTS`). Each check is computed here with the gate's own HC1 functions, with a
-trust store holding just the case's certificate under its EU kid (SHA-256 of the DER, first
-8 bytes), so that a case whose message names another kid fails to verify as it should.
+trust store holding just the case's certificate, as a document signer (the case says it is
+the signer's), under its EU kid (SHA-256 of the DER, first 8 bytes), so that a case whose
+message names another kid fails to verify as it should. The certificate is read as
+`trust.paths` reads it: strictly, or leniently when only its DER's strictness is wrong.
 
 Checks and what decides them (the dgc-testdata README's definitions):
 - UNPREFIX: `PREFIX` starts `HC1:` and the rest is `BASE45` (or decodes, without BASE45).
@@ -15,31 +17,34 @@ Checks and what decides them (the dgc-testdata README's definitions):
 - EXPIRATIONCHECK: at the clock, `iat` has passed and `exp` has not (EU rules only, not
   Vietnam's 12 months).
 - KEYUSAGE: it verifies, and the certificate's extended key usage allows its type.
-- DECODE: the COSE payload equals `CBOR` (compared decoded: map order is free).
-- VALIDJSON: the whole chain from `PREFIX` yields `JSON`.
+- DECODE: the COSE payload equals `CBOR` (compared decoded: map order is free); issuers
+  give either the whole CWT claims map or just its health certificate (claim -260, 1).
+- VALIDJSON: the whole chain from `PREFIX` yields `JSON` (date-times compared as instants).
 - SCHEMAVALIDATION: the payload passes the gate's schema checks.
 - PICTUREDECODE: the `2DCODE` PNG decodes to `PREFIX` (only when a decoder is given).
 VALIDOBJECT and ENCODE test an issuer's encoder, not a verifier: reported as skipped.
 The COSE under test is `COSE` when given, else the one the `PREFIX` chain yields.
+
+Beside the checks, the gate's own verdict on `PREFIX` (what `gate parse` says) is held
+against the case: `verdict_disagreements`, summed up by `Tally` (docs/conformance.md).
 """
 
 import base64
 import binascii
 import datetime
 import json
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-
 from gate.credentials import base45, cbor, dcc, parse
 from gate.credentials.fields import iso_instant
 from gate.credentials.model import Credential
-from gate.errors import DccTestDataError
+from gate.errors import DccTestDataError, TrustError
 from gate.reasons import Reason
-from gate.trust.store import TrustStore, signer_from_certificate
+from gate.trust.store import DocumentSigner, TrustStore, signer_from_der
 
 #: A function from a PNG file's bytes to the texts of the QR codes in it.
 PictureDecoder = Callable[[bytes], list[str]]
@@ -61,7 +66,7 @@ class TestCase:
     cbor_payload: bytes | None = None
     json_payload: Any = None
     picture: bytes | None = None
-    certificate: x509.Certificate | None = None
+    signer: DocumentSigner | None = None
     clock: datetime.datetime | None = None
     trust: TrustStore = field(default_factory=TrustStore)
 
@@ -84,6 +89,71 @@ class Outcome:
         }
 
 
+#: The checks the gate's verdict is held against (docs/conformance.md): `verified` must equal
+#: EXPECTEDVERIFY, and a case expected to fail decoding or the expiry check must not be valid.
+VERDICT_CHECKS = ("EXPECTEDVERIFY", "EXPECTEDDECODE", "EXPECTEDEXPIRATIONCHECK")
+
+
+def verdict_disagreements(outcome: Outcome) -> list[str]:
+    """The VERDICT_CHECKS on which the gate's verdict disagrees with the case; empty when it
+    agrees. A case the gate could not parse at all disagrees on each check it names."""
+    expected, credential = outcome.case.expected, outcome.credential
+    if credential is None:
+        return [name for name in VERDICT_CHECKS if name in expected]
+    wrong = []
+    if "EXPECTEDVERIFY" in expected and credential.verified != expected["EXPECTEDVERIFY"]:
+        wrong.append("EXPECTEDVERIFY")
+    wrong += [
+        name for name in VERDICT_CHECKS[1:] if expected.get(name) is False and credential.valid
+    ]
+    return wrong
+
+
+@dataclass(slots=True)
+class Tally:
+    """A run over many cases: how many agree with the expected verdict, and which checks
+    differ how often. A case file that cannot be read counts as a case that fails."""
+
+    cases: int = 0
+    agreeing: int = 0
+    unreadable: int = 0
+    disagreeing: Counter[str] = field(default_factory=Counter)  # verdict checks, per case
+    differing: Counter[str] = field(default_factory=Counter)  # every expected result
+
+    def add(self, outcome: Outcome) -> list[str]:
+        """Count one case; its verdict disagreements (empty when it agrees)."""
+        self.cases += 1
+        wrong = verdict_disagreements(outcome)
+        self.agreeing += not wrong
+        self.disagreeing.update(wrong)
+        self.differing.update(list(outcome.mismatches))
+        return wrong
+
+    def add_unreadable(self) -> None:
+        self.cases += 1
+        self.unreadable += 1
+
+    @property
+    def all_met(self) -> bool:
+        """Every case read, and every expected result met."""
+        return not (self.unreadable or self.differing)
+
+    def line(self) -> str:
+        """One line: cases, agreeing, disagreeing by check, differing results, unreadable."""
+        share = f" ({100 * self.agreeing / self.cases:.1f}%)" if self.cases else ""
+        disagreeing = self.cases - self.agreeing - self.unreadable
+        return (
+            f"{self.cases} cases: {self.agreeing} agree with the expected verdict{share}, "
+            f"{disagreeing} disagree (by check: {_by_check(self.disagreeing)}); "
+            f"expected results differing by check: {_by_check(self.differing)}; "
+            f"{self.unreadable} unreadable"
+        )
+
+
+def _by_check(counts: Counter[str]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items())) or "none"
+
+
 def load_case(text: str, name: str = "case") -> TestCase:
     """A test case from the JSON text of one file."""
     try:
@@ -96,7 +166,7 @@ def load_case(text: str, name: str = "case") -> TestCase:
     expected = raw.get("EXPECTEDRESULTS") or {}
     if not isinstance(context, dict) or not isinstance(expected, dict):
         raise DccTestDataError(f"{name}: TESTCTX and EXPECTEDRESULTS must be objects")
-    certificate = _certificate(context.get("CERTIFICATE"), name)
+    signer = _signer(context.get("CERTIFICATE"), name)
     return TestCase(
         name=name,
         description=str(context.get("DESCRIPTION", "")),
@@ -108,9 +178,9 @@ def load_case(text: str, name: str = "case") -> TestCase:
         cbor_payload=_hex(raw, "CBOR", name),
         json_payload=raw.get("JSON"),
         picture=_base64(raw.get("2DCODE"), f"{name}: 2DCODE"),
-        certificate=certificate,
+        signer=signer,
         clock=_clock(context.get("VALIDATIONCLOCK"), name),
-        trust=TrustStore.of([signer_from_certificate(certificate, name)] if certificate else []),
+        trust=TrustStore.of(listed=[signer] if signer else []),
     )
 
 
@@ -130,6 +200,7 @@ def evaluate(case: TestCase, pictures: PictureDecoder | None = None) -> Outcome:
     claims = claims if isinstance(claims, dcc.Claims) else None
     certificate = dcc.read_certificate(claims) if claims else None
     certificate = certificate if isinstance(certificate, dcc.Certificate) else None
+    health_type = dcc.certificate_type(claims.hcert) if claims else None
     signer = case.trust.signers.get(sign1.kid) if sign1 and sign1.kid is not None else None
     verified = bool(sign1 and signer and dcc.signature_valid(sign1, signer))
     checks: dict[str, bool | None] = {
@@ -142,9 +213,9 @@ def evaluate(case: TestCase, pictures: PictureDecoder | None = None) -> Outcome:
         ),
         "EXPECTEDKEYUSAGE": (
             verified
-            and certificate is not None
             and signer is not None
-            and dcc.key_usage_allows(signer, certificate.health.type)
+            and health_type is not None
+            and dcc.key_usage_allows(signer, health_type)
             if cose is not None
             else None
         ),
@@ -221,19 +292,29 @@ def _valid_json(case: TestCase) -> bool | None:
     return _plain(claims.hcert) == _plain(case.json_payload)
 
 
-def _same_cbor(one: bytes, other: bytes) -> bool:
-    return _plain(cbor.load(one)) == _plain(cbor.load(other))
+def _same_cbor(payload: bytes, expected: bytes) -> bool:
+    claims, target = _plain(cbor.load(payload)), _plain(cbor.load(expected))
+    wrapper = claims.get("-260") if isinstance(claims, dict) else None
+    hcert = wrapper.get("1") if isinstance(wrapper, dict) else None
+    return target is not None and target in (claims, hcert)
 
 
 def _plain(value: Any) -> Any:
-    """Maps as dicts with text keys, sequences as lists, integral floats as ints: a JSON
-    document and its CBOR encoding compare equal."""
+    """Maps as dicts with text keys, sequences as lists, integral floats as ints, date-times
+    (text or CBOR tag 0) as the instant they name: a JSON document and its CBOR encoding
+    compare equal when their contents do."""
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    moment = value if isinstance(value, datetime.datetime) else None
+    if isinstance(value, str) and "T" in value:
+        moment = iso_instant(value)
+    if moment is not None:
+        aware = moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+        return aware.astimezone(datetime.UTC).isoformat()
     return value
 
 
@@ -265,13 +346,13 @@ def _base64(value: object, where: str) -> bytes | None:
         raise DccTestDataError(f"{where}: invalid base64") from exc
 
 
-def _certificate(value: object, name: str) -> x509.Certificate | None:
+def _signer(value: object, name: str) -> DocumentSigner | None:
     der = _base64(value, f"{name}: TESTCTX.CERTIFICATE")
     if der is None:
         return None
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+        return signer_from_der(der, name)
+    except TrustError as exc:
         raise DccTestDataError(f"{name}: TESTCTX.CERTIFICATE is not a DER certificate") from exc
 
 

@@ -47,24 +47,30 @@ def raw_ecdsa_to_der(signature: bytes) -> bytes | None:
     return encode_dss_signature(r, s)
 
 
+def suits(key: PublicKey, algorithm: Algorithm) -> bool:
+    """Whether `key` can sign under `algorithm`: ES256 is ECDSA on P-256 only (the hcert
+    specification's primary algorithm), PS256 an RSA key, Ed25519 an Ed25519 key."""
+    if algorithm is Algorithm.ES256:
+        return isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1"
+    if algorithm is Algorithm.PS256:
+        return isinstance(key, rsa.RSAPublicKey)
+    return isinstance(key, ed25519.Ed25519PublicKey)
+
+
 def verify(key: PublicKey, algorithm: Algorithm, signature: bytes, message: bytes) -> bool:
     """True when `signature` over `message` verifies with `key` under `algorithm`.
 
-    ES256 takes the DER form (see raw_ecdsa_to_der). A key of the wrong type for the
-    algorithm, or an EC key on another curve, never verifies.
+    ES256 takes the DER form (see raw_ecdsa_to_der). A key that does not suit the algorithm
+    (`suits`) never verifies.
     """
+    if not suits(key, algorithm):
+        return False
     try:
-        if algorithm is Algorithm.ES256:
-            if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-                return False
+        if isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(signature, message, ec.ECDSA(_SHA256))
-        elif algorithm is Algorithm.PS256:
-            if not isinstance(key, rsa.RSAPublicKey):
-                return False
+        elif isinstance(key, rsa.RSAPublicKey):
             key.verify(signature, message, _PSS, _SHA256)
         else:
-            if not isinstance(key, ed25519.Ed25519PublicKey):
-                return False
             key.verify(signature, message)
     except (InvalidSignature, ValueError):
         return False

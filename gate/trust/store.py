@@ -3,13 +3,24 @@
 Loaded once, at start and on reload (`load_trust`), from files or directories of:
 - certificates, PEM (`.pem`, `.crt`, `.cer`) or DER (`.der`, `.cer`, `.crt`): HC1 Document
   Signer Certificates, indexed by their EU `kid` (SHA-256 of the DER, first 8 bytes), and
-  country signing CAs (a CA certificate: basic constraints `ca=true`) for VDS-NC;
+  country signing CAs (a CA certificate: basic constraints `ca=true`) for VDS-NC. The two
+  roles are kept apart: a CA verifies VDS-NC seal certificates only, never an HC1, and a
+  document signer never anchors a chain;
 - Ed25519 public keys, PEM `PUBLIC KEY` (`.pem`, `.pub`): gate-pass verification keys,
   indexed by the SHA-256 of the raw key, first 8 bytes;
 - `kid -> certificate` JSON maps (`.json`): `{"<kid, base64>": "<DER certificate, base64,
-  or PEM>"}`; the given kid is used as is (a national list may use its own).
+  or PEM>"}`; the given kid is used as is (a national list may use its own). A kid map is a
+  list of HC1 document signers: its entries are document signers even when self-signed with
+  `ca=true` (the hcert specification allows a country's CSCA to be its DSC).
 Other files (README, hidden files) are ignored. Never fetched or read at scan time: the
 parsers get the loaded store through their context.
+
+Certificates are parsed strictly (`cryptography`). Some real document signers carry DER that
+strict parsing refuses though every verifier reads them (an explicitly encoded default in
+BasicConstraints, an empty ExtendedKeyUsage): those are read leniently with `asn1crypto`, for
+what an HC1 check needs (key, validity, usages), and only as document signers. A certificate
+that neither reads (an X.509 version other than 1-3, a name that does not decode, a key that
+is neither EC nor RSA) is a TrustError at load.
 """
 
 import base64
@@ -18,8 +29,11 @@ import datetime
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
+from asn1crypto import pem as asn1_pem
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -50,14 +64,22 @@ class TrustConfig(Section):
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Signer:
-    """A pinned certificate, with what verification needs of it extracted once, at load."""
+class Role(StrEnum):
+    """What a pinned certificate is trusted for; each role verifies only its own kind."""
 
-    certificate: x509.Certificate
+    DOCUMENT_SIGNER = "document_signer"  # signs HC1 certificates
+    COUNTRY_SIGNING_CA = "country_signing_ca"  # signs VDS-NC seal certificates
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentSigner:
+    """A pinned HC1 Document Signer: what verification needs of it, extracted once, at load."""
+
     public_key: PublicKey
     kid: bytes
     source: str
+    subject: str
+    der: bytes
     not_before: datetime.datetime
     not_after: datetime.datetime
     usages: frozenset[str]  # extended key usage OIDs, dotted; empty when absent
@@ -73,6 +95,13 @@ class Signer:
 
 
 @dataclass(frozen=True, slots=True)
+class Signer(DocumentSigner):
+    """A certificate parsed strictly: chains (VDS-NC) need the whole certificate."""
+
+    certificate: x509.Certificate
+
+
+@dataclass(frozen=True, slots=True)
 class PassKey:
     """A gate-pass verification key (the private half stays with the operator)."""
 
@@ -83,40 +112,71 @@ class PassKey:
 
 @dataclass(frozen=True, slots=True)
 class TrustStore:
-    """Everything pinned, indexed for scan-time lookups. Immutable: a reload builds a new one."""
+    """Everything pinned, indexed for scan-time lookups. Immutable: a reload builds a new one.
 
-    signers: Mapping[bytes, Signer] = field(default_factory=dict)
+    `signers` are the HC1 document signers by kid; `authorities` the country signing CAs by
+    subject, for VDS-NC chains. A CA is never in `signers`: its key signs certificates, not
+    health certificates.
+    """
+
+    signers: Mapping[bytes, DocumentSigner] = field(default_factory=dict)
     authorities: Mapping[x509.Name, tuple[Signer, ...]] = field(default_factory=dict)
     pass_keys: Mapping[bytes, PassKey] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, signers: Iterable[Signer] = (), pass_keys: Iterable[PassKey] = ()) -> "TrustStore":
-        """A store of these entries; a kid given twice for different keys is an error."""
-        by_kid: dict[bytes, Signer] = {}
+    def of(
+        cls,
+        signers: Iterable[DocumentSigner] = (),
+        pass_keys: Iterable[PassKey] = (),
+        *,
+        listed: Iterable[DocumentSigner] = (),
+    ) -> "TrustStore":
+        """A store of these entries: `signers` in the role their basic constraints give
+        (a CA anchors VDS-NC chains, any other signs HC1), `listed` (kid maps) as document
+        signers whatever their constraints. A kid given twice for different certificates is
+        an error."""
+        by_kid: dict[bytes, DocumentSigner] = {}
         authorities: dict[x509.Name, tuple[Signer, ...]] = {}
-        for signer in signers:
+        document_kids: set[bytes] = set()
+        for signer, is_listed in [*((s, False) for s in signers), *((s, True) for s in listed)]:
             known = by_kid.get(signer.kid)
             if known is not None:
-                if known.certificate != signer.certificate:
+                if known.der != signer.der:
                     raise TrustError(
                         f"kid {_b64(signer.kid)} names two certificates: "
                         f"{known.source} and {signer.source}"
                     )
                 continue
             by_kid[signer.kid] = signer
-            if signer.is_ca:
+            if is_listed or not signer.is_ca:
+                document_kids.add(signer.kid)
+            elif isinstance(signer, Signer):
                 subject = signer.certificate.subject
                 authorities[subject] = (*authorities.get(subject, ()), signer)
+            else:
+                raise TrustError(
+                    f"{signer.source}: a CA certificate must parse strictly to anchor a chain"
+                )
+        document_signers = {kid: by_kid[kid] for kid in by_kid if kid in document_kids}
         keys: dict[bytes, PassKey] = {}
         for key in pass_keys:
             keys.setdefault(key.kid, key)
-        return cls(by_kid, authorities, keys)
+        return cls(document_signers, authorities, keys)
+
+    def pinned(self) -> Iterator[tuple[Role, DocumentSigner]]:
+        """Every pinned certificate with its role, document signers first, then CAs."""
+        for signer in self.signers.values():
+            yield Role.DOCUMENT_SIGNER, signer
+        for group in self.authorities.values():
+            for authority in group:
+                yield Role.COUNTRY_SIGNING_CA, authority
 
 
 def signer_from_certificate(
     certificate: x509.Certificate, source: str, kid: bytes | None = None
 ) -> Signer:
-    """A Signer from a certificate; the kid defaults to the EU one (SHA-256 of the DER).
+    """A Signer from a strictly parsed certificate; the kid defaults to the EU one (SHA-256
+    of the DER, first 8 bytes).
 
     Every field verification reads is parsed here, once: cryptography parses lazily, and a
     broken name or extension must fail at load (TrustError), never at scan time.
@@ -124,30 +184,103 @@ def signer_from_certificate(
     try:
         public_key = certificate.public_key()
         usages = _usages(certificate)
-        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
-        is_ca = constraints.value.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
-    except (ValueError, UnsupportedAlgorithm, x509.DuplicateExtension) as exc:
-        raise TrustError(f"{source}: unusable certificate ({exc})") from exc
-    try:
-        certificate.subject.rfc4514_string()
+        subject = certificate.subject.rfc4514_string()
         certificate.issuer.rfc4514_string()
-    except ValueError as exc:
-        raise TrustError(f"{source}: certificate names do not parse ({exc})") from exc
-    if not isinstance(public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
-        raise TrustError(f"{source}: certificate key is neither EC nor RSA")
+        is_ca = _is_ca(certificate)
+        not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    except (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension) as exc:
+        raise TrustError(f"{source}: not a usable certificate ({exc})") from exc
     der = certificate.public_bytes(serialization.Encoding.DER)
     return Signer(
+        public_key=_signing_key(public_key, source),
+        kid=kid if kid is not None else key_id(der),
+        source=source,
+        subject=subject,
+        der=der,
+        not_before=not_before,
+        not_after=not_after,
+        usages=usages,
+        is_ca=is_ca,
         certificate=certificate,
+    )
+
+
+def signer_from_der(der: bytes, source: str, kid: bytes | None = None) -> DocumentSigner:
+    """A pinned certificate from its DER: strictly parsed when cryptography can, else read
+    leniently as a document signer (module docstring); TrustError when neither can."""
+    try:
+        return strict_signer_from_der(der, source, kid)
+    except TrustError:
+        lenient = _lenient_signer(der, source, kid)
+        if lenient is None:
+            raise
+        return lenient
+
+
+def strict_signer_from_der(der: bytes, source: str, kid: bytes | None = None) -> Signer:
+    """A certificate that must parse strictly (a CA, a VDS-NC seal's own); TrustError
+    otherwise."""
+    try:
+        certificate = x509.load_der_x509_certificate(der)
+    except (ValueError, x509.InvalidVersion) as exc:
+        raise TrustError(f"{source}: not a PEM or DER certificate ({exc})") from exc
+    return signer_from_certificate(certificate, source, kid)
+
+
+#: What asn1crypto raises on DER it cannot read, found only when a field is first read.
+_ASN1_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError)
+_X509_VERSIONS = frozenset({"v1", "v2", "v3"})
+
+
+def _lenient_signer(der: bytes, source: str, kid: bytes | None) -> DocumentSigner | None:
+    """A document signer read with asn1crypto, or None when the DER is not a certificate
+    with an X.509 version, readable names, validity and an EC or RSA key."""
+    try:
+        parsed = asn1_x509.Certificate.load(der, strict=True)
+        tbs = parsed["tbs_certificate"]
+        if tbs["version"].native not in _X509_VERSIONS:
+            return None
+        subject = parsed.subject.human_friendly
+        parsed.issuer.human_friendly  # noqa: B018 - a name that cannot be read fails here
+        usage = parsed.extended_key_usage_value
+        constraints = parsed.basic_constraints_value
+        is_ca = bool(constraints is not None and constraints["ca"].native)
+        not_before = tbs["validity"]["not_before"].native
+        not_after = tbs["validity"]["not_after"].native
+        spki = tbs["subject_public_key_info"].dump()
+        usages = frozenset(usage.native) if usage is not None else frozenset()
+    except _ASN1_ERRORS:
+        return None
+    try:
+        public_key = serialization.load_der_public_key(spki)
+    except (ValueError, UnsupportedAlgorithm):
+        return None
+    if not isinstance(public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        return None
+    return DocumentSigner(
         public_key=public_key,
         kid=kid if kid is not None else key_id(der),
         source=source,
-        not_before=certificate.not_valid_before_utc,
-        not_after=certificate.not_valid_after_utc,
+        subject=subject,
+        der=der,
+        not_before=not_before,
+        not_after=not_after,
         usages=usages,
         is_ca=is_ca,
     )
+
+
+def _signing_key(key: object, source: str) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:
+    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        raise TrustError(f"{source}: certificate key is neither EC nor RSA")
+    return key
+
+
+def _is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
 
 
 def _usages(certificate: x509.Certificate) -> frozenset[str]:
@@ -165,7 +298,8 @@ def pass_key_from_public_key(public_key: ed25519.Ed25519PublicKey, source: str) 
 
 def load_trust(paths: Iterable[Path]) -> TrustStore:
     """Read every trust file under `paths` (files or directories); TrustError on any problem."""
-    signers: list[Signer] = []
+    signers: list[DocumentSigner] = []
+    listed: list[DocumentSigner] = []
     pass_keys: list[PassKey] = []
     for file in _files(paths):
         try:
@@ -173,14 +307,14 @@ def load_trust(paths: Iterable[Path]) -> TrustStore:
         except OSError as exc:
             raise TrustError(f"{file}: cannot read ({exc.strerror})") from exc
         if file.suffix.lower() == MAP_SUFFIX:
-            signers.extend(_kid_map(data, str(file)))
+            listed.extend(_kid_map(data, str(file)))
             continue
         for entry in _entries(data, file):
-            if isinstance(entry, Signer):
+            if isinstance(entry, DocumentSigner):
                 signers.append(entry)
             else:
                 pass_keys.append(entry)
-    return TrustStore.of(signers, pass_keys)
+    return TrustStore.of(signers, pass_keys, listed=listed)
 
 
 def _files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -200,21 +334,17 @@ def _files(paths: Iterable[Path]) -> Iterator[Path]:
             raise TrustError(f"{path}: no such trust file or directory")
 
 
-def _entries(data: bytes, file: Path) -> list[Signer | PassKey]:
+def _entries(data: bytes, file: Path) -> list[DocumentSigner | PassKey]:
     """The certificates and public keys of one PEM or DER file."""
     source = str(file)
     if _PEM_PRIVATE in data:
         raise TrustError(f"{source}: holds a private key; gates hold public keys only")
     if _PEM_CERTIFICATE not in data and _PEM_PUBLIC_KEY not in data:
-        return [signer_from_certificate(_der_certificate(data, source), source)]
-    entries: list[Signer | PassKey] = []
+        return [signer_from_der(data, source)]
+    entries: list[DocumentSigner | PassKey] = []
     for block in _pem_blocks(data):
         if block.startswith(_PEM_CERTIFICATE):
-            try:
-                certificate = x509.load_pem_x509_certificate(block)
-            except ValueError as exc:
-                raise TrustError(f"{source}: invalid PEM certificate ({exc})") from exc
-            entries.append(signer_from_certificate(certificate, source))
+            entries.append(signer_from_der(_pem_der(block, source), source))
         elif block.startswith(_PEM_PUBLIC_KEY):
             try:
                 key = serialization.load_pem_public_key(block)
@@ -239,14 +369,18 @@ def _pem_blocks(data: bytes) -> Iterator[bytes]:
             start = data.find(marker, stop)
 
 
-def _der_certificate(data: bytes, source: str) -> x509.Certificate:
+def _pem_der(block: bytes, where: str) -> bytes:
+    """The DER inside one PEM certificate block."""
     try:
-        return x509.load_der_x509_certificate(data)
+        kind, _, der = asn1_pem.unarmor(block)
     except ValueError as exc:
-        raise TrustError(f"{source}: not a PEM or DER certificate ({exc})") from exc
+        raise TrustError(f"{where}: invalid PEM certificate ({exc})") from exc
+    if kind != "CERTIFICATE":
+        raise TrustError(f"{where}: invalid PEM certificate (a {kind} block)")
+    return der
 
 
-def _kid_map(data: bytes, source: str) -> list[Signer]:
+def _kid_map(data: bytes, source: str) -> list[DocumentSigner]:
     try:
         mapping = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -259,14 +393,9 @@ def _kid_map(data: bytes, source: str) -> list[Signer]:
         if not isinstance(cert_text, str):
             raise TrustError(f"{where}: certificate must be a base64 DER or PEM string")
         kid = _unbase64(kid_text, where)
-        if _PEM_CERTIFICATE.decode() in cert_text:
-            try:
-                certificate = x509.load_pem_x509_certificate(cert_text.encode())
-            except ValueError as exc:
-                raise TrustError(f"{where}: invalid PEM certificate ({exc})") from exc
-        else:
-            certificate = _der_certificate(_unbase64(cert_text, where), where)
-        signers.append(signer_from_certificate(certificate, source, kid))
+        pem = _PEM_CERTIFICATE.decode() in cert_text
+        der = _pem_der(cert_text.encode(), where) if pem else _unbase64(cert_text, where)
+        signers.append(signer_from_der(der, where, kid))
     return signers
 
 

@@ -1,6 +1,6 @@
-"""Regenerate the README's configuration reference from the config models.
+"""Regenerate docs/configuration.md's reference table from the config models.
 
-Run: .venv/bin/python scripts/update_readme.py   (tests/test_config.py checks it is current)
+Run: .venv/bin/python scripts/update_docs.py   (tests/test_config.py checks it is current)
 """
 
 import re
@@ -10,21 +10,21 @@ from pathlib import Path
 from gate.config.docs import config_reference
 from gate.config.model import GateConfig
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 SECTION = re.compile(r"(<!-- BEGIN config-reference -->\n).*?(<!-- END config-reference -->)", re.S)
 
 
 def with_reference(text: str) -> str:
     """`text` with the generated reference between its markers."""
     if not SECTION.search(text):
-        raise SystemExit(f"{README}: the config-reference markers are missing")
+        raise SystemExit(f"{REFERENCE}: the config-reference markers are missing")
     return SECTION.sub(
         lambda m: m.group(1) + config_reference(GateConfig) + "\n" + m.group(2), text
     )
 
 
 def main() -> int:
-    README.write_text(with_reference(README.read_text(encoding="utf-8")), encoding="utf-8")
+    REFERENCE.write_text(with_reference(REFERENCE.read_text(encoding="utf-8")), encoding="utf-8")
     return 0
 
 

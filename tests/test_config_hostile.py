@@ -1,0 +1,62 @@
+"""A hostile config file gets a clear error, not minutes of work or all the memory."""
+
+import threading
+
+import pytest
+
+from gate.cli import main
+from gate.config.loader import MAX_CONFIG_BYTES
+from gate.config.model import load_config
+from gate.errors import ConfigError
+
+
+def billion_laughs(levels: int) -> str:
+    """Each level an alias list of nine of the one before: 9**levels strings when expanded."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in range(1, levels):
+        lines.append(f"a{level}: &a{level} [" + ",".join([f"*a{level - 1}"] * 9) + "]")
+    lines.append(f"policy: {{deny: {{subject_hashes: *a{levels - 1}}}}}")
+    lines.append(f"trust: {{paths: *a{levels - 1}}}")
+    return "\n".join(lines) + "\n"
+
+
+def test_nested_aliases_are_walked_once_and_the_problems_are_reported(tmp_path, capsys):
+    path = tmp_path / "laughs.yaml"
+    path.write_text(billion_laughs(12))  # 9**12 strings; the old walk visited every one
+    assert len(path.read_bytes()) < 700
+    codes: list[int] = []
+
+    checking = threading.Thread(
+        target=lambda: codes.append(main(["config", "check", str(path)])),
+        name="config-check",
+        daemon=True,
+    )
+    checking.start()
+    checking.join(120)  # a liveness guard: before the fix this ran for days
+
+    assert codes == [1]
+    problems = capsys.readouterr().err.splitlines()
+    assert (
+        f"{path}:1: a0: unknown key; expected one of: camera, commands, decoder, log, mqtt, "
+        "outbox, policy, presentation, privacy, service, signals, site, trust"
+    ) in problems
+    assert f"{path}:11: policy.deny.subject_hashes.0: Input should be a valid string" in problems
+    assert len(problems) == 12 + 9 + 9  # the unknown keys, then nine of each list
+
+
+def test_a_repeated_key_is_still_found_behind_an_alias(tmp_path):
+    path = tmp_path / "gate.yaml"
+    path.write_text("base: &b {fps: 10, fps: 12}\ncamera: *b\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert f"{path}:1: base.fps: key appears more than once" in str(raised.value)
+
+
+def test_a_config_file_over_the_size_limit_is_refused_by_name(tmp_path):
+    path = tmp_path / "huge.yaml"
+    path.write_bytes(b"# padding\n" * (MAX_CONFIG_BYTES // 10 + 1))
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert str(raised.value) == (
+        f"{path}: config file too large (more than {MAX_CONFIG_BYTES} bytes)"
+    )
