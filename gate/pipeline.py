@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gate.checkin import CheckIn, CheckinSink
+from gate.credentials import internal_error_summary
 from gate.credentials.model import Credential, Kind
 from gate.decode import Decoder, make_decoder
 from gate.errors import DecoderError, StorageFull
@@ -141,10 +142,8 @@ class Pipeline:
         now = datetime.now(UTC)
         try:
             credential, decision = self._judge(sighting.payload, now)
-        except Exception as exc:
-            log.error(
-                "internal error judging a scan: %r", exc, exc_info=log.isEnabledFor(logging.DEBUG)
-            )
+        except Exception as exc:  # noqa: BLE001 -- logged without its message (payload data)
+            log.error("internal error judging a scan: %s", internal_error_summary(exc))
             credential, decision = UNJUDGED, INTERNAL_ERROR
         if self.locked and decision.accepted:
             decision = LOCKED

@@ -34,6 +34,12 @@ class Reason(StrEnum):
     BAD_ENCODING = "bad_encoding"  # Base45, base64url, hex or zlib layer is broken
     SCHEMA_INVALID = "schema_invalid"  # decoded, but not the certificate's schema
     UNSUPPORTED_ALGORITHM = "unsupported_algorithm"  # signed with other than ES256/PS256/Ed25519
+    BAD_CHARACTER = "bad_character"  # a control, bidi control or line separator in a text field
+    FIELD_TOO_LONG = "field_too_long"  # a name or text field longer than any real one
+    TOO_MANY_FIELDS = "too_many_fields"  # more `|` fields than the kind ever has
+    IMPLAUSIBLE_DATE = (
+        "implausible_date"  # a real day no card carries (born in year 1, valid to 9999)
+    )
 
     # Codes that are not credentials (recognised so that the refusal says what they are)
     PAYMENT_CODE = "payment_code"  # VietQR / EMVCo payment code (`000201...`)

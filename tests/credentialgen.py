@@ -12,8 +12,9 @@ import datetime
 import functools
 import hashlib
 import json
+import random
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import cbor2
@@ -35,7 +36,7 @@ OID_TEST = "1.3.6.1.4.1.1847.2021.1.1"
 OID_VACCINATION = "1.3.6.1.4.1.1847.2021.1.2"
 OID_RECOVERY = "1.3.6.1.4.1.1847.2021.1.3"
 OID_VACCINATION_ALT = "1.3.6.1.4.1.0.1847.2021.1.2"
-#: Vietnam's production signer window (QR-FORMATS.md): 2021-07-15 to 2026-07-14.
+#: Vietnam's production signer window (docs/formats.md "HC1"): 2021-07-15 to 2026-07-14.
 VN_DSC_FROM = datetime.datetime(2021, 7, 15, tzinfo=UTC)
 VN_DSC_UNTIL = datetime.datetime(2026, 7, 14, 23, 59, 59, tzinfo=UTC)
 
@@ -215,8 +216,11 @@ def cose(
     unprotected_kid: bytes | None = None,
     tag: int | None = 18,
     tamper: bool = False,
+    raw_claims: Mapping[int, Any] | None = None,
 ) -> bytes:
-    """A COSE_Sign1 with CWT claims; `tamper` changes the payload after signing."""
+    """A COSE_Sign1 with CWT claims; `tamper` changes the payload after signing.
+
+    `raw_claims` replace claims as given (any CBOR value: floats, far years, text)."""
     protected_map: dict[int, Any] = {1: algorithm}
     if kid is not None:
         protected_map[4] = kid
@@ -226,7 +230,7 @@ def cose(
         4: int(expires_at.timestamp()),
         6: int(issued_at.timestamp()),
         -260: {1: dict(hcert)},
-    }
+    } | dict(raw_claims or {})
     payload = cbor2.dumps(claims)
     to_be_signed = cbor2.dumps(["Signature1", protected, b"", payload])
     signature = (
@@ -367,3 +371,342 @@ def bhyt(
         issued,
     ]
     return "|".join([*fields, *extra, "$"])
+
+
+# --- Hostile payloads: the adversarial suite and bench/fuzz_parse.py --------------------------
+#
+# Each generator takes a `random.Random` and returns one payload (bytes) of a kind an
+# attacker could print in a QR code. Driven by Hypothesis's derandomised `randoms()` in the
+# tests and by seeded generators in the bench, so both meet the same inputs.
+
+FUZZ_AT = datetime.datetime(2025, 6, 1, 10, tzinfo=UTC)
+#: Larger than the daemon's default, so that deep nesting and bombs reach the parsers.
+FUZZ_MAX_BYTES = 8192
+_FUZZ_KEY_SEED = 70
+
+
+@functools.cache
+def fuzz_signers() -> tuple[x509.Certificate, x509.Certificate, x509.Certificate]:
+    """(HC1 signer, VDS-NC country CA, VDS-NC seal signer issued by that CA)."""
+    csca = certificate(ec_key(_FUZZ_KEY_SEED + 1), subject="Fuzz CSCA", ca=True)
+    return (
+        certificate(ec_key(_FUZZ_KEY_SEED), subject="Fuzz DSC"),
+        csca,
+        certificate(
+            ec_key(_FUZZ_KEY_SEED + 2),
+            subject="Fuzz VDS",
+            issuer=(csca.subject, ec_key(_FUZZ_KEY_SEED + 1)),
+        ),
+    )
+
+
+def _fuzz_pass() -> str:
+    from gate.trust import passes  # the pass codec lives beside the issuing tool
+
+    return passes.issue(
+        ed_key(_FUZZ_KEY_SEED),
+        pass_id="fuzz-1",
+        holder="Khách mời",
+        not_before=datetime.datetime(2025, 1, 1, tzinfo=UTC),
+        not_after=datetime.datetime(2026, 1, 1, tzinfo=UTC),
+        venue="demo-venue",
+        gates=["gate-1"],
+    )
+
+
+@functools.cache
+def fuzz_samples() -> dict[str, tuple[str, ...]]:
+    """Valid payloads of every kind the gate parses, by kind, signed by `fuzz_signers`."""
+    dsc, _csca, seal_signer = fuzz_signers()
+    hc1_key, seal_key = ec_key(_FUZZ_KEY_SEED), ec_key(_FUZZ_KEY_SEED + 2)
+    return {
+        "cccd": (
+            "001090123456|012345678|Nguyễn Văn An|01011990|Nam|Phường Bến Nghé, Quận 1|15042021",
+            "034303012345||Nguyễn Thị Hoa|21032003|Nữ|Thái Bình|14082021|21032043||Trần Văn Bố",
+        ),
+        "national_qr": (
+            "******029317|NGUYEN LE KHA HAN|1987-01-18|0|162979388586171100|1<GD4877*******<0943*",
+            "******029317|NGUYEN LE KHA HAN|1987-**-**|1|162979388586171100|",
+        ),
+        "bhyt": (
+            bhyt(),
+            bhyt(valid_to="31/12/2025", extra=["79", hexed("Nguyễn Văn Bố"), "4", "01/01/2024"]),
+        ),
+        "eu_dcc": (
+            hc1(cose(vaccination(), hc1_key, kid=kid_of(dsc))),
+            hc1(cose(lab_test(), hc1_key, kid=kid_of(dsc))),
+            hc1(cose(recovery(), hc1_key, kid=None, unprotected_kid=kid_of(dsc), tag=None)),
+        ),
+        "vds_nc": (
+            vds_seal(vds_vaccination(), seal_key, seal_signer),
+            vds_seal(vds_test(), seal_key, seal_signer),
+        ),
+        "gate_pass": (_fuzz_pass(),),
+        "refused": ("000201010211", "https://tokhaiyte.vn/?venue=1", "shc:/5676290952432060"),
+    }
+
+
+def fuzz_trust() -> Any:
+    """The trust store that pins `fuzz_signers` and the pass key, as a gate would load it."""
+    from gate.trust.store import TrustStore, pass_key_from_public_key, signer_from_certificate
+
+    dsc, csca, _seal_signer = fuzz_signers()
+    return TrustStore.of(
+        [signer_from_certificate(cert, "fuzz") for cert in (dsc, csca)],
+        [pass_key_from_public_key(ed_key(_FUZZ_KEY_SEED).public_key(), "fuzz")],
+    )
+
+
+def _any_sample(rng: random.Random) -> str:
+    return rng.choice(rng.choice(list(fuzz_samples().values())))
+
+
+_HOSTILE_CHARS = (
+    "|$*<-/.:0123456789abcdefABCDEFNamNữ "
+    "\u200b\u200c\u200d\u2060\ufeff\u00ad"  # invisible: zero-width, word joiner, BOM, soft hyphen
+    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f"  # bidi controls
+    "\u2028\u2029\u0085\t\n\r\x00\x1b\x7f"  # separators and controls
+    "\ud800\udfff\U0001f600\uffff\u0301"  # lone surrogates, astral, non-character, combining
+)
+
+
+def _hostile_text(rng: random.Random, size: int) -> str:
+    return "".join(rng.choice(_HOSTILE_CHARS) for _ in range(size))
+
+
+def _encode(text: str) -> bytes:
+    """UTF-8, with lone surrogates written as the invalid bytes a hostile encoder would emit."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def mutated_bytes(rng: random.Random, data: bytes) -> bytes:
+    """One to four byte-level mutations: flips, cuts, duplicated or inserted runs."""
+    for _ in range(rng.randint(1, 4)):
+        at = rng.randint(0, len(data))
+        end = min(len(data), at + rng.randint(0, 16))
+        choice = rng.randrange(5)
+        if choice == 0 and at < len(data):
+            data = data[:at] + bytes([data[at] ^ rng.randint(1, 255)]) + data[at + 1 :]
+        elif choice == 1:
+            data = data[:at]
+        elif choice == 2:
+            data = data[:end] + data[at:end] + data[end:]
+        elif choice == 3:
+            data = data[:at] + rng.randbytes(rng.randint(1, 8)) + data[at:]
+        else:
+            data = data[:at] + data[end:]
+    return data
+
+
+def hostile_mutant(rng: random.Random) -> bytes:
+    """A valid payload of any kind, mutated byte by byte."""
+    return mutated_bytes(rng, _any_sample(rng).encode())
+
+
+def hostile_field_mutant(rng: random.Random) -> bytes:
+    """A plain-text card with fields swapped, dropped, duplicated or replaced by hostile text."""
+    kind = rng.choice(["cccd", "national_qr", "bhyt"])
+    fields = rng.choice(fuzz_samples()[kind]).split("|")
+    for _ in range(rng.randint(1, 3)):
+        at = rng.randrange(len(fields))
+        choice = rng.randrange(4)
+        if choice == 0:
+            other = rng.randrange(len(fields))
+            fields[at], fields[other] = fields[other], fields[at]
+        elif choice == 1 and len(fields) > 1:
+            del fields[at]
+        elif choice == 2:
+            fields.insert(at, fields[at])
+        else:
+            fields[at] = _hostile_text(rng, rng.randint(0, 12))
+    return _encode("|".join(fields))
+
+
+def hostile_overlong(rng: random.Random) -> bytes:
+    """A plain-text card with one field hundreds of characters long, or hundreds of fields."""
+    kind = rng.choice(["cccd", "national_qr", "bhyt"])
+    fields = rng.choice(fuzz_samples()[kind]).split("|")
+    if rng.random() < 0.5:
+        at = rng.randrange(len(fields))
+        unit = rng.choice(["A", "Ữ", "\u200b", "4e", "9", " "])
+        fields[at] = unit * rng.randint(100, 3000)
+        if kind == "bhyt" and at in (1, 4):
+            fields[at] = hexed(fields[at])[: FUZZ_MAX_BYTES // 2]
+    else:
+        extra = ["", "x", "$", "01011990", fields[-1]]
+        tail = fields.pop() if kind == "bhyt" else None
+        fields += [rng.choice(extra) for _ in range(rng.randint(10, 2000))]
+        fields += [tail] if tail else []
+    return "|".join(fields).encode()
+
+
+def hostile_text(rng: random.Random) -> bytes:
+    """Pipe-separated text of controls, bidi, invisible characters and lone surrogates."""
+    fields = [_hostile_text(rng, rng.randint(0, 10)) for _ in range(rng.randint(1, 16))]
+    return _encode("|".join(fields))
+
+
+def hostile_bytes(rng: random.Random) -> bytes:
+    return rng.randbytes(rng.randint(0, 600))
+
+
+def _seal_node(rng: random.Random, seal: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """A random object inside a seal's `data` (or `sig`) and one of its keys."""
+    node: Any = seal
+    while True:
+        key = rng.choice(sorted(node))
+        if isinstance(node[key], dict) and node[key] and rng.random() < 0.7:
+            node = node[key]
+        else:
+            return node, key
+
+
+def hostile_surrogate_seal(rng: random.Random) -> bytes:
+    """A VDS-NC seal with a lone surrogate (a JSON escape) in a string value or an object key."""
+    seal = json.loads(rng.choice(fuzz_samples()["vds_nc"]))
+    node, key = _seal_node(rng, seal)
+    surrogate = rng.choice(["\ud800", "\udfff", "\udbff", "\udc00"])
+    if rng.random() < 0.5:
+        node[key + surrogate] = node.pop(key)
+    else:
+        value = node[key] if isinstance(node[key], str) else ""
+        cut = rng.randint(0, len(value))
+        node[key] = value[:cut] + surrogate + value[cut:]
+    return json.dumps(seal, ensure_ascii=True).encode()
+
+
+def hostile_deep_seal(rng: random.Random) -> bytes:
+    """A VDS-NC seal with arrays or objects nested tens to thousands deep inside `data`."""
+    seal = json.loads(rng.choice(fuzz_samples()["vds_nc"]))
+    depth = rng.choice([10, 100, 400, 900, 1500, 3000])
+    opening, closing = ('{"a":', "}") if rng.random() < 0.5 else ("[", "]")
+    deep = opening * depth + "0" + closing * depth
+    node, key = _seal_node(rng, seal)
+    node[key] = "\0deep\0"
+    return json.dumps(seal).replace('"\\u0000deep\\u0000"', deep).encode()
+
+
+def odd_certificate(rng: random.Random) -> bytes:
+    """A seal signer's certificate in DER with one field encoded as no issuer writes it:
+    an X.509 version other than 1-3, a common name as BIT STRING or another string type,
+    a length or tag changed, or the DER cut short."""
+    data = bytearray(der(fuzz_signers()[2]))
+    choice = rng.randrange(4)
+    if choice == 0:
+        at = data.index(bytes.fromhex("a003020102")) + 4
+        data[at] = rng.choice([3, 4, 5, 0x7F, 0x80, 0xFF])
+    elif choice == 1:
+        common_names = [i for i in range(len(data)) if data[i : i + 5] == b"\x06\x03\x55\x04\x03"]
+        data[rng.choice(common_names) + 5] = rng.choice([0x03, 0x04, 0x05, 0x1E, 0x1C, 0x14, 0x02])
+    elif choice == 2:
+        at = rng.randrange(len(data))
+        data[at] = rng.randrange(256)
+    else:
+        del data[rng.randrange(len(data)) :]
+    return bytes(data)
+
+
+def hostile_certificate_seal(rng: random.Random) -> bytes:
+    """A VDS-NC seal signed by the key of its oddly encoded certificate, so that every check
+    up to the chain (issuer lookup, signature by the CA) meets the odd encoding."""
+    data = json.loads(rng.choice(fuzz_samples()["vds_nc"]))["data"]
+    key = ec_key(_FUZZ_KEY_SEED + 2)
+    r, s = decode_dss_signature(key.sign(canonical(data).encode(), DETERMINISTIC_ECDSA))
+    seal = {
+        "data": data,
+        "sig": {
+            "alg": "ES256",
+            "cer": b64url(odd_certificate(rng)),
+            "sigvl": b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big")),
+        },
+    }
+    return json.dumps(seal).encode()
+
+
+def _cbor_bomb(rng: random.Random) -> bytes:
+    """CBOR that claims more than it holds, nests deeper than any decoder's stack, or loops
+    through tags: huge declared lengths, indefinite arrays never closed, tag chains."""
+    choice = rng.randrange(5)
+    if choice == 0:
+        head = rng.choice(
+            [b"\x9b", b"\xbb", b"\x5b", b"\x7b"]
+        )  # array, map, bytes, text: 8-byte len
+        return head + rng.randbytes(8) + rng.randbytes(rng.randint(0, 16))
+    if choice == 1:
+        return rng.choice([b"\x81", b"\x9f", b"\xa1\x00", b"\xbf\x00"]) * rng.randint(100, 5000)
+    if choice == 2:
+        return rng.choice([b"\xd8\x12", b"\xc1", b"\xd9\xd9\xf7", b"\xc4"]) * rng.randint(10, 2000)
+    if choice == 3:
+        return b"\xd2\x84" + rng.choice([b"\x5b", b"\x9b"]) + b"\xff" * 8
+    return b"\xfb" + rng.randbytes(8)  # a bare float64, NaN and infinities included
+
+
+def hostile_cbor(rng: random.Random) -> bytes:
+    """CBOR bombs behind valid transport layers: HC1 (with or without zlib) and a gate pass."""
+    bomb = _cbor_bomb(rng)
+    prefix = rng.choice(["HC1:", "GP1:"])
+    if prefix == "HC1:" and rng.random() < 0.5:
+        bomb = zlib.compress(bomb, 9)
+    return (prefix + base45.encode(bomb)).encode()
+
+
+@functools.cache
+def _zlib_bomb(fill: bytes, size: int) -> bytes:
+    return ("HC1:" + base45.encode(zlib.compress(fill * size, 9))).encode()
+
+
+def hostile_zlib(rng: random.Random) -> bytes:
+    """A zlib bomb in an HC1: a few kilobytes that inflate to megabytes."""
+    size = rng.choice([1 << 16, 1 << 20, 1 << 22, 1 << 24])
+    return _zlib_bomb(rng.choice([b"\0", b"\xd2", b"\x81", b"\x9f"]), size)
+
+
+def hostile_claims(rng: random.Random) -> bytes:
+    """A correctly signed HC1 whose CWT claims hold values no issuer would write: years before
+    1 or after 9999, floats, negative and huge integers, text for numbers."""
+    far = [0, -1, -(2**63), 2**64 - 1, 253402300799, 253402300800, -62135596800, 1e300]
+    odd = [float("nan"), float("inf"), -0.0, 1.7e9, "2025-01-01", b"\0", None, [], True]
+    claims = {
+        1: rng.choice(["VN", "DE", "", "V" * 40, 7]),
+        4: rng.choice(far + odd + [1_800_000_000]),
+        6: rng.choice(far + odd + [1_700_000_000]),
+    }
+    hcert = rng.choice([vaccination(), lab_test(), recovery()])
+    signed = cose(hcert, ec_key(_FUZZ_KEY_SEED), kid=kid_of(fuzz_signers()[0]), raw_claims=claims)
+    return hc1(signed).encode()
+
+
+def hostile_layered_mutant(rng: random.Random) -> bytes:
+    """A signed sample mutated under its transport encoding (COSE bytes, pass CBOR, seal
+    JSON values), so that mutations reach the deep parsers and the signature checks."""
+    kind = rng.choice(["eu_dcc", "gate_pass", "vds_nc"])
+    text = rng.choice(fuzz_samples()[kind])
+    if kind == "vds_nc":
+        seal = json.loads(text)
+        node, key = _seal_node(rng, seal)
+        node[key] = rng.choice([None, -1, 2**70, 1.5, "", "x" * 300, [], {}, [[[]]], True])
+        return json.dumps(seal).encode()
+    raw = base45.decode(text[4:]) or b""
+    if kind == "eu_dcc":
+        inner = mutated_bytes(rng, zlib.decompress(raw))
+        raw = zlib.compress(inner) if rng.random() < 0.5 else inner
+    else:
+        raw = mutated_bytes(rng, raw)
+    return (text[:4] + base45.encode(raw)).encode()
+
+
+#: Every hostile generator by name: the adversarial suite runs each, the bench all of them.
+HOSTILE: dict[str, Callable[[random.Random], bytes]] = {
+    "mutant": hostile_mutant,
+    "layered_mutant": hostile_layered_mutant,
+    "field_mutant": hostile_field_mutant,
+    "overlong": hostile_overlong,
+    "text": hostile_text,
+    "bytes": hostile_bytes,
+    "surrogate_seal": hostile_surrogate_seal,
+    "deep_seal": hostile_deep_seal,
+    "certificate_seal": hostile_certificate_seal,
+    "cbor_bomb": hostile_cbor,
+    "zlib_bomb": hostile_zlib,
+    "claims": hostile_claims,
+}

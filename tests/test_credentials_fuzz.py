@@ -12,6 +12,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from gate.credentials import Credential, Kind, parse
+from gate.credentials.fields import blank
 from gate.credentials.model import REFUSED_KINDS, SIGNED_KINDS, SIGNER_PROBLEMS
 from gate.reasons import Reason
 
@@ -44,11 +45,12 @@ def assert_consistent(credential: Credential) -> None:
         assert credential.subject_id and credential.name
 
 
-# Text without `|` or control characters: the stuff fields are made of.
+# Text without `|`, controls, separators or format characters: what fields are made of.
 field_text = st.text(
-    st.characters(exclude_categories=("Cc", "Cs"), exclude_characters="|"), max_size=30
+    st.characters(exclude_categories=("Cc", "Cs", "Cf", "Zl", "Zp"), exclude_characters="|"),
+    max_size=30,
 )
-name_text = field_text.filter(str.strip)
+name_text = field_text.filter(lambda text: not blank(text))
 
 
 def digits(size: int) -> st.SearchStrategy[str]:

@@ -284,7 +284,7 @@ def signature_problem(document: Mapping[str, Any], key: ed25519.Ed25519PublicKey
         return "`key_id` is not the key's"
     try:
         signed = canonical({k: v for k, v in document.items() if k != "sig"}).encode("utf-8")
-    except (RecursionError, UnicodeEncodeError):  # nested too deep, a lone surrogate
+    except ValueError:  # nested too deep, a lone surrogate, a non-finite number
         return "the members cannot be put in canonical form"
     signature = base64.urlsafe_b64decode(sig + "==")
     if base64.urlsafe_b64encode(signature).rstrip(b"=").decode("ascii") != sig:

@@ -7,18 +7,41 @@ with the precise reason.
 
 import datetime
 import re
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 from gate.credentials import bhyt, cccd, dcc, gate_pass, national_qr, refused, vds_nc
-from gate.credentials.model import Context, Credential, Kind
+from gate.credentials.model import Context, Credential, Kind, Refusal
 from gate.reasons import Reason
 from gate.trust.store import TrustStore
 
-__all__ = ["FORMATS", "NO_TRUST", "Context", "Credential", "Format", "Kind", "parse"]
+__all__ = [
+    "FORMATS",
+    "NO_TRUST",
+    "UNJUDGED",
+    "Context",
+    "Credential",
+    "Format",
+    "Kind",
+    "internal_error_summary",
+    "parse",
+]
 
 #: An empty trust store: nothing signed verifies.
 NO_TRUST = TrustStore()
+
+#: What a payload the judge failed on is reported as: refused, and no personal data.
+UNJUDGED = Credential(
+    kind=Kind.UNKNOWN,
+    valid=False,
+    verified=False,
+    reason=Reason.INTERNAL_ERROR,
+    problems=(Reason.INTERNAL_ERROR,),
+)
+#: Innermost frames named when an exception is summarised.
+_SUMMARY_FRAMES = 3
 
 _BOM = "\ufeff"
 _LINE_ENDS = "\r\n"
@@ -29,23 +52,24 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 class Format(NamedTuple):
     """One payload format: a cheap shape test, and the parser for text that passes it.
 
-    The parser returns a credential, or the reason to refuse a payload of this kind.
+    The parser returns a credential, or the reason to refuse a payload of this kind (with
+    the field at fault when it can name one).
     """
 
     kind: Kind
     recognise: Callable[[str], bool]
-    parse: Callable[[str, Context], Credential | Reason]
+    parse: Callable[[str, Context], Credential | Reason | Refusal]
 
 
 def _by_date(
-    parser: Callable[[str, datetime.date], Credential | Reason],
-) -> Callable[[str, Context], Credential | Reason]:
+    parser: Callable[[str, datetime.date], Credential | Refusal],
+) -> Callable[[str, Context], Credential | Refusal]:
     """A plain-text parser, which needs only the site's local date, in the table's shape."""
     return lambda text, context: parser(text, context.today)
 
 
-#: Tried in QR-FORMATS.md's classification order; the first format to recognise the text
-#: parses it. Codes that are not credentials come last, each refused with its own reason.
+#: Tried in the order of docs/formats.md "Recognising a kind"; the first format to recognise the
+#: text parses it. Codes that are not credentials come last, each refused with its own reason.
 FORMATS: tuple[Format, ...] = (
     Format(Kind.EU_DCC, dcc.recognise, dcc.parse),
     Format(Kind.VDS_NC, vds_nc.recognise, vds_nc.parse),
@@ -64,9 +88,19 @@ FORMATS: tuple[Format, ...] = (
 )
 
 
-def _refuse(kind: Kind, reason: Reason) -> Credential:
+def _refuse(kind: Kind, refusal: Reason | Refusal) -> Credential:
     """A refusal: never valid, never verified, and no personal data, since it identifies nobody."""
-    return Credential(kind=kind, valid=False, verified=False, reason=reason, problems=(reason,))
+    if isinstance(refusal, Reason):
+        refusal = Refusal(refusal)
+    return Credential(
+        kind=kind,
+        valid=False,
+        verified=False,
+        reason=refusal.reason,
+        problems=(refusal.reason,),
+        field=refusal.field,
+        flaw=refusal.flaw,
+    )
 
 
 def _text(payload: bytes, max_bytes: int) -> str | Credential:
@@ -117,3 +151,14 @@ def parse(
             outcome = fmt.parse(text, context)
             return outcome if isinstance(outcome, Credential) else _refuse(fmt.kind, outcome)
     return _refuse(Kind.UNKNOWN, Reason.UNKNOWN_FORMAT)
+
+
+def internal_error_summary(error: BaseException) -> str:
+    """What a log may say of an exception raised while judging a payload: its type and the
+    innermost frames (file, line, function), never its message, which may quote the
+    payload (names, birth dates). Bounded by the frames named."""
+    frames = traceback.extract_tb(error.__traceback__)[-_SUMMARY_FRAMES:]
+    where = " < ".join(
+        f"{Path(frame.filename).name}:{frame.lineno} {frame.name}" for frame in reversed(frames)
+    )
+    return f"{type(error).__name__} at {where}" if where else type(error).__name__

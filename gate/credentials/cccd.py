@@ -1,4 +1,4 @@
-"""Chip citizen ID card (CCCD, 2021) and Căn cước card (2024), QR-FORMATS.md section 1.
+"""Chip citizen ID card (CCCD, 2021) and Căn cước card (2024), docs/formats.md "CCCD".
 
 Plain text: the checks prove structure and consistency, never authenticity, so a card is
 at best valid and never verified. Layout, by position:
@@ -6,32 +6,59 @@ at best valid and never verified. Layout, by position:
     ID|old CMND|full name|DOB ddmmyyyy|Nam or Nữ|address|issue date ddmmyyyy[|extra...]
 
 Decisions where the reference is silent:
+- Recognised (and then refused as `cccd`, naming the field, when a field is wrong): seven
+  or more fields of which at least three of five have their shape: an identifier of
+  letters and digits first, a name third, a date fourth, a gender fifth, a date seventh.
 - The old-ID field may be empty, 9 digits (CMND) or 12 digits: 12-digit CMNDs were issued
   before CCCDs existed, and nothing says the field must differ from the new ID.
 - The address is free text and may be empty; the province code need not match it.
 - The issue date must be strictly after the date of birth.
 - Fields after the seventh (Căn cước: expiry, cancelled IDs, parents' names) are kept as
-  `extra_1`, `extra_2`... by position, empty ones included, so numbering stays positional.
+  `extra_1`, `extra_2`... by position, empty ones included, so numbering stays positional;
+  at most `MAX_FIELDS` fields in all.
 """
 
 import datetime
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from gate.credentials.fields import real_date, split_fields
-from gate.credentials.model import Credential, Kind
+from gate.credentials.fields import (
+    birth_refusal,
+    count_refusal,
+    date_like,
+    field_is,
+    id_flaw,
+    name_like,
+    name_refusal,
+    real_date,
+    resembles,
+    split_fields,
+    text_refusal,
+    texts_refusal,
+    wrong_date_shape,
+)
+from gate.credentials.model import Credential, Kind, Refusal
 from gate.reasons import Reason
 
 _FIELDS = 7
-_DIGITS = re.compile(r"[0-9]+")
+#: Seven fields and room for every addition the 2024 card is reported to make.
+MAX_FIELDS = 16
 _ID = re.compile(r"[0-9]{12}")
+_ID_LIKE = re.compile(r"(?=.*[0-9])[0-9A-Za-z]{6,16}")
 _OLD_ID = re.compile(r"(?:[0-9]{9}|[0-9]{12})?")
 _DDMMYYYY = re.compile(r"[0-9]{8}")
 _PROVINCES = range(1, 97)
 #: Digit 4 of the ID is even for men, odd for women.
 _GENDER_PARITY = {"Nam": 0, "Nữ": 1}
+_GENDER_LIKE = frozenset({"nam", "nữ", "nu"})
 CHIP_CARDS_FROM = datetime.date(2021, 1, 1)
+_ANCHORS = (
+    field_is(0, lambda text: _ID_LIKE.fullmatch(text) is not None),
+    field_is(2, name_like),
+    field_is(3, date_like),
+    field_is(4, lambda text: text.strip().casefold() in _GENDER_LIKE),
+    field_is(6, date_like),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,49 +75,10 @@ class _Card:
     extras: tuple[str, ...]
 
 
-def _province_known(card: _Card) -> bool:
-    """Codes 001-096 are provinces; a first digit other than 0 is a foreign country: accepted."""
-    return card.id_no[0] != "0" or int(card.id_no[:3]) in _PROVINCES
-
-
-def _id_century(card: _Card) -> int:
-    """The birth century that ID digit 4 encodes: 0/1 = 1900s, 2/3 = 2000s, 4/5 = 2100s..."""
-    return (int(card.id_no[3]) // 2 + 19) * 100
-
-
-#: Cross-field rules in the order they are checked; the first that fails is the reason.
-_RULES: tuple[tuple[Reason, Callable[[_Card, datetime.date], bool]], ...] = (
-    (Reason.BAD_PROVINCE_CODE, lambda card, _today: _province_known(card)),
-    (Reason.DATE_IN_FUTURE, lambda card, today: max(card.birth, card.issue) <= today),
-    (Reason.ISSUE_BEFORE_BIRTH, lambda card, _today: card.issue > card.birth),
-    (Reason.ISSUE_BEFORE_CHIP_CARDS, lambda card, _today: card.issue >= CHIP_CARDS_FROM),
-    (
-        Reason.ID_GENDER_MISMATCH,
-        lambda card, _today: int(card.id_no[3]) % 2 == _GENDER_PARITY[card.gender],
-    ),
-    (
-        Reason.ID_CENTURY_MISMATCH,
-        lambda card, _today: _id_century(card) == card.birth.year // 100 * 100,
-    ),
-    (
-        Reason.ID_BIRTH_YEAR_MISMATCH,
-        lambda card, _today: card.id_no[4:6] == f"{card.birth.year % 100:02d}",
-    ),
-)
-
-
 def recognise(text: str) -> bool:
-    """Seven or more fields, digits first and an eight-digit date fourth.
-
-    Looser than QR-FORMATS.md's step 6, which wants a twelve-digit ID: a card whose ID has
-    the wrong length is then refused as `bad_id_number`, not as an unknown format.
-    """
+    """Seven or more fields, most of them shaped as a card's are (see the module docstring)."""
     fields = split_fields(text)
-    return (
-        len(fields) >= _FIELDS
-        and _DIGITS.fullmatch(fields[0]) is not None
-        and _DDMMYYYY.fullmatch(fields[3]) is not None
-    )
+    return len(fields) >= _FIELDS and resembles(fields, _ANCHORS)
 
 
 def _ddmmyyyy(text: str) -> datetime.date | None:
@@ -100,31 +88,72 @@ def _ddmmyyyy(text: str) -> datetime.date | None:
     return real_date(int(text[4:]), int(text[2:4]), int(text[:2]))
 
 
-def _read(fields: list[str]) -> _Card | Reason:
-    """Check each field on its own, in field order; the first malformed one is the reason."""
+def _read(fields: list[str]) -> _Card | Refusal:
+    """Check each field on its own, in field order; the first malformed one is the refusal."""
+    too_many = count_refusal(fields, MAX_FIELDS)
+    if too_many:
+        return too_many
     id_no, old_id, name, birth_text, gender, address, issue_text, *extras = fields
     birth, issue = _ddmmyyyy(birth_text), _ddmmyyyy(issue_text)
     if _ID.fullmatch(id_no) is None:
-        return Reason.BAD_ID_NUMBER
+        return Refusal(Reason.BAD_ID_NUMBER, "id_number", id_flaw(id_no, (12,)))
     if _OLD_ID.fullmatch(old_id) is None:
-        return Reason.BAD_OLD_ID_NUMBER
-    if not name.strip():
-        return Reason.MISSING_NAME
+        return Refusal(Reason.BAD_OLD_ID_NUMBER, "old_id_number", id_flaw(old_id, (9, 12)))
+    bad_name = name_refusal("name", name)
+    if bad_name:
+        return bad_name
     if birth is None:
-        return Reason.BAD_DATE
+        return wrong_date_shape("birth_date", birth_text, "DDMMYYYY")
     if gender not in _GENDER_PARITY:
-        return Reason.BAD_GENDER
+        return Refusal(Reason.BAD_GENDER, "gender", "not Nam or Nữ")
+    bad_address = text_refusal("address", address)
+    if bad_address:
+        return bad_address
     if issue is None:
-        return Reason.BAD_DATE
+        return wrong_date_shape("issue_date", issue_text, "DDMMYYYY")
+    bad_extra = texts_refusal(
+        [(f"extra_{number}", extra) for number, extra in enumerate(extras, start=1)]
+    )
+    if bad_extra:
+        return bad_extra
     return _Card(id_no, old_id, name, birth, gender, address, issue, tuple(extras))
 
 
-def parse(text: str, today: datetime.date) -> Credential | Reason:
+def _inconsistency(card: _Card, today: datetime.date) -> Refusal | None:
+    """The first cross-field rule the card breaks, in a fixed order."""
+    if card.id_no[0] == "0" and int(card.id_no[:3]) not in _PROVINCES:
+        # 001-096 are provinces; a first digit other than 0 is a foreign country: accepted.
+        return Refusal(Reason.BAD_PROVINCE_CODE, "id_number", "digits 1-3 name no province")
+    bad_birth = birth_refusal("birth_date", card.birth, today)
+    if bad_birth:
+        return bad_birth
+    if card.issue > today:
+        return Refusal(Reason.DATE_IN_FUTURE, "issue_date", "after today")
+    if card.issue <= card.birth:
+        return Refusal(Reason.ISSUE_BEFORE_BIRTH, "issue_date", "not after the birth date")
+    if card.issue < CHIP_CARDS_FROM:
+        return Refusal(Reason.ISSUE_BEFORE_CHIP_CARDS, "issue_date", "before 2021")
+    digit4 = int(card.id_no[3])
+    if digit4 % 2 != _GENDER_PARITY[card.gender]:
+        return Refusal(Reason.ID_GENDER_MISMATCH, "id_number", "digit 4 disagrees with gender")
+    if (digit4 // 2 + 19) * 100 != card.birth.year // 100 * 100:
+        # Digit 4 encodes the century: 0/1 = 1900s, 2/3 = 2000s, 4/5 = 2100s...
+        return Refusal(
+            Reason.ID_CENTURY_MISMATCH, "id_number", "digit 4 disagrees with the birth century"
+        )
+    if card.id_no[4:6] != f"{card.birth.year % 100:02d}":
+        return Refusal(
+            Reason.ID_BIRTH_YEAR_MISMATCH, "id_number", "digits 5-6 disagree with the birth year"
+        )
+    return None
+
+
+def parse(text: str, today: datetime.date) -> Credential | Refusal:
     """A valid, unverified CCCD credential, or the first rule the card breaks."""
     card = _read(split_fields(text))
-    if isinstance(card, Reason):
+    if isinstance(card, Refusal):
         return card
-    broken = next((reason for reason, holds in _RULES if not holds(card, today)), None)
+    broken = _inconsistency(card, today)
     if broken is not None:
         return broken
     return Credential(

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from gate.config.model import GateConfig, load_config
+from gate.credentials import UNJUDGED, internal_error_summary
 from gate.credentials.fields import iso_instant
 from gate.credentials.model import Credential
 from gate.policy import Decision, Judge
+from gate.reasons import Reason
 
 
 def add_parse_command(commands: Any) -> None:
@@ -26,7 +28,9 @@ def add_parse_command(commands: Any) -> None:
             "Parse payloads given as arguments, or one per line on stdin, and print one JSON "
             "object per payload: kind, valid, verified, reason, every problem found, the "
             "decision under the policy (the config's, or the default one), and the parsed "
-            "fields. Signed kinds verify against the trust store (--trust, else the config's)."
+            "fields. Signed kinds verify against the trust store (--trust, else the config's). "
+            "A payload the gate fails on gets an internal_error line and the batch goes on; "
+            "the exit status is then 1."
         ),
     )
     parse.add_argument("payloads", nargs="*", metavar="PAYLOAD")
@@ -78,6 +82,8 @@ def report(credential: Credential, decision: Decision | None = None) -> dict[str
         "reason": credential.reason,
         "problems": list(credential.problems),
     }
+    if credential.field is not None or credential.flaw is not None:
+        out |= {"field": credential.field, "flaw": credential.flaw}
     if decision is not None:
         out["decision"] = "accepted" if decision.accepted else "refused"
         out["decision_reason"] = decision.reason
@@ -90,12 +96,22 @@ def report(credential: Credential, decision: Decision | None = None) -> dict[str
 
 
 def run_parse(args: argparse.Namespace) -> int:
+    """One line per payload; a payload the judge fails on does not stop the batch."""
     judge = Judge.from_config(judge_config(args))
     at = args.at or datetime.now(UTC)
+    failed = 0
     for payload in _payloads(args.payloads):
-        credential, decision = judge.judge(payload, at)
-        print(json.dumps(report(credential, decision), ensure_ascii=False), flush=True)
-    return 0
+        try:
+            credential, decision = judge.judge(payload, at)
+            line = report(credential, decision)
+        except Exception as error:  # noqa: BLE001 -- reported on its line, the batch goes on
+            failed += 1
+            line = report(UNJUDGED, Decision(False, Reason.INTERNAL_ERROR))
+            line["error"] = internal_error_summary(error)
+        print(json.dumps(line, ensure_ascii=False), flush=True)
+    if failed:
+        print(f"gate parse: {failed} payload(s) failed with internal_error", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _payloads(arguments: Sequence[str]) -> Iterator[bytes]:

@@ -1,4 +1,4 @@
-"""Gate passes of our own (QR-FORMATS.md section 6): issued by the site, verified offline.
+"""Gate passes of our own (docs/formats.md "Gate pass"): issued by the site, verified offline.
 
     GP1:<Base45( CBOR [body, signature] )>
     body      = CBOR [1, kid, pass id, holder, not_before, not_after, venue, [gate, ...]]
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gate.credentials import base45, cbor
+from gate.credentials.fields import blank, text_refusal
 from gate.credentials.model import Context, Credential, Kind, judged
 from gate.reasons import Reason
 from gate.trust.keys import Algorithm, verify
@@ -29,7 +30,6 @@ KID_BYTES = 8
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HOLDER_MAX = 64
 _MAX_GATES = 32
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +50,11 @@ class PassBody:
             return f"key id must be {KID_BYTES} bytes"
         if not ID_PATTERN.fullmatch(self.pass_id):
             return "pass id must be 1-64 letters, digits, '_' or '-'"
-        if not self.holder.strip() or len(self.holder) > HOLDER_MAX or _CONTROL.search(self.holder):
-            return f"holder label must be 1-{HOLDER_MAX} printable characters"
+        if blank(self.holder) or text_refusal("holder", self.holder, HOLDER_MAX):
+            return (
+                f"holder label must be 1-{HOLDER_MAX} printable characters, without control,"
+                " bidi or line-separator characters"
+            )
         if not ID_PATTERN.fullmatch(self.venue):
             return "venue must be 1-64 letters, digits, '_' or '-' (the site's venue_id)"
         if len(self.gates) > _MAX_GATES or not all(ID_PATTERN.fullmatch(g) for g in self.gates):

@@ -1,8 +1,9 @@
 """What a parser makes of a payload: a credential, valid or refused with a reason."""
 
+import dataclasses
 import datetime
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from gate.reasons import Reason
@@ -82,9 +83,25 @@ class Credential:
     subject_id: str | None = None
     name: str | None = None
     birth_date: str | None = None
-    details: Mapping[str, str] = field(default_factory=dict)
+    details: Mapping[str, str] = dataclasses.field(default_factory=dict)
     problems: tuple[Reason, ...] = ()
     health: Health | None = None
+    field: str | None = None
+    flaw: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a payload of a recognised kind is refused, precisely enough for a technician.
+
+    `field` names the field at fault (None when the fault is the payload's layout), and
+    `flaw` says what is wrong with it by its shape (`has letters`, `written YYYY-MM-DD,
+    expected DDMMYYYY`), never by quoting its value: refusals carry no personal data.
+    """
+
+    reason: Reason
+    field: str | None = None
+    flaw: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

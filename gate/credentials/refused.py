@@ -1,5 +1,5 @@
 """Codes a gate meets that are not credentials, recognised so the refusal says what they are
-(QR-FORMATS.md section 7). Each parser here only ever refuses.
+(docs/formats.md "Codes that are not credentials"). Each parser here only ever refuses.
 
 Decisions where the reference is silent:
 - A payment code is any text starting `000201` (EMVCo payload format indicator 01), VietQR

@@ -1,4 +1,5 @@
-"""ICAO VDS-NC, the visible digital seal for non-constrained environments (QR-FORMATS.md 5).
+"""ICAO VDS-NC, the visible digital seal for non-constrained environments (docs/formats.md
+"VDS-NC").
 
     {"data": {"hdr": {"t": "icao.vacc", "v": 1, "is": "AUS"}, "msg": {...}},
      "sig": {"alg": "ES256", "cer": "<base64url DER>", "sigvl": "<base64url>"}}
@@ -10,7 +11,10 @@ certificates, found by the issuer name). Decisions where the references are sile
   sorted by their UTF-16 code units, no whitespace, strings as UTF-8 with only `"`, `\\`
   and control characters escaped, integral numbers without a fraction. Non-integral
   numbers are written the Python way, which matches JCS for every value a seal carries
-  (it has none: dates, codes and counters only).
+  (it has none: dates, codes and counters only). JCS needs I-JSON: a seal whose `data`
+  holds a lone surrogate (`"\\ud800"`, in a value or a key) or a non-finite number is
+  malformed, and so is one nested deeper than `MAX_DEPTH` (a real seal nests about six
+  deep). Canonicalisation is iterative, so nesting never costs stack.
 - `sigvl` is taken as the raw r||s (64 bytes) or, failing that length, as DER.
 - A JSON object with a repeated member is malformed: the signer and the gate might
   read different values.
@@ -25,6 +29,7 @@ import base64
 import binascii
 import datetime
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -32,7 +37,15 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
 from gate.credentials.fields import iso_date, iso_instant, small_int, text_value
-from gate.credentials.model import Context, Credential, Health, HealthType, Kind, judged
+from gate.credentials.model import (
+    Context,
+    Credential,
+    Health,
+    HealthType,
+    Kind,
+    Refusal,
+    judged,
+)
 from gate.errors import TrustError
 from gate.reasons import Reason
 from gate.trust.keys import Algorithm, raw_ecdsa_to_der, verify
@@ -43,31 +56,92 @@ _COUNTRY = re.compile(r"[A-Z]{3}|[A-Z]<<|[A-Z]{2}<")
 _TYPES = {"icao.vacc": HealthType.VACCINATION, "icao.test": HealthType.TEST}
 _NEGATIVE = frozenset({"negative", "normal"})
 _POSITIVE = frozenset({"positive", "abnormal"})
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def recognise(text: str) -> bool:
     return _START.match(text) is not None
 
 
+class _Raw(str):
+    """Canonical text already written (punctuation), as opposed to a JSON string value."""
+
+
+#: Deepest nesting canonical JSON is written for: a seal nests about six deep, a command
+#: envelope four; deeper input is an attack on time, not a document.
+MAX_DEPTH = 64
+
+
 def canonical(value: object) -> str:
-    """RFC 8785 canonical JSON of a parsed JSON value (see the module docstring)."""
-    if isinstance(value, dict):
-        members = sorted(value.items(), key=lambda item: item[0].encode("utf-16-be"))
-        return "{" + ",".join(f"{canonical(k)}:{canonical(v)}" for k, v in members) + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(canonical(v) for v in value) + "]"
+    """RFC 8785 canonical JSON of a parsed JSON value (see the module docstring).
+
+    Iterative, so depth costs no stack. Raises ValueError, with a message that names the
+    problem and never the value, for what canonical JSON cannot carry: a lone surrogate
+    in a string or a key, a number that is not finite, a value that is not JSON, and
+    nesting deeper than MAX_DEPTH.
+    """
+    written: list[str] = []
+    pending: list[tuple[object, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, _Raw):
+            written.append(item)
+            continue
+        if isinstance(item, dict | list) and depth >= MAX_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_DEPTH}")
+        if isinstance(item, dict):
+            members = sorted(item.items(), key=lambda member: _utf16(member[0]))
+            parts: list[object] = [_Raw("{")]
+            for key, member in members:
+                parts += [_Raw("," if len(parts) > 1 else ""), _Raw(_string(key) + ":"), member]
+            parts.append(_Raw("}"))
+        elif isinstance(item, list):
+            parts = [_Raw("[")]
+            for member in item:
+                parts += [_Raw("," if len(parts) > 1 else ""), member]
+            parts.append(_Raw("]"))
+        else:
+            written.append(_scalar(item))
+            continue
+        pending += ((part, depth + 1) for part in reversed(parts))
+    return "".join(written)
+
+
+def _utf16(key: object) -> bytes:
+    if not isinstance(key, str):
+        raise ValueError("object key is not a string")
+    return key.encode("utf-16-be", "surrogatepass")
+
+
+def _string(text: str) -> str:
+    if _LONE_SURROGATE.search(text):
+        raise ValueError("lone surrogate")
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _scalar(value: object) -> str:
+    if isinstance(value, str):
+        return _string(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("non-finite number")
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return json.dumps(value, ensure_ascii=False)
+    if value is None or isinstance(value, bool | int | float):
+        return json.dumps(value)
+    raise ValueError(f"not a JSON value: {type(value).__name__}")
 
 
-def parse(text: str, context: Context) -> Credential | Reason:
+def parse(text: str, context: Context) -> Credential | Reason | Refusal:
     seal = _load(text)
     if not isinstance(seal, dict):
         return Reason.MALFORMED
     data, sig = seal.get("data"), seal.get("sig")
     if not (isinstance(data, dict) and isinstance(sig, dict)):
         return Reason.MALFORMED
+    try:
+        message = canonical(data).encode("utf-8")
+    except ValueError as error:  # the message names the problem, never the value
+        return Refusal(Reason.MALFORMED, "data", str(error))
     hdr, msg = data.get("hdr"), data.get("msg")
     if not (isinstance(hdr, dict) and isinstance(msg, dict)):
         return Reason.SCHEMA_INVALID
@@ -93,7 +167,6 @@ def parse(text: str, context: Context) -> Credential | Reason:
     if statement is None:
         return Reason.SCHEMA_INVALID
     der_signature = raw_ecdsa_to_der(signature) or signature
-    message = canonical(data).encode("utf-8")
     problems: list[Reason] = []
     if not verify(seal_signer.public_key, Algorithm.ES256, der_signature, message):
         problems.append(Reason.BAD_SIGNATURE)

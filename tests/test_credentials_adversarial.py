@@ -1,0 +1,57 @@
+"""The standing adversarial suite: whatever a QR code can carry, `parse` answers and never raises.
+
+Every hostile generator of tests/credentialgen.py (mutants of valid payloads of every kind,
+hostile text, lone surrogates, deep nesting, odd certificate encodings, CBOR and zlib bombs,
+overlong fields, far-out CWT claims) runs under Hypothesis, derandomised, so every run meets
+the same inputs. The default budget keeps the suite quick; GATE_FUZZ_EXAMPLES=N runs N
+examples per generator. Time and memory are measured, not asserted: bench/fuzz_parse.py
+runs a million inputs and prints the worst time per input and the peak memory.
+"""
+
+import os
+import random
+
+import pytest
+from credentialgen import FUZZ_AT, FUZZ_MAX_BYTES, HOSTILE, fuzz_samples, fuzz_trust
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+from test_credentials_fuzz import assert_consistent
+
+from gate.credentials import Credential, Kind, parse
+from gate.credentials.model import REFUSED_KINDS
+from gate.reasons import Reason
+
+EXAMPLES = int(os.environ.get("GATE_FUZZ_EXAMPLES", "150"))
+TRUST = fuzz_trust()
+#: A flaw describes a field's shape in a few words; it never carries the field's value.
+MAX_FLAW = 80
+
+
+def judged(payload: bytes) -> Credential:
+    return parse(payload, today=FUZZ_AT.date(), at=FUZZ_AT, trust=TRUST, max_bytes=FUZZ_MAX_BYTES)
+
+
+@pytest.mark.parametrize("generator", sorted(HOSTILE))
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None)
+@given(seed=st.integers(0, 2**64 - 1))
+def test_parse_never_raises_on_hostile_payloads(generator: str, seed: int) -> None:
+    """A failure names the seed: `HOSTILE[generator](random.Random(seed))` is the payload."""
+    credential = judged(HOSTILE[generator](random.Random(seed)))
+    event(f"{credential.kind}: {credential.reason}")
+    assert_consistent(credential)
+    assert credential.reason is not Reason.INTERNAL_ERROR
+    assert credential.flaw is None or len(credential.flaw) <= MAX_FLAW
+    if credential.field is not None or credential.flaw is not None:
+        assert not credential.valid and credential.kind not in REFUSED_KINDS
+
+
+def test_the_samples_the_mutants_start_from_are_valid() -> None:
+    """Mutating a payload the gate refuses anyway would test only the first check."""
+    for kind, samples in fuzz_samples().items():
+        for sample in samples:
+            credential = judged(sample.encode())
+            if kind == "refused":
+                assert credential.kind in REFUSED_KINDS
+            else:
+                assert (credential.kind, credential.valid) == (Kind(kind), True), credential
+                assert credential.verified is (credential.kind in {"eu_dcc", "vds_nc", "gate_pass"})
