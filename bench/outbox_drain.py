@@ -18,6 +18,7 @@ import argparse
 import importlib.metadata
 import os
 import platform
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -57,12 +58,24 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-def backlog(directory: Path, events: int) -> Outbox:
-    """An outbox holding `events` unsent check-ins (not timed)."""
-    outbox = Outbox(OutboxConfig(), make_site(directory), PrivacyConfig(), privacy_key=KEY)
+def open_box(directory: Path) -> Outbox:
+    return Outbox(OutboxConfig(), make_site(directory), PrivacyConfig(), privacy_key=KEY)
+
+
+def make_backlog(directory: Path, events: int) -> Path:
+    """An outbox file holding `events` unsent check-ins, closed (built once, not timed)."""
+    outbox = open_box(directory)
     for i in range(events):
         outbox.commit(make_checkin(i))
-    return outbox
+    outbox.close()
+    return outbox.path
+
+
+def backlog(template: Path, directory: Path) -> Outbox:
+    """A copy of the backlog file, opened: every run starts from the same bytes."""
+    directory.mkdir(parents=True)
+    shutil.copyfile(template, directory / template.name)
+    return open_box(directory)
 
 
 def publisher_for(outbox: Outbox, directory: Path, broker: Broker, window: int) -> Publisher:
@@ -90,10 +103,10 @@ def timed_commits(
 
 
 def commits_beside_drain(
-    directory: Path, broker: Broker, events: int, window: int, interval: float
+    template: Path, directory: Path, broker: Broker, window: int, interval: float
 ) -> list[float]:
-    """Latencies of commits made while the publisher drains an `events` backlog."""
-    outbox = backlog(directory, events)
+    """Latencies of commits made while the publisher drains the backlog."""
+    outbox = backlog(template, directory)
     publisher = publisher_for(outbox, directory, broker, window)
     boundary = outbox.last_seq
     drained = threading.Event()
@@ -115,17 +128,18 @@ def commits_beside_drain(
     return times
 
 
-def commits_alone(directory: Path, events: int, interval: float, count: int) -> list[float]:
+def commits_alone(template: Path, directory: Path, interval: float, count: int) -> list[float]:
     """Latencies of `count` commits beside the same stored backlog, nothing draining it."""
-    outbox = backlog(directory, events)
+    outbox = backlog(template, directory)
     times = timed_commits(outbox, interval, count, None)
     outbox.close()
     return times
 
 
-def drain_publisher(directory: Path, broker: Broker, events: int, window: int) -> float:
-    """Events per second for the Publisher to empty a backlog (from start to empty)."""
-    outbox = backlog(directory, events)
+def drain_publisher(template: Path, directory: Path, broker: Broker, window: int) -> float:
+    """Events per second for the Publisher to empty the backlog (from start to empty)."""
+    outbox = backlog(template, directory)
+    events = outbox.depth
     publisher = publisher_for(outbox, directory, broker, window)
     started = time.perf_counter()
     publisher.start()
@@ -195,19 +209,18 @@ def main() -> int:
         ours: list[float] = []
         bare: list[float] = []
         with Broker(root / "broker") as broker:
-            probe = backlog(root / "payloads", args.events)
+            template = make_backlog(root / "template", args.events)
+            probe = backlog(template, root / "payloads")
             payloads = [with_replayed(r.payload, True) for r in probe.fetch(0, args.events)]
             probe.close()
             for run in range(args.runs):
                 during = commits_beside_drain(
-                    root / f"beside-{run}", broker, args.events, args.window, interval
+                    template, root / f"beside-{run}", broker, args.window, interval
                 )
                 beside += during
-                alone += commits_alone(root / f"alone-{run}", args.events, interval, len(during))
+                alone += commits_alone(template, root / f"alone-{run}", interval, len(during))
                 bare.append(drain_bare(payloads, broker, args.window))
-                ours.append(
-                    drain_publisher(root / f"drain-{run}", broker, args.events, args.window)
-                )
+                ours.append(drain_publisher(template, root / f"drain-{run}", broker, args.window))
         print(
             f"commit latency, check-ins {args.interval_ms:g} ms apart, synchronous=FULL, "
             f"on {filesystem(root)}, {args.runs} runs pooled:"
