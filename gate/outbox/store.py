@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
@@ -65,6 +66,13 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
+class FullCause(StrEnum):
+    """Why the outbox refuses new check-ins (the `storage_full` state, P4)."""
+
+    CAP = "cap"  # `outbox.max_rows` or `outbox.max_bytes` reached
+    DISK = "disk"  # the file system (or SQLite's page limit) has no room
+
+
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
     """One unsent event as stored: `payload` is the JSON without `replayed`."""
@@ -88,7 +96,7 @@ class OutboxStats:
     last_acked_ms: int | None
     high_water: bool
     storage_full: bool
-    full_cause: str | None
+    full_cause: FullCause | None
     set_aside: int
     set_aside_last: str | None
     commits: int
@@ -195,7 +203,7 @@ class Outbox:
         self._rows = 0
         self._bytes = 0
         self._last_seq = 0
-        self._full_cause: str | None = None
+        self._full_cause: FullCause | None = None
         self._refused_size = 0
         self._high_water = False
         self._set_aside = 0
@@ -232,9 +240,9 @@ class Outbox:
 
     def _opening_failed_full(self, exc: sqlite3.Error) -> None:
         """Start closed in the `storage_full` state; `_reopen` tries again later."""
-        if self._full_cause != "disk":
+        if self._full_cause is not FullCause.DISK:
             log.error("outbox %s cannot open, the disk is full (%s): scans refused", self.path, exc)
-        self._full_cause = "disk"
+        self._full_cause = FullCause.DISK
 
     def _connect(self, seed: int | None) -> None:
         """Open both connections. Writes only to a new file or one that needs migrating."""
@@ -389,7 +397,7 @@ class Outbox:
         """
         started = time.perf_counter()
         if self._writer is None and not self._reopen():
-            self._refuse("disk", 0)
+            self._refuse(FullCause.DISK, 0)
             raise StorageFull("disk full, outbox cannot open: scan refused")
         try:
             with self._turn.commit():
@@ -413,7 +421,7 @@ class Outbox:
         if self._rows >= self._config.max_rows or (
             self._bytes + len(payload) > self._config.max_bytes
         ):
-            self._refuse("cap", len(payload))
+            self._refuse(FullCause.CAP, len(payload))
             raise StorageFull(
                 f"outbox cap reached ({self._rows} events, {self._bytes} bytes): scan refused"
             )
@@ -423,7 +431,7 @@ class Outbox:
         except sqlite3.OperationalError as exc:
             if not is_disk_full(exc):
                 raise
-            self._refuse("disk", len(payload))
+            self._refuse(FullCause.DISK, len(payload))
             raise StorageFull(f"disk full, scan refused: {exc}") from exc
         self._last_seq = seq
         self._rows += 1
@@ -435,7 +443,7 @@ class Outbox:
         self._update_high_water()
         return StoredEvent(seq, event_id, now, payload)
 
-    def _refuse(self, cause: str, size: int) -> None:
+    def _refuse(self, cause: FullCause, size: int) -> None:
         self._refused_full += 1
         self._refused_size = size
         if self._full_cause != cause:
@@ -514,7 +522,7 @@ class Outbox:
         # the rows stay (and may be sent again); the deletions are retried next time
         if self._full_cause is None:
             log.error("outbox: disk full, cannot delete acknowledged events: %s", failure)
-        self._full_cause = "disk"
+        self._full_cause = FullCause.DISK
         return None
 
     def _checkpoint(self) -> None:
@@ -604,8 +612,8 @@ class Outbox:
         return self._last_seq
 
     @property
-    def storage_full(self) -> str | None:
-        """Why new scans are refused (`cap` or `disk`), or None while there is room."""
+    def storage_full(self) -> FullCause | None:
+        """Why new scans are refused, or None while there is room: the app reads it at start."""
         return self._full_cause
 
     # -- state -----------------------------------------------------------------------------
@@ -616,7 +624,7 @@ class Outbox:
         room = self._rows < self._config.max_rows and (
             self._bytes + self._refused_size <= self._config.max_bytes
         )
-        if self._full_cause == "disk" or room:
+        if self._full_cause is FullCause.DISK or room:
             log.warning("outbox has room again (was full: %s)", self._full_cause)
             self._full_cause = None
 
