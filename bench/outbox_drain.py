@@ -200,7 +200,8 @@ def main() -> int:
     mosq = subprocess.run([MOSQUITTO, "-h"], capture_output=True, text=True).stdout.splitlines()[0]
     print(
         f"python {platform.python_version()}  paho {importlib.metadata.version('paho-mqtt')}  "
-        f"sqlite {sqlite3.sqlite_version}  {mosq}  {platform.machine()}  cpus {os.cpu_count()}"
+        f"sqlite {sqlite3.sqlite_version}  {mosq}  {platform.machine()}  cpus {os.cpu_count()}  "
+        f"load {os.getloadavg()[0]:.1f}"
     )
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="gate-bench-") as tmp:
         root = Path(tmp)
@@ -240,6 +241,7 @@ def main() -> int:
         print(f"  bare paho  {' '.join(f'{r:8.0f}' for r in bare)}  events/s")
         drain_ratio = statistics.median(ours) / statistics.median(bare)
         print(f"  median ratio publisher/bare: {drain_ratio:.2f}x  (goal >= 0.9x)")
+        print(f"load average at the end: {os.getloadavg()[0]:.1f} (figures share the machine)")
     return 0
 
 
