@@ -3,7 +3,8 @@
 Run as a script (the tests start it with `python tests/outbox_driver.py ...`), it
 prints one JSON object per line, flushed: `{"committed": seq, "event_id": ...}`
 after each commit returned, `{"started": pid}`, `{"drained": ...}` with memory
-figures. SIGTERM stops it cleanly (retained `stopped`). Also imported by the
+figures, `{"command": name, "bytes": n}` for each command routed to it (with
+`--commands`). SIGTERM stops it cleanly (retained `stopped`). Also imported by the
 tests for `make_checkin` and `make_site`.
 """
 
@@ -78,6 +79,7 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=0.0, help="seconds between commits")
     parser.add_argument("--exit-when-drained", action="store_true")
     parser.add_argument("--trace-memory", action="store_true")
+    parser.add_argument("--commands", action="store_true", help="report every command received")
     args = parser.parse_args()
 
     stop = threading.Event()
@@ -103,6 +105,8 @@ def main() -> int:
         telemetry_interval_s=2,
     )
     publisher = Publisher(mqtt, site, outbox, dict, client_id="gate-dev1", boot_id="boot-test")
+    if args.commands:
+        publisher.on_command("+", lambda name, payload: _say(command=name, bytes=len(payload)))
     if args.trace_memory:
         tracemalloc.start()
     before = _rss_kb()

@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,15 +147,7 @@ def test_full_disk_is_a_signalled_state_and_recovers_when_space_frees(tiny_disk:
     box = open_outbox(tiny_disk)
     for i in range(20):
         box.commit(make_checkin(i))
-    filler = tiny_disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)  # another program fills the disk
-    try:
-        while os.write(fd, b"x" * 4096):
-            pass
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    filler = fill(tiny_disk)
     committed = 20
     with pytest.raises(StorageFull):
         for i in range(20, 10_000):
@@ -169,6 +163,86 @@ def test_full_disk_is_a_signalled_state_and_recovers_when_space_frees(tiny_disk:
     assert not box.stats().storage_full
     assert len(seqs(box)) == committed - 2 + 1
     box.close()
+
+
+def fill(disk: Path) -> Path:
+    """Another program fills the disk to the last block; returns its file."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"x" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+_CHILD = """
+import sys
+from pathlib import Path
+from outbox_driver import KEY, make_checkin, make_site
+from gate.outbox.config import OutboxConfig, PrivacyConfig
+from gate.outbox.store import Outbox
+box = Outbox(OutboxConfig(), make_site(Path(sys.argv[1])), PrivacyConfig(), privacy_key=KEY)
+box.next_session()
+for i in range(20):
+    box.commit(make_checkin(i))
+print("committed", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.mark.parametrize("ending", ["killed", "closed"])
+def test_gate_stopped_on_a_full_disk_opens_again_in_the_storage_full_state(
+    tiny_disk: Path, ending: str
+) -> None:
+    """Issue 8: opening writes nothing; what cannot be written is StorageFull, never a crash."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(tiny_disk)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    assert child.stdout is not None and child.stdin is not None
+    assert child.stdout.readline() == b"committed\n"
+    if ending == "killed":
+        filler = fill(tiny_disk)
+        child.send_signal(signal.SIGKILL)
+    else:
+        child.stdin.close()  # a clean close removes the WAL; the disk fills afterwards
+        child.wait(10)
+        filler = fill(tiny_disk)
+    child.wait(10)
+
+    box = open_outbox(tiny_disk)  # does not raise
+    session = box.next_session()  # counted (in memory if it cannot be saved)
+    assert session >= 2
+    with pytest.raises(StorageFull):
+        box.commit(make_checkin(99))
+    assert box.storage_full == "disk" and box.stats().full_cause == "disk"
+    if box.depth:  # open: the stored check-ins are there to be sent
+        assert seqs(box) == list(range(1, 21))
+    filler.unlink()
+    assert box.store(make_checkin(100)).seq == 21
+    assert box.storage_full is None
+    assert seqs(box) == list(range(1, 22))
+    box.close()
+
+
+def test_opening_an_existing_outbox_writes_nothing(tmp_path: Path) -> None:
+    box = open_outbox(tmp_path)
+    box.commit(make_checkin(1))
+    box.close()
+    path = tmp_path / "outbox.sqlite3"
+    before = path.read_bytes()
+    path.chmod(0o444)  # a write would need the file writable; root ignores modes, so compare
+    box = open_outbox(tmp_path)
+    assert seqs(box) == [1]
+    box.close()
+    assert path.read_bytes() == before
 
 
 def test_garbage_file_is_set_aside_and_a_fresh_outbox_works(tmp_path: Path) -> None:

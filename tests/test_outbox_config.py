@@ -35,6 +35,18 @@ def test_production_defaults() -> None:
     ("section", "values", "message"),
     [
         (MqttConfig, {"topic_root": "gate/{site}"}, "unknown placeholder"),
+        (MqttConfig, {"topic_root": "gate/{}"}, "unknown placeholder"),
+        (MqttConfig, {"topic_root": "gate/{0}"}, "unknown placeholder"),
+        (MqttConfig, {"topic_root": "checkin/{province.upper}"}, "unknown placeholder"),
+        (MqttConfig, {"topic_root": "checkin/{province[0]}"}, "unknown placeholder"),
+        (MqttConfig, {"topic_root": "checkin/{province:d}"}, "must be bare"),
+        (MqttConfig, {"topic_root": "checkin/{province:>200000000}"}, "must be bare"),
+        (MqttConfig, {"topic_root": "checkin/{gate_id!r}"}, "must be bare"),
+        (MqttConfig, {"topic_root": "checkin/{gate_id:{province}}"}, "must be bare"),
+        (MqttConfig, {"topic_root": "checkin/{gate_id"}, "not a valid template"),
+        (MqttConfig, {"topic_root": "checkin/gate_id}"}, "not a valid template"),
+        (MqttConfig, {"max_packet_bytes": 100}, "greater than or equal to 4096"),
+        (MqttConfig, {"max_packet_bytes": 2**28}, "less than or equal to 268435455"),
         (MqttConfig, {"topic_root": "gate/#"}, "must not contain"),
         (MqttConfig, {"topic_root": "gate/{gate_id}/"}, "must not contain"),
         (MqttConfig, {"cert_file": "/c.pem"}, "cert_file and key_file go together"),
@@ -59,6 +71,14 @@ def test_invalid_config_is_explained(
 ) -> None:
     with pytest.raises(ValidationError, match=message):
         section(**values)
+
+
+def test_every_valid_topic_template_fills_in(tmp_path: Path) -> None:
+    """What passes the config check is what `gate run` can format (no crash, no huge string)."""
+    site = make_site(tmp_path)
+    template = "x/{{literal}}/{province}/{venue_id}/{gate_id}/{device_id}"
+    assert MqttConfig(topic_root=template).topic_root == template
+    assert topic_root(template, site, "dev1") == "x/{literal}/hn/stadium/gate-1/dev1"
 
 
 def test_paths_are_paths() -> None:

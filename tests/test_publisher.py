@@ -357,6 +357,33 @@ def test_commands_are_routed_and_resubscribed_after_reconnect(
     sender.loop_stop()
 
 
+def test_an_oversized_command_is_counted_and_never_handed_on(
+    broker: Broker, outbox: Outbox, publishers: Publishers
+) -> None:
+    """MQTT 3.1.1 has no Maximum Packet Size: the publisher refuses it on arrival."""
+    got: list[tuple[str, int]] = []
+    publisher = publishers(broker, outbox, protocol="v311", max_packet_bytes=8192)
+    publisher.on_command("+", lambda name, payload: got.append((name, len(payload))))
+    sender = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    sender.connect(broker.host, broker.port)
+    sender.loop_start()
+
+    def ping_until(count: int) -> bool:
+        sender.publish(f"{ROOT}/cmd/ping", b"x" * 8192, qos=1)  # at the limit: accepted
+        return wait_until(lambda: len(got) >= count, 0.5)
+
+    assert wait_until(lambda: ping_until(1), 15)
+    sender.publish(f"{ROOT}/cmd/open", b"x" * 8193, qos=1)
+    assert wait_until(lambda: publisher.stats()["oversized_commands"] == 1, 10)
+    assert wait_until(lambda: ping_until(len(got) + 1), 10)
+    assert {name for name, _ in got} == {"ping"}
+    ids = commit(outbox, publisher, 3)
+    assert wait_until(lambda: outbox.depth == 0, 10)
+    sender.disconnect()
+    sender.loop_stop()
+    assert ids
+
+
 CALLBACKS = ("_on_connect", "_on_disconnect", "_on_publish", "_on_message", "_on_subscribe")
 
 

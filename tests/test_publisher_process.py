@@ -1,7 +1,7 @@
 """A real process running Outbox + Publisher (tests/outbox_driver.py), killed and restarted.
 
-SIGKILL between commit and acknowledgement, the last will, and a 10,000-event
-backlog drained with memory flat.
+SIGKILL between commit and acknowledgement, the last will, a 10,000-event
+backlog drained with memory flat, and a 10 MB command that never reaches the gate.
 """
 
 import json
@@ -13,8 +13,10 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
 from broker import Broker, Watcher, delivery_problems, retained, wait_until
+from paho.mqtt.enums import CallbackAPIVersion
 
 pytestmark = [
     pytest.mark.broker,
@@ -146,4 +148,50 @@ def test_backlog_of_10000_drains_in_order_with_flat_memory(tmp_path: Path, broke
     # the backlog is ~4 MB of payloads; holding it (in paho or here) would show many MB
     assert traced_growth < 1_500_000, drained
     assert rss_growth_kb < 16_000, drained
+    watcher.close()
+
+
+def test_a_10_mb_command_leaves_memory_flat_and_delivery_going(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """Issue 9 item 1: v5 Maximum Packet Size; the broker drops what the gate refused."""
+    watcher = Watcher(broker)
+    driver = Driver(
+        tmp_path / "state",
+        broker,
+        "--commit",
+        "150",
+        "--interval",
+        "0.05",
+        "--commands",
+        "--exit-when-drained",
+    )
+    sender = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sender.connect(broker.host, broker.port)
+    sender.loop_start()
+    cmd = "checkin/hn/stadium/gate-1/cmd"
+
+    def pings() -> int:
+        return sum(1 for line in list(driver.lines) if line.get("command") == "ping")
+
+    def ping_until(count: int) -> bool:
+        sender.publish(f"{cmd}/ping", b"{}", qos=1)
+        return wait_until(lambda: pings() >= count, 0.5)
+
+    assert wait_until(lambda: ping_until(1), 20)  # subscribed
+    big = sender.publish(f"{cmd}/open", b"x" * (10 * 1024 * 1024), qos=1)
+    big.wait_for_publish(30)
+    assert wait_until(lambda: ping_until(pings() + 1), 20)  # commands still flow after it
+    assert driver.finish(timeout=120) == 0, driver.stderr
+    sender.disconnect()
+    sender.loop_stop()
+    assert {line["command"] for line in driver.lines if "command" in line} == {"ping"}
+    committed = driver.committed()
+    assert len(committed) == 150
+    assert wait_until(lambda: set(committed) <= {e["event_id"] for e in watcher.events()}, 30)
+    assert delivery_problems(watcher.events(), set(committed)) == []
+    drained = driver.line("drained")
+    assert drained is not None
+    peak_growth_kb = int(str(drained["hwm_after_kb"])) - int(str(drained["rss_before_kb"]))
+    assert peak_growth_kb < 5_000, drained  # the 10 MB message would show at least 10,240
     watcher.close()

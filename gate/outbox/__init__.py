@@ -8,9 +8,10 @@ from gate.outbox.identity import boot_id, client_id, clock_synced, device_id
 from gate.outbox.publisher import Publisher
 from gate.outbox.queue_command import add_queue_arguments, run_queue
 from gate.outbox.service import OutboxService, open_outbox
-from gate.outbox.store import Outbox, OutboxStats, StoredEvent
+from gate.outbox.store import FullCause, Outbox, OutboxStats, StoredEvent
 
 __all__ = [
+    "FullCause",
     "MqttConfig",
     "Outbox",
     "OutboxConfig",

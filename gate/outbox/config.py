@@ -14,6 +14,9 @@ from pydantic import Field, field_validator, model_validator
 from gate.config.base import Section
 
 TOPIC_FIELDS = frozenset({"province", "venue_id", "gate_id", "device_id"})
+MQTT_PACKET_LIMIT = 268_435_455  # the largest packet MQTT can encode (remaining length)
+DEFAULT_MAX_PACKET = 1024 * 1024 + 64 * 1024
+"""A 1 MiB command payload (the commands' own cap) plus room for its topic and properties."""
 
 
 class Transport(StrEnum):
@@ -93,7 +96,8 @@ class MqttConfig(Section):
         "checkin/{province}/{venue_id}/{gate_id}",
         min_length=1,
         description="Topic root; `{province}`, `{venue_id}`, `{gate_id}` and `{device_id}` are "
-        "filled in from `site`. Topics below it: `event`, `status`, `telemetry`, `cmd/<name>`.",
+        "filled in from `site` (bare: no format spec or conversion). Topics below it: `event`, "
+        "`status`, `telemetry`, `cmd/<name>`.",
     )
     max_inflight: int = Field(
         10,
@@ -117,16 +121,36 @@ class MqttConfig(Section):
     telemetry_interval_s: float = Field(
         60.0, gt=0, le=86400, description="Seconds between `telemetry` messages."
     )
+    max_packet_bytes: int = Field(
+        DEFAULT_MAX_PACKET,
+        ge=4096,
+        le=MQTT_PACKET_LIMIT,
+        description="Largest MQTT packet the gate accepts: sent as Maximum Packet Size in the "
+        "v5 CONNECT (the broker drops bigger messages for this gate), and checked again on "
+        "every command received, before it is queued. The default fits a 1 MiB command. "
+        "A v3.1.1 gate has no such field: set the broker's `max_packet_size` instead.",
+    )
 
     @field_validator("topic_root")
     @classmethod
     def _topic_root_is_a_template(cls, value: str) -> str:
-        fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
-        unknown = fields - TOPIC_FIELDS
-        if unknown:
-            raise ValueError(
-                f"unknown placeholder(s) {sorted(unknown)}; allowed: {sorted(TOPIC_FIELDS)}"
-            )
+        try:
+            parts = list(string.Formatter().parse(value))
+        except ValueError as exc:
+            raise ValueError(f"not a valid template ({exc}); write braces as {{{{ }}}}") from None
+        for _, name, spec, conversion in parts:
+            if name is None:
+                continue
+            if name not in TOPIC_FIELDS:
+                raise ValueError(
+                    f"unknown placeholder {{{name}}}; allowed: "
+                    + ", ".join(f"{{{field}}}" for field in sorted(TOPIC_FIELDS))
+                )
+            if spec or conversion:
+                raise ValueError(
+                    f"placeholder {{{name}}} must be bare: no format spec or conversion "
+                    f"(got {spec or ''}{'!' + conversion if conversion else ''})"
+                )
         if any(c in value for c in "+#\0") or value.startswith("/") or value.endswith("/"):
             raise ValueError("must not contain '+', '#' or NUL, nor start or end with '/'")
         return value

@@ -1,11 +1,14 @@
 """The published check-in event (schema `gate.event.v1`, see schema/event.v1.json).
 
 Pure: an event is a function of the check-in, the gate's identity, its seq and
-id, the clock flag and the privacy settings. No I/O, no clock.
+id, the clock flag and the privacy settings. No I/O, no clock. The outbox assigns
+seq and id; `EventRenderer.render` is the callback it fills them in with.
 """
 
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gate.checkin import CheckIn
@@ -79,3 +82,31 @@ def encode_event(event: dict[str, object]) -> bytes:
 def with_replayed(payload: bytes, replayed: bool) -> bytes:
     """The stored payload with `replayed` appended, without re-encoding the JSON."""
     return payload[:-1] + (b',"replayed":true}' if replayed else b',"replayed":false}')
+
+
+@dataclass(frozen=True, slots=True)
+class EventRenderer:
+    """What an event needs besides the check-in and its (seq, id): fixed for a run."""
+
+    site: SiteConfig
+    privacy: PrivacyConfig
+    privacy_key: bytes | None
+    clock_synced: Callable[[], bool]
+
+    def render(self, checkin: CheckIn) -> Callable[[int, str], bytes]:
+        """The outbox's `render(seq, event_id)` callback for this check-in."""
+
+        def payload(seq: int, event_id: str) -> bytes:
+            return encode_event(
+                build_event(
+                    checkin,
+                    site=self.site,
+                    seq=seq,
+                    event_id=event_id,
+                    clock_synced=self.clock_synced(),
+                    privacy=self.privacy,
+                    privacy_key=self.privacy_key,
+                )
+            )
+
+        return payload

@@ -6,40 +6,37 @@ an old connection: the outbox is the only queue), the last will (retained
 command subscriptions, then the drain: at most `max_inflight` events without a
 PUBACK, a row deleted only on a PUBACK with a success reason code.
 
-Two lanes share the window. Events already in the outbox when the connection
-came up (or being sent again) are the backlog, sent with `replayed: true` in
-seq order; events committed while connected are live, sent in seq order with
-`replayed: false` and first claim on up to half the window, so a week's
-backlog does not delay a check-in happening now. Each lane arrives in seq
-order; across lanes the consumer orders by `seq`.
+What to send, delete, rewind or give up on is decided by `drain.Drain`, a pure
+object (two lanes, backlog and live, in one window; refusals with backoff); this
+module is its I/O shell: the paho client, the outbox, the clock. MQTT 3.1.1 has
+no reason codes: a broker that drops a publish (mosquitto on an ACL deny) still
+acknowledges it and the row is deleted; use v5 where that matters.
 
-A refused publish (PUBACK >= 0x80: ACL, quota) keeps its row; sending pauses
-with exponential backoff, then resumes from the oldest unsent row. MQTT 3.1.1
-has no reason codes: a broker that drops a publish (mosquitto on an ACL deny)
-still acknowledges it and the row is deleted; use v5 where that matters.
+Commands arrive on `<root>/cmd/<name>`; a message bigger than `max_packet_bytes`
+is counted and refused before it reaches a handler (v5 brokers do not even send
+it: the limit is the CONNECT's Maximum Packet Size).
 """
 
 import contextlib
 import logging
 import queue
-import random
 import select
 import socket
 import ssl
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gate.config.site import SiteConfig
 from gate.outbox.config import MqttConfig, Protocol, Transport
-from gate.outbox.events import with_replayed
+from gate.outbox.drain import Action, Backoff, Delete, Drain, Fetch, Publish, Refused, Rewind, Stuck
 from gate.outbox.identity import clock_synced, topic_root
 from gate.outbox.presence import (
     Presence,
@@ -48,7 +45,7 @@ from gate.outbox.presence import (
     status_payload,
     telemetry_payload,
 )
-from gate.outbox.store import MAX_SEQ, Outbox, StoredEvent
+from gate.outbox.store import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +54,6 @@ CommandHandler = Callable[[str, bytes], None]
 """Called in the publisher thread with (command name, payload): hand work off, return fast."""
 
 _TICK_S = 0.25  # longest network wait; `notify` and `stop` wake it at once
-_LIVE_POLL_S = 0.5  # look for live events without a `notify` this often
-_FETCH = 64  # rows read from the outbox at a time, per lane
-_DELETE_BATCH = 256  # acknowledged rows deleted in one transaction...
-_DELETE_EVERY_S = 0.05  # ...or this long after the first of them was acknowledged
 _OUTGOING_MAX = 256  # messages queued by `publish` and not yet handed to paho
 
 
@@ -90,7 +83,15 @@ def new_client(config: MqttConfig, client_id: str, userdata: object = None) -> m
 def connect(client: mqtt.Client, config: MqttConfig) -> None:
     """Open the TCP (and TLS) connection; v5 starts a clean session. OSError when it fails."""
     if config.protocol is Protocol.V5:
-        client.connect(config.host, config.effective_port, config.keepalive, clean_start=True)
+        limits = Properties(PacketTypes.CONNECT)
+        limits.MaximumPacketSize = config.max_packet_bytes  # the broker drops bigger messages
+        client.connect(
+            config.host,
+            config.effective_port,
+            config.keepalive,
+            clean_start=True,
+            properties=limits,
+        )
     else:
         client.connect(config.host, config.effective_port, config.keepalive)
 
@@ -114,40 +115,6 @@ def _password(config: MqttConfig) -> str | None:
     return lines[0] if lines else ""
 
 
-class Backoff:
-    """Exponential delay with jitter: `low * 2**n`, capped at `high`, minus up to half."""
-
-    def __init__(self, low: float, high: float, rng: Callable[[], float] = random.random) -> None:
-        self._low, self._high, self._rng = low, high, rng
-        self._attempt = 0
-
-    def next(self) -> float:
-        """The next delay; jitter keeps a fleet of gates from reconnecting in lockstep."""
-        delay = min(self._high, self._low * 2 ** min(self._attempt, 32))
-        self._attempt += 1
-        return delay * (0.5 + 0.5 * self._rng())
-
-    def reset(self) -> None:
-        self._attempt = 0
-
-
-@dataclass(slots=True)
-class _Lane:
-    """Rows of one lane, read ahead a little: `after < seq <= upto`."""
-
-    after: int
-    upto: int
-    replayed: bool
-    rows: deque[StoredEvent] = field(default_factory=deque)
-
-
-@dataclass(slots=True)
-class _Sent:
-    seq: int
-    at: float
-    live: bool
-
-
 @dataclass(slots=True)
 class _Link:
     """State of one broker connection; touched only by the publisher thread."""
@@ -159,28 +126,15 @@ class _Link:
     lost: bool = False
     status_mid: int | None = None
     status_acked: bool = False
-    inflight: dict[int, _Sent] = field(default_factory=dict)
-    live_inflight: int = 0
-    acked: list[int] = field(default_factory=list)
-    refused: list[tuple[int, str]] = field(default_factory=list)
-    backlog: _Lane = field(default_factory=lambda: _Lane(0, 0, True))
-    live: _Lane = field(default_factory=lambda: _Lane(0, MAX_SEQ, False))
-    next_live_poll: float = 0.0
-    paused_until: float = 0.0
-    rewind: bool = False
     subscribed: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
 class _Counters:
-    published: int = 0
-    acked: int = 0
-    refused: int = 0
-    last_refusal: str | None = None
     connects: int = 0
     connect_failures: int = 0
     last_connect_error: str | None = None
-    ack_timeouts: int = 0
+    oversized_commands: int = 0
     callback_errors: int = 0
     loop_errors: int = 0
     telemetry_errors: int = 0
@@ -228,9 +182,11 @@ class Publisher:
         self._heartbeat = time.monotonic()
         self._stop_by = 0.0
         self._next_telemetry = 0.0
-        self._to_delete: list[int] = []
-        self._delete_by = 0.0
-        self._refusal_backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s)
+        self._drain = Drain(
+            config.max_inflight,
+            config.ack_timeout_s,
+            Backoff(config.reconnect_min_s, config.reconnect_max_s),
+        )
 
     # -- API for the daemon ----------------------------------------------------------------
 
@@ -330,18 +286,19 @@ class Publisher:
 
     def stats(self) -> dict[str, object]:
         """Our own counters, as telemetry shows them."""
-        c = self._counters
+        c, d = self._counters, self._drain.counters
         return {
             "client_id": self._client_id,
             "connected": self._connected,
-            "published": c.published,
-            "acked": c.acked,
-            "refused": c.refused,
-            "last_refusal": c.last_refusal,
+            "published": d.published,
+            "acked": d.acked,
+            "refused": d.refused,
+            "last_refusal": d.last_refusal,
             "connects": c.connects,
             "connect_failures": c.connect_failures,
             "last_connect_error": c.last_connect_error,
-            "ack_timeouts": c.ack_timeouts,
+            "ack_timeouts": d.ack_timeouts,
+            "oversized_commands": c.oversized_commands,
             "callback_errors": c.callback_errors,
             "loop_errors": c.loop_errors,
             "telemetry_errors": c.telemetry_errors,
@@ -404,7 +361,7 @@ class Publisher:
         finally:
             self._connected = False
             self._close(client)
-            self._flush_deletes(time.monotonic())
+            self._outbox.ack(self._drain.take_deletions())
 
     def _turn(self, client: mqtt.Client, timeout: float) -> MQTTErrorCode:
         """One network turn: our own select over paho's socket and the wake socket.
@@ -482,16 +439,8 @@ class Publisher:
         )
         link.status_mid = info.mid
         self._subscribe(client, link)
-        self._reset_lanes(link)
+        self._drain.begin()
         self._next_telemetry = 0.0
-
-    def _reset_lanes(self, link: _Link) -> None:
-        """Whatever is stored now is backlog; what is committed from now on is live."""
-        self._flush_deletes(time.monotonic())
-        boundary = self._outbox.last_seq
-        link.backlog = _Lane(0, boundary, True)
-        link.live = _Lane(boundary, MAX_SEQ, False)
-        link.next_live_poll = 0.0
 
     def _subscribe(self, client: mqtt.Client, link: _Link) -> None:
         with self._handlers_lock:
@@ -501,30 +450,12 @@ class Publisher:
             link.subscribed.add(name)
 
     def _service(self, client: mqtt.Client, link: _Link) -> bool:
-        """One turn after the network loop: acks, refusals, stuck window, sending, telemetry.
-
-        Returns False when the connection must be dropped.
-        """
+        """One turn after the network loop: queued messages, the drain, subscriptions,
+        telemetry. Returns False when the connection must be dropped."""
         now = time.monotonic()
-        self._settle(link, now)
-        if link.inflight:
-            oldest = next(iter(link.inflight.values())).at  # dicts keep sending order
-            if now - oldest > self._config.ack_timeout_s:
-                self._counters.ack_timeouts += 1
-                log.warning(
-                    "no PUBACK for %.0fs (%d in flight): dropping the connection",
-                    now - oldest,
-                    len(link.inflight),
-                )
-                return False
-        if link.rewind and not link.inflight and now >= link.paused_until:
-            link.rewind = False
-            self._reset_lanes(link)
         self._send_outgoing(client)
-        if not link.rewind and not self._fill(client, link, now):
+        if not self._drive(client, now):
             return False
-        if self._to_delete and not link.inflight:  # idle: no reason to wait for a batch
-            self._flush_deletes(now)
         if self._resubscribe.is_set():
             self._resubscribe.clear()
             self._subscribe(client, link)
@@ -533,68 +464,46 @@ class Publisher:
             self._publish_telemetry(client)
         return True
 
-    def _settle(self, link: _Link, now: float) -> None:
-        """Delete acknowledged rows (in batches); pause after refusals (refused rows stay)."""
-        if link.acked:
-            if not self._to_delete:
-                self._delete_by = now + _DELETE_EVERY_S
-            self._to_delete.extend(link.acked)
-            self._counters.acked += len(link.acked)
-            link.acked = []
-            if not link.refused and not link.rewind:
-                self._refusal_backoff.reset()
-        if (
-            self._to_delete and (len(self._to_delete) >= _DELETE_BATCH or now >= self._delete_by)
-        ) or (self._outbox.pending_acks and now >= self._delete_by):
-            self._flush_deletes(now)
-        if link.refused:
-            refused, link.refused = link.refused, []
-            self._counters.refused += len(refused)
-            self._counters.last_refusal = refused[-1][1]
-            delay = self._refusal_backoff.next()
-            link.paused_until = now + delay
-            link.rewind = True
-            log.warning(
-                "broker refused %d event(s) (first seq %d: %s): kept, retrying in %.1fs",
-                len(refused),
-                refused[0][0],
-                refused[0][1],
-                delay,
-            )
-
-    def _flush_deletes(self, now: float) -> None:
-        """One transaction for many acknowledged rows: the drain's main saving.
-
-        Until flushed, an acknowledged row is only kept from being sent again in
-        this connection by the lane cursors; every lane reset flushes first.
-        """
-        done, self._to_delete = self._to_delete, []
-        self._delete_by = now + _DELETE_EVERY_S
-        self._outbox.ack(done)
-
-    def _fill(self, client: mqtt.Client, link: _Link, now: float) -> bool:
-        """Send until the window is full: live first (up to half), then backlog, then live."""
-        window = self._config.max_inflight
-        live_share = max(1, window // 2)
-        while len(link.inflight) < window:
-            row: StoredEvent | None = None
-            live = False
-            if link.live_inflight < live_share:
-                row, live = self._take_live(link, now), True
-            if row is None:
-                row, live = self._take(link.backlog), False
-            if row is None:
-                row, live = self._take_live(link, now), True
-            if row is None:
-                return True
-            info = client.publish(self.event_topic, with_replayed(row.payload, not live), qos=1)
-            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                log.warning("publish failed (%s): reconnecting", mqtt.error_string(info.rc))
+    def _drive(self, client: mqtt.Client, now: float) -> bool:
+        """Do what the drain asks until it waits for the network; False: drop the link."""
+        drain = self._drain
+        if self._wake.is_set():
+            self._wake.clear()
+            drain.wake()
+        while (action := drain.next_action(now, self._outbox.pending_acks)) is not None:
+            if not self._do(client, action, now):
                 return False
-            link.inflight[info.mid] = _Sent(row.seq, now, live)
-            if live:
-                link.live_inflight += 1
-            self._counters.published += 1
+        return True
+
+    def _do(self, client: mqtt.Client, action: Action, now: float) -> bool:
+        match action:
+            case Fetch(lane, after, upto, limit):
+                self._drain.fetched(lane, self._outbox.fetch(after, limit, upto))
+            case Publish():
+                info = client.publish(self.event_topic, action.payload, qos=1)
+                if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    log.warning("publish failed (%s): reconnecting", mqtt.error_string(info.rc))
+                    return False
+                self._drain.sent(info.mid, action, now)
+            case Delete(seqs):
+                self._outbox.ack(seqs)
+            case Rewind():
+                self._drain.reset(self._outbox.last_seq)
+            case Refused(count, first_seq, reason, delay_s):
+                log.warning(
+                    "broker refused %d event(s) (first seq %d: %s): kept, retrying in %.1fs",
+                    count,
+                    first_seq,
+                    reason,
+                    delay_s,
+                )
+            case Stuck(waited_s, inflight):
+                log.warning(
+                    "no PUBACK for %.0fs (%d in flight): dropping the connection",
+                    waited_s,
+                    inflight,
+                )
+                return False
         return True
 
     def _send_outgoing(self, client: mqtt.Client) -> None:
@@ -607,22 +516,6 @@ class Publisher:
             info = client.publish(topic, payload, qos=qos, retain=False)
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 log.warning("publish to %s failed (%s): dropped", topic, mqtt.error_string(info.rc))
-
-    def _take(self, lane: _Lane) -> StoredEvent | None:
-        if not lane.rows and lane.after < lane.upto:
-            lane.rows.extend(self._outbox.fetch(lane.after, _FETCH, lane.upto))
-            lane.after = lane.rows[-1].seq if lane.rows else lane.upto
-        return lane.rows.popleft() if lane.rows else None
-
-    def _take_live(self, link: _Link, now: float) -> StoredEvent | None:
-        lane = link.live
-        if not lane.rows and (self._wake.is_set() or now >= link.next_live_poll):
-            self._wake.clear()
-            link.next_live_poll = now + _LIVE_POLL_S
-            lane.rows.extend(self._outbox.fetch(lane.after, _FETCH))
-            if lane.rows:
-                lane.after = lane.rows[-1].seq
-        return lane.rows.popleft() if lane.rows else None
 
     def _publish_telemetry(self, client: mqtt.Client) -> None:
         """QoS 0, not retained: a sample lost while offline is not worth a slot in the window."""
@@ -658,7 +551,6 @@ class Publisher:
         while not link.status_acked and not link.lost and time.monotonic() < deadline:
             if self._turn(client, _TICK_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
-        self._settle(link, time.monotonic())
         client.disconnect()
         while client.is_connected() and time.monotonic() < deadline:
             self._turn(client, _TICK_S)
@@ -715,17 +607,9 @@ class Publisher:
         reason: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        sent = link.inflight.pop(mid, None)
-        if sent is None:
-            if mid == link.status_mid:
-                link.status_acked = True
-            return
-        if sent.live:
-            link.live_inflight -= 1
-        if reason.is_failure:
-            link.refused.append((sent.seq, str(reason)))
-        else:
-            link.acked.append(sent.seq)
+        is_event = self._drain.puback(mid, str(reason) if reason.is_failure else None)
+        if not is_event and mid == link.status_mid:
+            link.status_acked = True
 
     def _on_subscribe(
         self,
@@ -740,6 +624,18 @@ class Publisher:
             log.warning("command subscription refused: %s", ", ".join(refused))
 
     def _on_message(self, client: mqtt.Client, link: _Link, message: mqtt.MQTTMessage) -> None:
+        """Route a command; an oversized one is counted and dropped before anything else."""
+        size = len(message.payload)  # the length of paho's buffer: nothing is copied
+        if size > self._config.max_packet_bytes:
+            self._counters.oversized_commands += 1
+            if self._counters.oversized_commands % 100 == 1:  # a flood is not a log flood
+                log.warning(
+                    "command message of %d bytes refused (max_packet_bytes %d); %d so far",
+                    size,
+                    self._config.max_packet_bytes,
+                    self._counters.oversized_commands,
+                )
+            return
         name = message.topic.removeprefix(self._cmd_prefix)
         if not message.topic.startswith(self._cmd_prefix) or not name or "/" in name:
             return

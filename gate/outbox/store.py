@@ -1,10 +1,18 @@
 """The durable outbox: every check-in is committed here before the gate opens (P1).
 
-One SQLite file in WAL mode. Two connections behind one lock: the writer
-(capture thread, `synchronous=FULL`: a commit survives a power cut) and the
-drain connection (publisher thread, `synchronous=NORMAL`: losing the last
-deletions to a power cut only re-sends acknowledged events, which P2 allows
-and the consumer de-duplicates by `event_id`).
+One SQLite file in WAL mode, two connections, so the door never waits for the uplink:
+
+- the writer (capture thread, `synchronous=FULL`: a commit survives a power cut);
+- the drain connection (publisher thread, `synchronous=NORMAL`: losing the last
+  deletions to a power cut only re-sends acknowledged events, which P2 allows and
+  the consumer de-duplicates by `event_id`). Its reads are WAL snapshots that never
+  hold the writer up; its deletions go in short transactions that give way to a
+  waiting commit (`WriteTurn`), and it checkpoints the WAL outside of them.
+
+The store does not build events: `append` takes a `render(seq, event_id)` callback
+and calls it with the pair it assigns, under the write turn, so seq order is commit
+order. Opening an existing file writes nothing (a gate killed on a full disk starts
+again); a full disk at any point is the `storage_full` state, not a crash (P4).
 """
 
 import logging
@@ -14,9 +22,11 @@ import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
@@ -25,7 +35,7 @@ from gate.checkin import CheckIn
 from gate.config.site import SiteConfig
 from gate.errors import StorageError, StorageFull
 from gate.outbox.config import OutboxConfig, PrivacyConfig
-from gate.outbox.events import build_event, encode_event, uuid7
+from gate.outbox.events import EventRenderer, uuid7
 from gate.outbox.identity import clock_synced as system_clock_synced
 from gate.outbox.privacy import load_key
 
@@ -37,8 +47,13 @@ _SQLITE_FULL = 13
 _SQLITE_NOTADB = 26
 MAX_SEQ = 2**63 - 1
 _LATENCY_WINDOW = 2048
-_DELETE_CHUNK = 500  # rows per DELETE statement (well under SQLite's variable limit)
+_DELETE_CHUNK = 64  # rows per deleting transaction: short, so a commit never waits long
+_CHECKPOINT_EVERY_S = 1.0  # the drain connection checkpoints the WAL at most this often
+_WRITER_CHECKPOINT_PAGES = 4000  # backstop for a gate that is offline (nobody drains)
 _T = TypeVar("_T")
+
+Render = Callable[[int, str], bytes]
+"""Makes the stored payload from the `(seq, event_id)` the store assigns."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -49,6 +64,13 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+
+
+class FullCause(StrEnum):
+    """Why the outbox refuses new check-ins (the `storage_full` state, P4)."""
+
+    CAP = "cap"  # `outbox.max_rows` or `outbox.max_bytes` reached
+    DISK = "disk"  # the file system (or SQLite's page limit) has no room
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +96,7 @@ class OutboxStats:
     last_acked_ms: int | None
     high_water: bool
     storage_full: bool
-    full_cause: str | None
+    full_cause: FullCause | None
     set_aside: int
     set_aside_last: str | None
     commits: int
@@ -101,14 +123,64 @@ def is_corruption(exc: sqlite3.Error) -> bool:
     return "malformed" in text or "not a database" in text
 
 
+def is_disk_full(exc: sqlite3.Error) -> bool:
+    """SQLITE_FULL: the disk (or the file's page limit) has no room for a write."""
+    return _errorcode(exc) == _SQLITE_FULL
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+class WriteTurn:
+    """Who writes next: a waiting commit always goes before the next deleting transaction.
+
+    A threading condition, not SQLite's busy handler: that one sleeps 1, 2, 5, 10...
+    ms between tries, and those sleeps were the commit's p99 beside a drain.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._busy = False
+        self._commits_waiting = 0
+
+    @contextmanager
+    def commit(self) -> Iterator[None]:
+        """The capture thread's turn: only waits for a transaction already running."""
+        with self._cond:
+            self._commits_waiting += 1
+            while self._busy:
+                self._cond.wait()
+            self._commits_waiting -= 1
+            self._busy = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    @contextmanager
+    def background(self) -> Iterator[None]:
+        """Deletions and maintenance: only when no commit runs or waits."""
+        with self._cond:
+            while self._busy or self._commits_waiting:
+                self._cond.wait()
+            self._busy = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
 
 
 class Outbox:
     """The check-in sink: `commit` returns once the event is durable (P1), never overwrites (P4).
 
-    Thread safe: `commit` from the capture thread, `fetch`/`ack` from the publisher.
+    Thread safe: `commit`/`append` from the capture thread, `fetch`/`ack` from the
+    publisher; the two never wait for each other's reads, and deletions yield to commits.
     """
 
     def __init__(
@@ -122,17 +194,16 @@ class Outbox:
     ) -> None:
         self.path = outbox_path(config, site)
         self._config = config
-        self._site = site
-        self._privacy = privacy
-        self._key = privacy_key if privacy_key is not None else load_key(privacy, site)
-        self._clock_synced = clock_synced
-        self._lock = threading.RLock()
+        key = privacy_key if privacy_key is not None else load_key(privacy, site)
+        self._renderer = EventRenderer(site, privacy, key, clock_synced)
+        self._turn = WriteTurn()
+        self._drain_lock = threading.Lock()  # the drain connection is the publisher's
         self._writer: sqlite3.Connection | None = None
         self._drain: sqlite3.Connection | None = None
         self._rows = 0
         self._bytes = 0
         self._last_seq = 0
-        self._full_cause: str | None = None
+        self._full_cause: FullCause | None = None
         self._refused_size = 0
         self._high_water = False
         self._set_aside = 0
@@ -141,13 +212,14 @@ class Outbox:
         self._refused_full = 0
         self._latencies: deque[float] = deque(maxlen=_LATENCY_WINDOW)
         self._unapplied_acks: list[int] = []
-        with self._lock:
+        self._next_checkpoint = 0.0
+        with self._drain_lock, self._turn.background():
             self._open()
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def _open(self) -> None:
-        """Open the file, setting it aside once if it is corrupt."""
+        """Open the file, setting it aside once if it is corrupt; a full disk is a state."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -159,40 +231,46 @@ class Outbox:
             raise
         except sqlite3.DatabaseError as exc:
             self._close_connections()
+            if is_disk_full(exc) or _no_room(self.path.parent):
+                self._opening_failed_full(exc)
+                return
             if not is_corruption(exc):
                 raise StorageError(f"outbox {self.path}: {exc}") from exc
             self._set_aside_file(str(exc), None)
 
+    def _opening_failed_full(self, exc: sqlite3.Error) -> None:
+        """Start closed in the `storage_full` state; `_reopen` tries again later."""
+        if self._full_cause is not FullCause.DISK:
+            log.error("outbox %s cannot open, the disk is full (%s): scans refused", self.path, exc)
+        self._full_cause = FullCause.DISK
+
     def _connect(self, seed: int | None) -> None:
+        """Open both connections. Writes only to a new file or one that needs migrating."""
         writer = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=10.0
         )
         self._writer = writer
-        mode = writer.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        mode = writer.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode != "wal":
+            mode = writer.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode != "wal":
             raise StorageError(f"outbox {self.path}: cannot use WAL (journal_mode={mode})")
         writer.execute("PRAGMA synchronous=FULL")
+        writer.execute(f"PRAGMA wal_autocheckpoint={_WRITER_CHECKPOINT_PAGES}")
         version = writer.execute("PRAGMA user_version").fetchone()[0]
         if version > DB_VERSION:
             raise StorageError(f"outbox {self.path}: written by a newer gate (v{version})")
         problems = [row[0] for row in writer.execute("PRAGMA quick_check")]
         if problems != ["ok"]:
             raise sqlite3.DatabaseError(f"database disk image is malformed: {problems[:3]}")
-        writer.executescript(_SCHEMA)
-        writer.execute(f"PRAGMA user_version={DB_VERSION}")
-        now = _now_ms()
-        start = seed if seed is not None else 0
-        writer.execute("BEGIN IMMEDIATE")
-        writer.executemany(
-            "INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)",
-            [("last_seq", start), ("session", 0), ("created_ms", now)],
-        )
-        writer.execute("COMMIT")
+        if version < DB_VERSION:
+            self._create(writer, seed)
         drain = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=10.0
         )
         self._drain = drain
         drain.execute("PRAGMA synchronous=NORMAL")
+        drain.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run outside the write turn
         rows, size = writer.execute(
             "SELECT count(*), coalesce(sum(length(payload)), 0) FROM events"
         ).fetchone()
@@ -200,6 +278,33 @@ class Outbox:
         max_row = writer.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
         self._rows, self._bytes, self._last_seq = rows, size, max(last_seq, max_row)
         self._update_high_water()
+
+    @staticmethod
+    def _create(writer: sqlite3.Connection, seed: int | None) -> None:
+        """Schema and counters of a new file (version 0), in one transaction."""
+        writer.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    writer.execute(statement)
+            writer.executemany(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)",
+                [("last_seq", seed or 0), ("session", 0), ("created_ms", _now_ms())],
+            )
+            writer.execute(f"PRAGMA user_version={DB_VERSION}")
+            writer.execute("COMMIT")
+        except sqlite3.Error:
+            if writer.in_transaction:
+                writer.execute("ROLLBACK")
+            raise
+
+    def _reopen(self) -> bool:
+        """After a full disk at start: try to open again; True when open."""
+        with self._drain_lock, self._turn.background():
+            if self._writer is not None:
+                return True
+            self._open()
+            return self._writer is not None
 
     def _close_connections(self) -> None:
         for conn in (self._drain, self._writer):
@@ -252,13 +357,16 @@ class Outbox:
             raise StorageError(f"outbox {self.path}: fresh file unusable: {exc}") from exc
 
     def _recover(self, exc: sqlite3.DatabaseError) -> None:
-        """Corruption found while running: set the file aside and go on with a fresh one."""
+        """Corruption found while running: set the file aside and go on with a fresh one.
+
+        The caller holds the drain lock and the background write turn.
+        """
         self._close_connections()
         self._set_aside_file(str(exc), self._last_seq)
 
     def close(self) -> None:
         """Close both connections (the last close checkpoints the WAL)."""
-        with self._lock:
+        with self._drain_lock, self._turn.background():
             self._close_connections()
 
     def __enter__(self) -> "Outbox":
@@ -280,38 +388,40 @@ class Outbox:
 
     def store(self, checkin: CheckIn) -> StoredEvent:
         """`commit`, returning what was stored (for the daemon's log line)."""
-        started = time.perf_counter()
-        with self._lock:
-            try:
-                stored = self._insert(checkin)
-            except sqlite3.DatabaseError as exc:
-                if not is_corruption(exc):
-                    raise StorageError(f"outbox commit failed: {exc}") from exc
-                self._recover(exc)
-                stored = self._insert(checkin)
-            self._latencies.append((time.perf_counter() - started) * 1000)
-            return stored
+        return self.append(self._renderer.render(checkin))
 
-    def _insert(self, checkin: CheckIn) -> StoredEvent:
+    def append(self, render: Render) -> StoredEvent:
+        """Store the payload `render(seq, event_id)` makes; durable on return.
+
+        StorageFull at the cap or on a full disk (nothing stored, no seq used).
+        """
+        started = time.perf_counter()
+        if self._writer is None and not self._reopen():
+            self._refuse(FullCause.DISK, 0)
+            raise StorageFull("disk full, outbox cannot open: scan refused")
+        try:
+            with self._turn.commit():
+                stored = self._insert(render)
+        except sqlite3.DatabaseError as exc:
+            if not is_corruption(exc):
+                raise StorageError(f"outbox commit failed: {exc}") from exc
+            with self._drain_lock, self._turn.background():
+                self._recover(exc)
+            with self._turn.commit():
+                stored = self._insert(render)
+        self._latencies.append((time.perf_counter() - started) * 1000)
+        return stored
+
+    def _insert(self, render: Render) -> StoredEvent:
         writer = self._require(self._writer)
         now = _now_ms()
         seq = self._last_seq + 1
         event_id = uuid7(now)
-        payload = encode_event(
-            build_event(
-                checkin,
-                site=self._site,
-                seq=seq,
-                event_id=event_id,
-                clock_synced=self._clock_synced(),
-                privacy=self._privacy,
-                privacy_key=self._key,
-            )
-        )
+        payload = render(seq, event_id)
         if self._rows >= self._config.max_rows or (
             self._bytes + len(payload) > self._config.max_bytes
         ):
-            self._refuse("cap", len(payload))
+            self._refuse(FullCause.CAP, len(payload))
             raise StorageFull(
                 f"outbox cap reached ({self._rows} events, {self._bytes} bytes): scan refused"
             )
@@ -319,9 +429,9 @@ class Outbox:
         try:
             self._transact(writer, lambda conn: _insert_row(conn, row))
         except sqlite3.OperationalError as exc:
-            if _errorcode(exc) != _SQLITE_FULL:
+            if not is_disk_full(exc):
                 raise
-            self._refuse("disk", len(payload))
+            self._refuse(FullCause.DISK, len(payload))
             raise StorageFull(f"disk full, scan refused: {exc}") from exc
         self._last_seq = seq
         self._rows += 1
@@ -333,7 +443,7 @@ class Outbox:
         self._update_high_water()
         return StoredEvent(seq, event_id, now, payload)
 
-    def _refuse(self, cause: str, size: int) -> None:
+    def _refuse(self, cause: FullCause, size: int) -> None:
         self._refused_full += 1
         self._refused_size = size
         if self._full_cause != cause:
@@ -349,8 +459,10 @@ class Outbox:
     # -- publisher side --------------------------------------------------------------------
 
     def fetch(self, after: int, limit: int, upto: int = MAX_SEQ) -> list[StoredEvent]:
-        """Unsent events with `after < seq <= upto`, in seq order."""
-        with self._lock:
+        """Unsent events with `after < seq <= upto`, in seq order (a snapshot; no commit waits)."""
+        if self._drain is None and not self._reopen():
+            return []
+        with self._drain_lock:
             try:
                 rows = (
                     self._require(self._drain)
@@ -367,34 +479,62 @@ class Outbox:
         return [StoredEvent(*row) for row in rows]
 
     def ack(self, seqs: Iterable[int]) -> int:
-        """Delete acknowledged events (P2: only after a successful PUBACK); returns how many."""
-        with self._lock:
+        """Delete acknowledged events (P2: only after a successful PUBACK); returns how many.
+
+        In transactions of `_DELETE_CHUNK` rows, each giving way to a waiting commit;
+        then, at most once a second, a passive checkpoint that holds no write lock.
+        """
+        with self._drain_lock:
             batch = self._unapplied_acks + list(seqs)
-            if not batch:
-                return 0
-            try:
-                deleted, freed = self._transact(
-                    self._require(self._drain), lambda conn: _delete_rows(conn, batch)
-                )
-            except sqlite3.OperationalError as exc:
-                if _errorcode(exc) != _SQLITE_FULL:
-                    self._on_drain_error(exc)
-                    return 0
-                # the rows stay (and may be sent again); the deletions are retried next time
+            if not batch or self._drain is None:
                 self._unapplied_acks = batch
-                if self._full_cause is None:
-                    log.error("outbox: disk full, cannot delete acknowledged events: %s", exc)
-                self._full_cause = "disk"
                 return 0
-            except sqlite3.DatabaseError as exc:
-                self._on_drain_error(exc)
-                return 0
+            deleted = 0
+            for start in range(0, len(batch), _DELETE_CHUNK):
+                chunk = batch[start : start + _DELETE_CHUNK]
+                done = self._delete(chunk)
+                if done is None:
+                    self._unapplied_acks = batch[start:]
+                    return deleted
+                deleted += done
             self._unapplied_acks = []
-            self._rows -= deleted
-            self._bytes -= freed
-            self._update_full()
-            self._update_high_water()
+            self._checkpoint()
             return deleted
+
+    def _delete(self, chunk: list[int]) -> int | None:
+        """One deleting transaction; None when it failed (the rows stay, retried later)."""
+        drain = self._require(self._drain)
+        failure: sqlite3.DatabaseError | None = None
+        with self._turn.background():
+            try:
+                deleted, freed = self._transact(drain, lambda conn: _delete_rows(conn, chunk))
+            except sqlite3.DatabaseError as exc:
+                failure = exc
+            else:
+                self._rows -= deleted
+                self._bytes -= freed
+                self._update_full()
+                self._update_high_water()
+                return deleted
+        if not is_disk_full(failure):
+            self._on_drain_error(failure)
+            return None
+        # the rows stay (and may be sent again); the deletions are retried next time
+        if self._full_cause is None:
+            log.error("outbox: disk full, cannot delete acknowledged events: %s", failure)
+        self._full_cause = FullCause.DISK
+        return None
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the file from the publisher thread, so commits never do it."""
+        now = time.monotonic()
+        if now < self._next_checkpoint or self._drain is None:
+            return
+        self._next_checkpoint = now + _CHECKPOINT_EVERY_S
+        try:
+            self._drain.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            log.warning("outbox: checkpoint failed: %s", exc)
 
     def _transact(self, conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """One write transaction; on a full disk, reclaim the WAL's space and try once more.
@@ -405,7 +545,7 @@ class Outbox:
         try:
             return _once(conn, work)
         except sqlite3.OperationalError as exc:
-            if _errorcode(exc) != _SQLITE_FULL:
+            if not is_disk_full(exc):
                 raise
         self._reclaim(conn)
         return _once(conn, work)
@@ -421,24 +561,40 @@ class Outbox:
         )
 
     def _on_drain_error(self, exc: sqlite3.DatabaseError) -> None:
+        """The caller holds the drain lock."""
         if is_corruption(exc):
-            self._recover(exc)
+            with self._turn.background():
+                self._recover(exc)
             return
         raise StorageError(f"outbox drain failed: {exc}") from exc
 
     def next_session(self) -> int:
-        """Count one more publisher session; persisted so it grows across restarts (P5)."""
-        with self._lock:
-            writer = self._require(self._writer)
-            writer.execute("BEGIN IMMEDIATE")
-            try:
-                writer.execute("UPDATE meta SET value = value + 1 WHERE key = 'session'")
-                session = self._meta(writer, "session") or 0
-                writer.execute("COMMIT")
-            except sqlite3.Error as exc:
-                writer.execute("ROLLBACK")
-                raise StorageError(f"outbox: cannot count the session: {exc}") from exc
-            return session
+        """Count one more publisher session; persisted so it grows across restarts (P5).
+
+        On a full disk the count goes on in memory (from the stored one) and is not saved.
+        """
+        with self._drain_lock:
+            stored = self._stored_session()
+            if self._writer is None:
+                return stored + 1
+            with self._turn.background():
+                try:
+                    return self._transact(self._writer, _count_session)
+                except sqlite3.OperationalError as exc:
+                    if not is_disk_full(exc):
+                        raise StorageError(f"outbox: cannot count the session: {exc}") from exc
+                    log.warning("outbox: disk full, session %d not saved", stored + 1)
+                    return stored + 1
+
+    def _stored_session(self) -> int:
+        """The saved count; read without locks or side files when the file cannot open."""
+        query = "SELECT value FROM meta WHERE key = 'session'"
+        if self._drain is None:
+            return _peek(self.path, "immutable=1", query) or 0
+        try:
+            return self._meta(self._drain, "session") or 0
+        except sqlite3.Error:
+            return 0
 
     @property
     def depth(self) -> int:
@@ -455,6 +611,11 @@ class Outbox:
         """The seq of the newest committed event."""
         return self._last_seq
 
+    @property
+    def storage_full(self) -> FullCause | None:
+        """Why new scans are refused, or None while there is room: the app reads it at start."""
+        return self._full_cause
+
     # -- state -----------------------------------------------------------------------------
 
     def _update_full(self) -> None:
@@ -463,7 +624,7 @@ class Outbox:
         room = self._rows < self._config.max_rows and (
             self._bytes + self._refused_size <= self._config.max_bytes
         )
-        if self._full_cause == "disk" or room:
+        if self._full_cause is FullCause.DISK or room:
             log.warning("outbox has room again (was full: %s)", self._full_cause)
             self._full_cause = None
 
@@ -481,39 +642,39 @@ class Outbox:
         self._high_water = high
 
     def stats(self) -> OutboxStats:
-        """A consistent snapshot for telemetry."""
-        with self._lock:
+        """A snapshot for telemetry, read on the drain connection (no commit waits for it)."""
+        with self._drain_lock:
             oldest = acked_seq = acked_ms = None
-            if self._writer is not None:
+            if self._drain is not None:
                 try:
-                    row = self._writer.execute(
+                    row = self._drain.execute(
                         "SELECT committed_ms FROM events ORDER BY seq LIMIT 1"
                     ).fetchone()
                     oldest = row[0] if row else None
-                    acked_seq = self._meta(self._writer, "last_acked_seq")
-                    acked_ms = self._meta(self._writer, "last_acked_ms")
+                    acked_seq = self._meta(self._drain, "last_acked_seq")
+                    acked_ms = self._meta(self._drain, "last_acked_ms")
                 except sqlite3.Error as exc:  # stats must not fail; the next commit recovers
                     log.warning("outbox stats: %s", exc)
-            lat = sorted(self._latencies)
-            return OutboxStats(
-                path=str(self.path),
-                depth=self._rows,
-                bytes=self._bytes,
-                oldest_committed_ms=oldest,
-                last_seq=self._last_seq,
-                last_acked_seq=acked_seq,
-                last_acked_ms=acked_ms,
-                high_water=self._high_water,
-                storage_full=self._full_cause is not None,
-                full_cause=self._full_cause,
-                set_aside=self._set_aside,
-                set_aside_last=self._set_aside_last,
-                commits=self._commits,
-                refused_full=self._refused_full,
-                commit_ms_p50=statistics.median(lat) if lat else None,
-                commit_ms_p99=lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None,
-                commit_ms_max=lat[-1] if lat else None,
-            )
+        lat = sorted(self._latencies)
+        return OutboxStats(
+            path=str(self.path),
+            depth=self._rows,
+            bytes=self._bytes,
+            oldest_committed_ms=oldest,
+            last_seq=self._last_seq,
+            last_acked_seq=acked_seq,
+            last_acked_ms=acked_ms,
+            high_water=self._high_water,
+            storage_full=self._full_cause is not None,
+            full_cause=self._full_cause,
+            set_aside=self._set_aside,
+            set_aside_last=self._set_aside_last,
+            commits=self._commits,
+            refused_full=self._refused_full,
+            commit_ms_p50=statistics.median(lat) if lat else None,
+            commit_ms_p99=lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None,
+            commit_ms_max=lat[-1] if lat else None,
+        )
 
     @staticmethod
     def _meta(conn: sqlite3.Connection, key: str) -> int | None:
@@ -524,6 +685,14 @@ class Outbox:
         if conn is None:
             raise StorageError(f"outbox {self.path} is closed")
         return conn
+
+
+def _no_room(folder: Path) -> bool:
+    """The file system of `folder` has no free block left (SQLite may call that an I/O error)."""
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except OSError:
+        return False
 
 
 def _once(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -545,42 +714,42 @@ def _insert_row(conn: sqlite3.Connection, row: tuple[int, str, int, bytes]) -> N
     conn.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (row[0],))
 
 
+def _count_session(conn: sqlite3.Connection) -> int:
+    conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'session'")
+    row = conn.execute("SELECT value FROM meta WHERE key = 'session'").fetchone()
+    return int(row[0]) if row else 0
+
+
 def _delete_rows(conn: sqlite3.Connection, seqs: list[int]) -> tuple[int, int]:
     """Delete rows; returns (rows deleted, payload bytes freed)."""
-    deleted = freed = 0
-    for start in range(0, len(seqs), _DELETE_CHUNK):
-        chunk = seqs[start : start + _DELETE_CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for (size,) in conn.execute(
-            f"DELETE FROM events WHERE seq IN ({marks}) RETURNING length(payload)", chunk
-        ):
-            deleted += 1
-            freed += size
+    marks = ",".join("?" * len(seqs))
+    sizes = conn.execute(
+        f"DELETE FROM events WHERE seq IN ({marks}) RETURNING length(payload)", seqs
+    ).fetchall()
     conn.executemany(
         "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
         [("last_acked_seq", max(seqs)), ("last_acked_ms", _now_ms())],
     )
-    return deleted, freed
+    return len(sizes), sum(size for (size,) in sizes)
 
 
 def _salvage_last_seq(path: Path) -> int | None:
     """The highest seq still readable in a bad file, or None."""
-    best: int | None = None
+    queries = ("SELECT value FROM meta WHERE key = 'last_seq'", "SELECT max(seq) FROM events")
+    found = [_peek(path, "mode=ro", query) for query in queries]
+    return max((v for v in found if v is not None), default=None)
+
+
+def _peek(path: Path, mode: str, query: str) -> int | None:
+    """One number read from `path` opened with URI parameters `mode`; None if unreadable."""
     try:
-        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=1.0)
+        conn = sqlite3.connect(f"{path.as_uri()}?{mode}", uri=True, timeout=1.0)
     except sqlite3.Error:
         return None
     try:
-        for query in (
-            "SELECT value FROM meta WHERE key = 'last_seq'",
-            "SELECT max(seq) FROM events",
-        ):
-            try:
-                row = conn.execute(query).fetchone()
-            except sqlite3.Error:
-                continue
-            if row and row[0] is not None:
-                best = max(best or 0, int(row[0]))
+        row = conn.execute(query).fetchone()
+    except sqlite3.Error:
+        return None
     finally:
         conn.close()
-    return best
+    return None if not row or row[0] is None else int(row[0])
