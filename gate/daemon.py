@@ -25,13 +25,14 @@ from types import FrameType
 from gpiozero import Factory
 from gpiozero.pins.mock import MockFactory
 
+from gate.app_config import RESTART_SECTIONS, GateConfig, load_config
 from gate.camera.source import FrameSource, make_source
 from gate.checkin import CheckinSink
-from gate.config.model import RESTART_SECTIONS, GateConfig, load_config
 from gate.errors import EXIT_CONFIG, CameraError, ConfigError, GateError
 from gate.files import write_atomically
+from gate.identity import clock_synced
 from gate.notify import Notifier
-from gate.outbox import clock_synced, open_outbox
+from gate.outbox.service import open_outbox
 from gate.pipeline import Counters, Pipeline
 from gate.policy import Judge
 from gate.presentation import PresentationTracker

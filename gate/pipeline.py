@@ -22,7 +22,7 @@ from gate.reasons import Reason
 from gate.signals import Outcome, Signals
 
 if TYPE_CHECKING:
-    from gate.config.model import GateConfig
+    from gate.app_config import GateConfig
 
 log = logging.getLogger(__name__)
 

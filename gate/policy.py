@@ -37,7 +37,7 @@ from gate.reasons import Reason
 from gate.trust.store import TrustStore, load_trust
 
 if TYPE_CHECKING:
-    from gate.config.model import GateConfig
+    from gate.app_config import GateConfig
 
 _HMAC_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -402,8 +402,8 @@ class Judge:
     @classmethod
     def from_config(cls, config: "GateConfig") -> "Judge":
         """Load the trust store and, when the policy needs it, the site's privacy key; the
-        deny and trust lists replaced remotely (`gate.commands.remote`) are merged in."""
-        from gate.commands import remote  # imported late: it imports DenyList from here
+        deny and trust lists replaced remotely (`gate.remote_lists`) are merged in."""
+        from gate import remote_lists as remote  # imported late: it imports DenyList from here
 
         policy = config.policy.model_copy(update={"deny": remote.merged_deny(config)})
         key = _subject_key(config) if policy.uses_subject_hashes else None
@@ -443,7 +443,7 @@ class Judge:
 def _keyed_hash(key: bytes) -> Callable[[str], str]:
     """The outbox's own keyed hash of subject ids (imported late: the outbox imports us)."""
     from gate.outbox.config import SubjectMode
-    from gate.outbox.privacy import subject_form
+    from gate.privacy import subject_form
 
     return lambda subject_id: subject_form(subject_id, SubjectMode.HMAC, key)
 
@@ -452,7 +452,7 @@ def _subject_key(config: "GateConfig") -> bytes | None:
     """The key published events hash subject ids with, so a hash copied from an event matches:
     the outbox's own loader, in `hmac` mode whatever `privacy.subject` publishes."""
     from gate.outbox.config import SubjectMode
-    from gate.outbox.privacy import load_key
+    from gate.privacy import load_key
 
     privacy = config.privacy.model_copy(update={"subject": SubjectMode.HMAC})
     try:

@@ -17,9 +17,9 @@ from imagegen import empty_frame, qr_frame, save_png
 from PIL import Image
 from pydantic import BaseModel
 
+from gate.app_config import GateConfig
 from gate.cli import main
 from gate.config.docs import config_example
-from gate.config.model import GateConfig
 
 CCCD = (
     "001090123456|012345678|Nguyễn Văn An|01011990|Nam|Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh"

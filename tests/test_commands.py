@@ -27,20 +27,20 @@ from imagegen import empty_frame, qr_frame, save_png
 from paho.mqtt.enums import CallbackAPIVersion
 from pins import levels
 
+from gate.app_config import load_config
 from gate.camera.replay import ReplaySource
 from gate.cli import main
-from gate.commands.cli import command_topic, exchange
+from gate.cli.cmd import command_topic, exchange
 from gate.commands.envelope import Outcome, encode, now_ms, sign
 from gate.commands.nonces import FILE as NONCE_FILE
 from gate.commands.nonces import NonceBook
-from gate.commands.remote import DENY_FILE, REMOTE, TRUST_LINK
 from gate.commands.service import QUEUE_MAX, CommandService
-from gate.config.model import load_config
 from gate.daemon import Gate, Mode, run
-from gate.outbox import OutboxService, open_outbox
 from gate.outbox.config import MqttConfig, SubjectMode
-from gate.outbox.privacy import load_key, subject_form
+from gate.outbox.service import OutboxService, open_outbox
+from gate.privacy import load_key, subject_form
 from gate.reasons import Reason
+from gate.remote_lists import DENY_FILE, REMOTE, TRUST_LINK
 from gate.trust import passes
 
 pytestmark = [pytest.mark.broker]

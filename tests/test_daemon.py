@@ -23,8 +23,8 @@ from conftest import ListSink
 from imagegen import empty_frame, qr_frame, save_png
 from pins import assert_pattern
 
+from gate.app_config import GateConfig, load_config
 from gate.camera.replay import ReplaySource
-from gate.config.model import GateConfig, load_config
 from gate.daemon import Gate, run
 from gate.errors import CameraError, StorageError, StorageFull
 from gate.pipeline import Counters, Pipeline

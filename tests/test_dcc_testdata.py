@@ -27,9 +27,9 @@ from credentialgen import (
 )
 
 from gate.cli import main
+from gate.cli.trust import _picture_decoder
 from gate.errors import DccTestDataError
 from gate.reasons import Reason
-from gate.trust.cli import _picture_decoder
 from gate.trust.dgc_testdata import evaluate, load_case
 
 UTC = datetime.UTC

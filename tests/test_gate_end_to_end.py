@@ -8,11 +8,11 @@ import pytest
 from imagegen import empty_frame, qr_frame
 from pins import assert_pattern
 
+from gate.app_config import GateConfig
 from gate.camera.replay import ReplaySource
-from gate.config.model import GateConfig
 from gate.credentials.model import Kind
 from gate.daemon import Gate
-from gate.outbox import Outbox
+from gate.outbox.store import Outbox
 from gate.reasons import Reason
 
 CCCD = (

@@ -6,8 +6,8 @@ import threading
 import pytest
 from imagegen import empty_frame, qr_frame
 
+from gate.app_config import GateConfig
 from gate.camera.replay import ReplaySource
-from gate.config.model import GateConfig
 from gate.daemon import Gate, Mode
 from gate.reasons import Reason
 

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from gate.config.model import GateConfig, load_config
+from gate.app_config import GateConfig, load_config
 from gate.config.site import SiteConfig
 from gate.credentials.model import Credential, Health, HealthType, Kind, judged
 from gate.errors import ConfigError
 from gate.outbox.config import SubjectMode
-from gate.outbox.privacy import subject_form
 from gate.policy import Decision, Judge, PolicyConfig, Rules
+from gate.privacy import subject_form
 from gate.reasons import Reason
 
 UTC = datetime.UTC

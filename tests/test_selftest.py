@@ -15,9 +15,9 @@ from broker import Broker, free_port, make_pki
 from imagegen import empty_frame, qr_frame, save_png
 from outbox_driver import KEY, make_checkin
 
+from gate.app_config import GateConfig, load_config
 from gate.camera.replay import ReplaySource
 from gate.cli import main
-from gate.config.model import GateConfig, load_config
 from gate.daemon import Gate
 from gate.outbox.store import Outbox
 from gate.selftest import STOP_SERVICE, Options, selftest

@@ -9,8 +9,8 @@ import pytest
 from credentialgen import certificate, cose, der, ec_key, ed_key, hc1, kid_of, pem, vaccination
 from cryptography.hazmat.primitives import serialization
 
+from gate.app_config import GateConfig, load_config
 from gate.cli import main
-from gate.config.model import GateConfig, load_config
 from gate.errors import TrustError
 from gate.policy import Judge
 from gate.reasons import Reason

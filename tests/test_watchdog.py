@@ -11,10 +11,10 @@ import pytest
 from broker import free_port
 from imagegen import empty_frame
 
-from gate.config.model import GateConfig
+from gate.app_config import GateConfig
 from gate.daemon import Gate
 from gate.notify import Notifier
-from gate.outbox import open_outbox
+from gate.outbox.service import open_outbox
 
 
 class StallingSource:

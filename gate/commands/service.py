@@ -25,7 +25,8 @@ from typing import Any, Protocol
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gate import __version__
-from gate.commands import remote
+from gate import remote_lists as remote
+from gate.app_config import GateConfig
 from gate.commands.envelope import (
     Checks,
     Command,
@@ -39,10 +40,9 @@ from gate.commands.envelope import (
     result_payload,
 )
 from gate.commands.nonces import NonceBook
-from gate.config.model import GateConfig
 from gate.daemon import JOIN_TIMEOUT_S, Gate, Mode
 from gate.errors import GateError, TrustError
-from gate.outbox.identity import clock_synced
+from gate.identity import clock_synced
 from gate.outbox.presence import outbox_section
 from gate.outbox.publisher import ANY_COMMAND, CommandHandler
 from gate.outbox.store import Outbox

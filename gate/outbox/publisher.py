@@ -38,9 +38,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gate.config.site import SiteConfig
+from gate.identity import clock_synced, topic_root
 from gate.outbox.config import MqttConfig, Protocol, Transport
 from gate.outbox.events import with_replayed
-from gate.outbox.identity import clock_synced, topic_root
 from gate.outbox.presence import (
     Presence,
     disk_free,

@@ -6,8 +6,8 @@ from typing import Protocol
 
 from gate.checkin import CheckIn
 from gate.config.site import SiteConfig
+from gate.identity import boot_id, client_id, device_id
 from gate.outbox.config import MqttConfig, OutboxConfig, PrivacyConfig
-from gate.outbox.identity import boot_id, client_id, device_id
 from gate.outbox.publisher import Publisher
 from gate.outbox.store import Outbox
 

@@ -21,9 +21,9 @@ from typing import Any
 
 from gpiozero import Factory
 
-from gate.config.model import DEFAULT_PATH, GateConfig, load_config
+from gate.app_config import DEFAULT_PATH, GateConfig, load_config
 from gate.errors import EXIT_CONFIG, ConfigError
-from gate.outbox.identity import clock_synced
+from gate.identity import clock_synced
 from gate.selftest.broker import broker_row
 from gate.selftest.camera import CAMERA_ROWS, camera_rows
 from gate.selftest.host import (

@@ -9,14 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gate import __version__
-from gate.commands.cli import add_remote_commands
+from gate.app_config import DEFAULT_PATH, GateConfig, load_config
+from gate.cli.cmd import add_remote_commands
+from gate.cli.parse import add_parse_command
+from gate.cli.queue import add_queue_arguments, run_queue
+from gate.cli.trust import add_trust_commands
 from gate.config.docs import config_example, config_reference
-from gate.config.model import DEFAULT_PATH, GateConfig, load_config
-from gate.credentials.cli import add_parse_command
 from gate.errors import EXIT_CONFIG, ConfigError, GateError
-from gate.outbox import add_queue_arguments, run_queue
 from gate.selftest import add_selftest_command
-from gate.trust.cli import add_trust_commands
 
 log = logging.getLogger("gate")
 

@@ -11,11 +11,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from gate.commands.remote import trust_paths
-from gate.credentials.cli import add_judge_options, instant, judge_config, report
+from gate.cli.parse import add_judge_options, instant, judge_config, report
 from gate.credentials.model import Kind
 from gate.errors import PassError
 from gate.policy import Judge
+from gate.remote_lists import trust_paths
 from gate.trust import dgc_testdata, passes
 from gate.trust.keys import PublicKey
 from gate.trust.store import Signer, TrustStore, load_trust

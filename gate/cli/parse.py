@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gate.config.model import GateConfig, load_config
+from gate.app_config import GateConfig, load_config
 from gate.credentials.fields import iso_instant
 from gate.credentials.model import Credential
 from gate.policy import Decision, Judge

@@ -34,7 +34,7 @@ from gate.policy import DenyList
 from gate.trust.store import TrustStore, load_trust
 
 if TYPE_CHECKING:
-    from gate.config.model import GateConfig
+    from gate.app_config import GateConfig
 
 VERSION = 1
 REMOTE = "remote"

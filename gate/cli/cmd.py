@@ -25,8 +25,8 @@ from pydantic import ValidationError
 
 from gate.commands.envelope import TAKES_ARGS, CommandError, Name, encode, sign
 from gate.config.site import SiteConfig
+from gate.identity import topic_root
 from gate.outbox.config import MqttConfig, Transport
-from gate.outbox.identity import topic_root
 from gate.outbox.publisher import connect, new_client
 from gate.trust import passes
 
