@@ -13,10 +13,10 @@ from gate.app_config import DEFAULT_PATH, GateConfig, load_config
 from gate.cli.cmd import add_remote_commands
 from gate.cli.parse import add_parse_command
 from gate.cli.queue import add_queue_arguments, run_queue
+from gate.cli.selftest import add_selftest_command
 from gate.cli.trust import add_trust_commands
 from gate.config.docs import config_example, config_reference
 from gate.errors import EXIT_CONFIG, ConfigError, GateError
-from gate.selftest import add_selftest_command
 
 log = logging.getLogger("gate")
 
