@@ -31,10 +31,11 @@ from gate.checkin import CheckinSink
 from gate.errors import EXIT_CONFIG, CameraError, ConfigError, GateError
 from gate.files import write_atomically
 from gate.identity import clock_synced
+from gate.judge import load_judge
 from gate.notify import Notifier
 from gate.outbox.service import open_outbox
+from gate.passages import Passages
 from gate.pipeline import Counters, Pipeline
-from gate.policy import Judge
 from gate.presentation import PresentationTracker
 from gate.signals import PinChangeLog, Signals, make_pin_factory
 
@@ -88,6 +89,7 @@ class Gate:
         self._pin_log: PinChangeLog | None = None
         self.signals: Signals | None = None
         self._tracker: PresentationTracker | None = None
+        self._passages = Passages(config.policy.anti_passback_minutes * 60)
         self._pipeline: Pipeline | None = None
         self.mode = Mode.NORMAL
         self._source: FrameSource | None = None
@@ -104,8 +106,14 @@ class Gate:
             self._pin_log.start()
         if self._tracker is None or self._tracker.config != config.presentation:
             self._tracker = PresentationTracker(config.presentation)
+        self._passages.window_s = config.policy.anti_passback_minutes * 60
         pipeline = Pipeline.from_config(
-            config, self._sink, self.signals, counters=self.counters, tracker=self._tracker
+            config,
+            self._sink,
+            self.signals,
+            counters=self.counters,
+            tracker=self._tracker,
+            passages=self._passages,
         )
         self._pipeline = pipeline
         self._apply_mode(self._stored_mode())
@@ -164,7 +172,7 @@ class Gate:
 
         Raises GateError (a list or key that cannot load) and keeps the old judge then.
         """
-        judge = Judge.from_config(self.config)
+        judge = load_judge(self.config)
         if self._pipeline is not None:
             self._pipeline.use_judge(judge)
 

@@ -551,6 +551,19 @@ def test_a_subject_on_a_replaced_deny_list_is_refused_denied_on_the_next_scan(ri
     assert rig.send(rig.signed("status"))["state"]["remote_deny"]["subject_hashes"] == 1
 
 
+def test_a_list_push_keeps_who_went_through_and_anti_passback_still_refuses(rigs):
+    rig = rigs(scene(CCCD), policy={"anti_passback_minutes": 30})
+    first = checkins_after(rig, 0, Reason.ANTI_PASSBACK)
+    assert [c.decision.reason for c in first][:2] == [Reason.OK, Reason.ANTI_PASSBACK]
+
+    assert rig.send(rig.signed("deny_list", {"pass_ids": ["P-9"]}))["ok"]  # a new judge
+    start = len(rig.sink.checkins)
+    assert wait_until(lambda: len(rig.sink.checkins) >= start + 2, 10)
+
+    after = {c.decision.reason for c in rig.sink.checkins[start:]}
+    assert after == {Reason.ANTI_PASSBACK}
+
+
 def test_a_list_replaced_during_an_emergency_open_keeps_the_relay_held(rigs):
     rig = rigs()
     assert rig.send(rig.signed("emergency_open"))["ok"]

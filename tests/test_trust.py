@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from gate.app_config import GateConfig, load_config
 from gate.cli import main
 from gate.errors import TrustError
-from gate.policy import Judge
+from gate.judge import load_judge
 from gate.reasons import Reason
 from gate.trust.keys import ed25519_kid
 from gate.trust.store import load_trust
@@ -129,15 +129,13 @@ def test_judge_loads_the_configured_trust_once(tmp_path: Path) -> None:
     config_file.write_text("policy:\n  accept_kinds: [eu_dcc]\ntrust:\n  paths: [dsc.pem]\n")
     config = load_config(config_file)
     assert config.trust.paths == [tmp_path / "dsc.pem"]
-    judge = Judge.from_config(config)
+    judge = load_judge(config)
     text = hc1(cose(vaccination(), ec_key(20), kid=kid_of(DSC)))
     at = datetime.datetime(2025, 6, 1, tzinfo=UTC)
     (tmp_path / "dsc.pem").unlink()  # never read again at scan time
     credential, decision = judge.judge(text.encode(), at)
     assert credential.verified and decision.accepted
-    assert Judge.from_config(GateConfig()).judge(text.encode(), at)[1].reason is (
-        Reason.SIGNER_UNKNOWN
-    )
+    assert load_judge(GateConfig()).judge(text.encode(), at)[1].reason is (Reason.SIGNER_UNKNOWN)
 
 
 def test_gate_parse_with_trust_and_at(tmp_path: Path, capsys) -> None:

@@ -15,7 +15,8 @@ from typing import Any
 from gate.app_config import GateConfig, load_config
 from gate.credentials.fields import iso_instant
 from gate.credentials.model import Credential
-from gate.policy import Decision, Judge
+from gate.decision import Decision
+from gate.judge import load_judge
 
 
 def add_parse_command(commands: Any) -> None:
@@ -90,7 +91,7 @@ def report(credential: Credential, decision: Decision | None = None) -> dict[str
 
 
 def run_parse(args: argparse.Namespace) -> int:
-    judge = Judge.from_config(judge_config(args))
+    judge = load_judge(judge_config(args))
     at = args.at or datetime.now(UTC)
     for payload in _payloads(args.payloads):
         credential, decision = judge.judge(payload, at)

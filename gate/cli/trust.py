@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from gate.cli.parse import add_judge_options, instant, judge_config, report
 from gate.credentials.model import Kind
 from gate.errors import PassError
-from gate.policy import Judge
+from gate.judge import load_judge
 from gate.remote_lists import trust_paths
 from gate.trust import dgc_testdata, passes
 from gate.trust.keys import PublicKey
@@ -227,7 +227,7 @@ def _pass_show(args: argparse.Namespace) -> int:
     if (args.payload is None) == (args.png is None):
         raise PassError("give either a PAYLOAD or --png FILE")
     payload = args.payload.encode("utf-8") if args.png is None else _read_png(args.png)
-    credential, decision = Judge.from_config(judge_config(args)).judge(
+    credential, decision = load_judge(judge_config(args)).judge(
         payload, args.at or datetime.now(UTC)
     )
     if credential.kind is not Kind.GATE_PASS:
