@@ -35,12 +35,14 @@ class Faults:
         self._raised: dict[Fault, str] = {}
         self.on_change: Callable[[], None] = lambda: None
 
-    def report(self, fault: Fault, detail: str) -> None:
+    def report(self, fault: Fault, detail: str) -> bool:
+        """Raise `fault` (again); True when that changed what is raised."""
         with self._lock:
             changed = self._raised.get(fault) != detail
             self._raised[fault] = detail
         if changed:
             self.on_change()
+        return changed
 
     def clear(self, fault: Fault) -> None:
         with self._lock:

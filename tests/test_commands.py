@@ -35,7 +35,9 @@ from gate.commands.envelope import Outcome, encode, now_ms, sign
 from gate.commands.nonces import FILE as NONCE_FILE
 from gate.commands.nonces import NonceBook
 from gate.commands.service import QUEUE_MAX, CommandService
-from gate.daemon import Gate, Mode, run
+from gate.control import Mode
+from gate.daemon import run
+from gate.door import Gate
 from gate.outbox.config import MqttConfig, SubjectMode
 from gate.outbox.service import OutboxService, open_outbox
 from gate.privacy import load_key, subject_form

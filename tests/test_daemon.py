@@ -25,7 +25,8 @@ from pins import assert_pattern
 
 from gate.app_config import GateConfig, load_config
 from gate.camera.replay import ReplaySource
-from gate.daemon import Gate, run
+from gate.daemon import run
+from gate.door import Gate
 from gate.errors import CameraError, StorageError, StorageFull
 from gate.pipeline import Counters, Pipeline
 from gate.reasons import Reason
@@ -154,7 +155,7 @@ def test_a_camera_that_fails_mid_stream_is_restarted_and_its_frames_counted(
 
 
 def test_camera_failures_are_logged_with_their_reason(sink, mock_factory, running, caplog):
-    caplog.set_level(logging.ERROR, logger="gate.daemon")
+    caplog.set_level(logging.ERROR, logger="gate.door")
     camera = ScriptedCamera(open_failures=1, frames=[empty_frame(seed=1)])
     gate = make_gate(camera, sink, mock_factory, camera={"restart_min_interval_s": 0.05})
     running.append(gate)
@@ -162,7 +163,9 @@ def test_camera_failures_are_logged_with_their_reason(sink, mock_factory, runnin
 
     assert gate.finished.wait(5)
 
-    assert "camera failed, restarting: no camera found (scripted)" in caplog.messages
+    assert caplog.messages == [
+        "camera unavailable, trying again every 0.05 s: no camera found (scripted)"
+    ]
 
 
 def test_a_camera_that_comes_back_carries_on_checking_people_in(sink, mock_factory, running):
@@ -182,7 +185,7 @@ def test_a_camera_that_comes_back_carries_on_checking_people_in(sink, mock_facto
 
 
 def test_stop_does_not_wait_out_the_restart_interval(sink, mock_factory, caplog):
-    caplog.set_level(logging.ERROR, logger="gate.daemon")
+    caplog.set_level(logging.ERROR, logger="gate.door")
     camera = ScriptedCamera(open_failures=math.inf)
     gate = make_gate(camera, sink, mock_factory, camera={"restart_min_interval_s": 600})
     gate.start()
@@ -211,7 +214,7 @@ def test_a_finite_source_ends_the_run_once_and_is_closed(sink, mock_factory, run
 
 
 def test_start_logs_who_the_gate_is_and_what_it_runs(sink, mock_factory, running, caplog):
-    caplog.set_level(logging.INFO, logger="gate.daemon")
+    caplog.set_level(logging.INFO, logger="gate.door")
     gate = make_gate(
         ScriptedCamera([empty_frame(seed=1)]),
         sink,
@@ -265,7 +268,7 @@ def test_reload_with_a_valid_file_applies_the_new_config(tmp_path, sink, mock_fa
 def test_reload_with_an_invalid_file_keeps_the_running_config(
     tmp_path, sink, mock_factory, running, caplog
 ):
-    caplog.set_level(logging.ERROR, logger="gate.daemon")
+    caplog.set_level(logging.ERROR, logger="gate.door")
     gate = reloadable_gate(tmp_path, sink, mock_factory, gate_config())
     running.append(gate)
     gate.start()
@@ -288,7 +291,7 @@ def test_reload_with_an_invalid_file_keeps_the_running_config(
 def test_reload_of_a_config_that_cannot_start_goes_back_to_the_previous_one(
     tmp_path, sink, mock_factory, running, caplog
 ):
-    caplog.set_level(logging.ERROR, logger="gate.daemon")
+    caplog.set_level(logging.ERROR, logger="gate.door")
     gate = reloadable_gate(tmp_path, sink, mock_factory, gate_config())
     running.append(gate)
     gate.start()
@@ -310,7 +313,7 @@ def test_reload_of_a_config_that_cannot_start_goes_back_to_the_previous_one(
 
 
 def test_reload_without_a_config_file_changes_nothing(sink, mock_factory, running, caplog):
-    caplog.set_level(logging.WARNING, logger="gate.daemon")
+    caplog.set_level(logging.WARNING, logger="gate.door")
     gate = make_gate(ReplaySource([empty_frame(seed=4)], fps=20, loop=True), sink, mock_factory)
     running.append(gate)
     gate.start()
@@ -365,7 +368,7 @@ def test_status_line_without_frames_shows_zero_rates(sink):
 
 
 def test_status_is_logged_every_interval_while_running(sink, mock_factory, running, caplog):
-    caplog.set_level(logging.INFO, logger="gate.daemon")
+    caplog.set_level(logging.INFO, logger="gate.door")
     gate = make_gate(
         ReplaySource([empty_frame(seed=4)], fps=20, loop=True),
         sink,
@@ -435,7 +438,7 @@ def test_run_returns_0_when_a_finite_replay_ends_and_closes_the_sink(
 
 
 def test_sighup_reloads_the_config_and_sigterm_stops_cleanly(tmp_path, os_signal_handlers, caplog):
-    caplog.set_level(logging.INFO, logger="gate.daemon")
+    caplog.set_level(logging.INFO)
     path = replay_config_file(tmp_path, loop=True)
     sink = ClosableSink()
     threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGHUP)).start()
@@ -447,29 +450,6 @@ def test_sighup_reloads_the_config_and_sigterm_stops_cleanly(tmp_path, os_signal
     assert "received SIGTERM: stopping" in caplog.messages
     assert sum(" running: " in m for m in caplog.messages) == 2  # started, then again
     assert sink.closed
-
-
-def test_run_returns_1_when_the_gate_cannot_start(tmp_path, os_signal_handlers, caplog):
-    caplog.set_level(logging.ERROR, logger="gate.daemon")
-    config = GateConfig.model_validate(
-        gate_config(camera={"replay": {"paths": [str(tmp_path / "no-such-frames")]}})
-    )
-
-    assert run(config, None, lambda _config: ClosableSink()) == 1
-    assert any(m.startswith("cannot start: replay: ") for m in caplog.messages)
-
-
-def test_a_gate_that_cannot_start_still_closes_its_sink(tmp_path, os_signal_handlers):
-    sink = ClosableSink()
-    config = GateConfig.model_validate(
-        gate_config(camera={"replay": {"paths": [str(tmp_path / "no-such-frames")]}})
-    )
-
-    assert run(config, None, lambda _config: sink) == 1
-    assert sink.closed
-
-
-# --- Pipeline: one frame through decode, confirm, judge, commit, signal -------------------
 
 
 class FailingSink(ListSink):

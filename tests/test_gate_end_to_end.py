@@ -11,7 +11,7 @@ from pins import assert_pattern
 from gate.app_config import GateConfig
 from gate.camera.replay import ReplaySource
 from gate.credentials.model import Kind
-from gate.daemon import Gate
+from gate.door import Gate
 from gate.outbox.store import Outbox
 from gate.reasons import Reason
 

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gate.cli.parse import add_judge_options, instant, judge_config, report
 from gate.credentials.model import Kind
+from gate.decode import DecoderConfig, load_grey, make_decoder
 from gate.errors import PassError
 from gate.judge import load_judge
 from gate.remote_lists import trust_paths
@@ -188,8 +189,6 @@ def _picture_decoder() -> dgc_testdata.PictureDecoder:
     import numpy as np
     from PIL import Image
 
-    from gate.decode import DecoderConfig, make_decoder
-
     decoder = make_decoder(DecoderConfig())
 
     def texts(png: bytes) -> list[str]:
@@ -238,8 +237,6 @@ def _pass_show(args: argparse.Namespace) -> int:
 
 def _read_png(path: Path) -> bytes:
     """The raw bytes of the first QR code in an image, read by the gate's own decoder."""
-    from gate.decode import DecoderConfig, load_grey, make_decoder
-
     codes = make_decoder(DecoderConfig()).decode(load_grey(path))
     if not codes:
         raise PassError(f"{path}: no QR code found")

@@ -40,12 +40,12 @@ from gate.commands.envelope import (
     result_payload,
 )
 from gate.commands.nonces import NonceBook
-from gate.daemon import JOIN_TIMEOUT_S, Gate, Mode
+from gate.control import JOIN_TIMEOUT_S, GateControl, Mode
 from gate.errors import GateError, TrustError
 from gate.identity import clock_synced
 from gate.outbox.presence import outbox_section
 from gate.outbox.publisher import ANY_COMMAND, CommandHandler
-from gate.outbox.store import Outbox
+from gate.outbox.store import OutboxStats
 from gate.policy import DenyList
 from gate.trust.store import TrustStore, load_trust
 
@@ -73,17 +73,23 @@ class Channel(Protocol):
     def publish(self, suffix: str, payload: bytes, qos: int = 1) -> bool: ...
 
 
+class OutboxState(Protocol):
+    """What `status` reports of the outbox."""
+
+    def stats(self) -> OutboxStats: ...
+
+
 class CommandService:
     """Answers every command on `cmd/<name>/result`; runs the ones that pass every check."""
 
     def __init__(
         self,
-        gate: Gate,
+        gate: GateControl,
         channel: Channel,
         *,
         lock: threading.Lock,
         restart: Callable[[], None],
-        outbox: Outbox | None = None,
+        outbox: OutboxState | None = None,
     ) -> None:
         self._gate = gate
         self._channel = channel

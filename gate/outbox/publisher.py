@@ -203,6 +203,9 @@ class Publisher:
         self._outbox = outbox
         self.telemetry = telemetry
         """The daemon's counters, merged into each telemetry message; may be replaced."""
+        self.faults: Callable[[], list[dict[str, str]]] = list
+        """What keeps the daemon from working fully, in the retained `online` status."""
+        self._status_changed = threading.Event()
         self._client_id = client_id
         self._boot_id = boot_id
         self.root = topic_root(config.topic_root, site, client_id.removeprefix("gate-"))
@@ -265,6 +268,11 @@ class Publisher:
     def notify(self) -> None:
         """A check-in was committed: send it without waiting for the next poll."""
         self._wake.set()
+        self._poke()
+
+    def refresh_status(self) -> None:
+        """The faults changed: publish the retained `online` status again when connected."""
+        self._status_changed.set()
         self._poke()
 
     def _poke(self) -> None:
@@ -473,10 +481,12 @@ class Publisher:
             boot_id=self._boot_id,
             session=self._session,
             connection=link.number,
+            faults=self.faults() if state is Presence.ONLINE else None,
         )
 
     def _begin(self, client: mqtt.Client, link: _Link) -> None:
         """Presence, subscriptions, lanes and a first telemetry right after CONNACK."""
+        self._status_changed.clear()
         info = client.publish(
             self.status_topic, self._status(Presence.ONLINE, link), qos=1, retain=True
         )
@@ -520,6 +530,10 @@ class Publisher:
         if link.rewind and not link.inflight and now >= link.paused_until:
             link.rewind = False
             self._reset_lanes(link)
+        if self._status_changed.is_set():
+            self._status_changed.clear()
+            status = self._status(Presence.ONLINE, link)
+            client.publish(self.status_topic, status, qos=1, retain=True)
         self._send_outgoing(client)
         if not link.rewind and not self._fill(client, link, now):
             return False
