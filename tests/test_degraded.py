@@ -24,6 +24,7 @@ from broker import Broker, Watcher, retained, wait_until
 from conftest import ListSink
 from gpiozero.pins.mock import MockFactory
 from imagegen import empty_frame, qr_frame, save_png
+from test_events import check
 
 from gate.app import GateApp
 from gate.app_config import GateConfig
@@ -41,6 +42,7 @@ ROOT = "checkin/hn/market/gate-3"
 RELAY, EXIT, RED = 23, 24, 27
 CCCD = "001090123456|012345678|Nguyễn Văn An|01011990|Nam|Hà Nội|15042021"
 GATE = str(Path(sys.executable).with_name("gate"))
+FAULTS_SCHEMA = Path(__file__).resolve().parents[1] / "schema" / "faults.v1.json"
 
 
 @pytest.fixture(scope="module")
@@ -292,3 +294,17 @@ def test_gate_run_with_an_invalid_config_exits_78_without_a_traceback(tmp_path):
 
     assert done.returncode == EXIT_CONFIG
     assert "Traceback" not in done.stderr and "signals.relay_max_s" in done.stderr
+
+
+def test_published_faults_follow_their_schema(tmp_path, broker, notify, mock_factory, apps):
+    schema = json.loads(
+        (Path(__file__).resolve().parents[1] / "schema" / "faults.v1.json").read_text()
+    )
+    raw = raw_config(tmp_path, broker)
+    raw["camera"]["replay"]["paths"] = [str(tmp_path / "no-camera")]
+    start_app(apps, GateConfig.model_validate(raw), mock_factory, notify[1])
+
+    assert wait_until(lambda: published_faults(broker, "status") == ["camera_missing"], 10)
+    faults = json.loads(retained(broker, f"{ROOT}/status") or b"{}")["faults"]
+    assert check(faults, schema) == []
+    assert all(check(fault, schema["items"]) == [] for fault in faults)
