@@ -95,7 +95,6 @@ class Pipeline:
         sink: CheckinSink,
         signals: Signals,
         *,
-        decoder: Decoder | None = None,
         counters: Counters | None = None,
         tracker: PresentationTracker | None = None,
         passages: Passages | None = None,
@@ -104,7 +103,7 @@ class Pipeline:
         """The configured decoder, presentation rules and judge; the memories the caller
         keeps across rebuilds come in (new ones otherwise)."""
         return cls(
-            decoder or make_decoder(config.decoder),
+            make_decoder(config.decoder),
             tracker or PresentationTracker(config.presentation),
             load_judge(config),
             sink,

@@ -472,8 +472,18 @@ def frames() -> dict[str, np.ndarray]:
     return {"code": qr_frame(CCCD, size=(320, 240), module_px=3), "empty": empty_frame(seed=6)}
 
 
+class SteppedClock:
+    """Monotonic seconds that move only when the test moves them: no sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def make_pipeline(
-    sink, factory, leave_after_s: float = 0.1, anti_passback_minutes: float = 0
+    sink, factory, leave_after_s: float = 0.1, anti_passback_minutes: float = 0, clock=None
 ) -> tuple[Pipeline, Signals]:
     config = GateConfig.model_validate(
         gate_config(
@@ -483,20 +493,21 @@ def make_pipeline(
         )
     )
     signals = Signals(config.signals, factory)
-    pipeline = Pipeline.from_config(config, sink, signals)
+    pipeline = Pipeline.from_config(config, sink, signals, clock=clock or SteppedClock())
     return pipeline, signals
 
 
-def present_again(pipeline: Pipeline, frames: dict[str, np.ndarray]) -> None:
+def present_again(pipeline: Pipeline, frames: dict[str, np.ndarray], clock: SteppedClock) -> None:
     """Take the code away for longer than leave_after_s, then show it again."""
     pipeline.process(frames["empty"])
-    time.sleep(0.15)
+    clock.now += 0.15
     pipeline.process(frames["empty"])
     pipeline.process(frames["code"])
 
 
 def test_a_frame_without_a_code_is_counted_and_nothing_else(sink, mock_factory, frames):
-    pipeline, signals = make_pipeline(sink, mock_factory)
+    clock = SteppedClock()
+    pipeline, signals = make_pipeline(sink, mock_factory, clock=clock)
     try:
         pipeline.process(frames["empty"])
     finally:
@@ -513,12 +524,13 @@ def test_a_store_failure_signals_an_error_and_the_next_presentation_is_retried(
     mock_factory, frames, caplog
 ):
     sink = FailingSink(StorageError("disk I/O error"))
-    pipeline, signals = make_pipeline(sink, mock_factory)
+    clock = SteppedClock()
+    pipeline, signals = make_pipeline(sink, mock_factory, clock=clock)
     try:
         pipeline.process(frames["code"])
         assert wait_until(lambda: mock_factory.pin(RED).state is True)  # the error pattern
         assert mock_factory.pin(RELAY).state is False  # not stored: not opened (P1)
-        present_again(pipeline, frames)
+        present_again(pipeline, frames, clock)
     finally:
         signals.close()
 
@@ -530,10 +542,11 @@ def test_a_store_failure_signals_an_error_and_the_next_presentation_is_retried(
 
 def test_a_full_store_is_retried_as_a_new_presentation_not_a_duplicate(mock_factory, frames):
     sink = FailingSink(StorageFull("cap reached"))
-    pipeline, signals = make_pipeline(sink, mock_factory)
+    clock = SteppedClock()
+    pipeline, signals = make_pipeline(sink, mock_factory, clock=clock)
     try:
         pipeline.process(frames["code"])
-        present_again(pipeline, frames)
+        present_again(pipeline, frames, clock)
     finally:
         signals.close()
 
@@ -544,10 +557,11 @@ def test_a_full_store_is_retried_as_a_new_presentation_not_a_duplicate(mock_fact
 
 def test_a_check_in_that_was_not_stored_does_not_count_for_anti_passback(mock_factory, frames):
     sink = FailingSink(StorageFull("cap reached"))
-    pipeline, signals = make_pipeline(sink, mock_factory, anti_passback_minutes=30)
+    clock = SteppedClock()
+    pipeline, signals = make_pipeline(sink, mock_factory, anti_passback_minutes=30, clock=clock)
     try:
         pipeline.process(frames["code"])
-        present_again(pipeline, frames)
+        present_again(pipeline, frames, clock)
     finally:
         signals.close()
 
@@ -556,7 +570,8 @@ def test_a_check_in_that_was_not_stored_does_not_count_for_anti_passback(mock_fa
 
 def test_an_unexpected_failure_after_a_scan_is_an_error_not_a_crash(mock_factory, frames, caplog):
     sink = FailingSink(KeyError("bug"))
-    pipeline, signals = make_pipeline(sink, mock_factory)
+    clock = SteppedClock()
+    pipeline, signals = make_pipeline(sink, mock_factory, clock=clock)
     try:
         pipeline.process(frames["code"])
         pipeline.process(frames["empty"])  # the loop carries on
@@ -568,13 +583,30 @@ def test_an_unexpected_failure_after_a_scan_is_an_error_not_a_crash(mock_factory
 
 
 def test_a_duplicate_is_signalled_but_never_stored(sink, mock_factory, frames):
-    pipeline, signals = make_pipeline(sink, mock_factory)
+    clock = SteppedClock()
+    pipeline, signals = make_pipeline(sink, mock_factory, clock=clock)
     try:
         pipeline.process(frames["code"])
-        present_again(pipeline, frames)
+        present_again(pipeline, frames, clock)
     finally:
         signals.close()
 
     counters = pipeline.counters
     assert (counters.scans, counters.accepted, counters.duplicates) == (2, 1, 1)
     assert len(sink.checkins) == 1
+
+
+def test_anti_passback_runs_on_the_pipelines_clock(sink, mock_factory, frames):
+    clock = SteppedClock()
+    pipeline, signals = make_pipeline(sink, mock_factory, anti_passback_minutes=1, clock=clock)
+    try:
+        pipeline.process(frames["code"])
+        clock.now += 31  # past the 30 s cooldown: a new check-in, within the minute
+        present_again(pipeline, frames, clock)
+        clock.now += 30  # the minute since the passage is over
+        present_again(pipeline, frames, clock)
+    finally:
+        signals.close()
+
+    reasons = [c.decision.reason for c in sink.checkins]
+    assert reasons == [Reason.OK, Reason.ANTI_PASSBACK, Reason.OK]
