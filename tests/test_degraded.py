@@ -163,21 +163,32 @@ def test_without_a_camera_the_gate_comes_up_out_of_service_and_lets_people_out(
     assert mock_factory.pin(RELAY).state is False
 
 
-def test_without_pins_the_gate_comes_up_and_says_gpio_unavailable(tmp_path, broker, notify, apps):
+@pytest.mark.parametrize(
+    ("pin_factory", "environment"),
+    [
+        pytest.param("lgpio", {}, id="configured"),
+        pytest.param("default", {"GPIOZERO_PIN_FACTORY": "lgpio"}, id="as-the-unit-sets-it"),
+    ],
+)
+def test_without_pins_the_gate_comes_up_and_says_gpio_unavailable(
+    tmp_path, broker, notify, apps, monkeypatch, pin_factory, environment
+):
     try:
         import lgpio  # noqa: F401
     except ImportError:
         pass
     else:
         pytest.skip("lgpio is installed here: its factory would not fail")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
     server, path = notify
     raw = raw_config(tmp_path, broker)
-    raw["signals"]["pin_factory"] = "lgpio"  # as the installer sets it; no lgpio here
+    raw["signals"]["pin_factory"] = pin_factory
     app = GateApp(GateConfig.model_validate(raw), notifier=Notifier({"NOTIFY_SOCKET": path}))
     apps.append(app)
     app.start()
 
-    assert "STATUS=degraded: gpio_unavailable (signals.pin_factory 'lgpio'" in ready_message(server)
+    assert "STATUS=degraded: gpio_unavailable (" in ready_message(server)
     assert wait_until(lambda: published_faults(broker, "status") == ["gpio_unavailable"], 10)
     assert app.door is not None and app.door.signals is None
 
