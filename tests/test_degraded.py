@@ -26,7 +26,7 @@ from gpiozero.pins.mock import MockFactory
 from imagegen import empty_frame, qr_frame, save_png
 from test_events import check
 
-from gate.app import GateApp
+from gate.app import GateApp, Request
 from gate.app_config import GateConfig
 from gate.checkin import CheckIn
 from gate.daemon import run
@@ -229,6 +229,26 @@ def test_a_gate_restarted_on_a_full_outbox_refuses_scans_and_says_storage_full(
     assert app.door is not None
     assert wait_until(lambda: app.door.counters.storage_full >= 1, 10)
     assert app.door.counters.accepted == 0
+
+
+def test_a_gate_restarted_on_a_full_outbox_drains_it_and_opens_again(
+    tmp_path, broker, notify, mock_factory, apps
+):
+    raw = raw_config(tmp_path, broker, outbox={"max_rows": 2})
+    config = GateConfig.model_validate(raw)
+    config.site.state_dir.mkdir(parents=True)
+    with Outbox(config.outbox, config.site, config.privacy) as outbox:
+        for _ in range(2):
+            outbox.commit(unknown_code(config))
+    app = start_app(apps, config, mock_factory, notify[1])
+    serving = threading.Thread(target=app.serve, name="serve", daemon=True)
+    serving.start()  # the main thread's loop: it checks the outbox every second
+
+    assert app.door is not None
+    assert wait_until(lambda: app.door.counters.accepted >= 1, 15)  # drained, room again
+    assert wait_until(lambda: published_faults(broker, "status") == [], 10)
+    app.request(Request.STOP)
+    serving.join(5)
 
 
 def unknown_code(config: GateConfig) -> CheckIn:
