@@ -48,10 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _wanted(arguments: list[str]) -> list[tuple[str, str]]:
-    """The parser builders to load: the named subcommand's alone, or all (help, a typo)."""
+    """The parser builders to load: the named subcommand's alone, none for `--version`
+    alone, or all (help, no command, a typo)."""
     command = next((a for a in arguments if not a.startswith("-")), None)
     if command in SUBCOMMANDS:
         return [SUBCOMMANDS[command]]
+    if arguments == ["--version"]:
+        return []
     return list(dict.fromkeys(SUBCOMMANDS.values()))
 
 
