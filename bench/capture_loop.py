@@ -26,9 +26,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from gpiozero.pins.mock import MockFactory  # noqa: E402
 from imagegen import empty_frame, photo_set, qr_frame, save_png  # noqa: E402
 
-from gate.config.model import GateConfig  # noqa: E402
+from gate.app_config import GateConfig  # noqa: E402
 from gate.decode import DecoderConfig, available_backends, make_decoder  # noqa: E402
-from gate.outbox import Outbox  # noqa: E402
+from gate.outbox.store import Outbox  # noqa: E402
 from gate.pipeline import Pipeline  # noqa: E402
 from gate.signals import Signals  # noqa: E402
 

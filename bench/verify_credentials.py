@@ -44,7 +44,8 @@ from imagegen import empty_frame, qr_frame  # noqa: E402
 from gate.camera.config import CameraConfig  # noqa: E402
 from gate.config.site import SiteConfig  # noqa: E402
 from gate.decode import DecoderConfig, make_decoder  # noqa: E402
-from gate.policy import Judge, PolicyConfig, Rules  # noqa: E402
+from gate.judge import Judge  # noqa: E402
+from gate.policy import PolicyConfig, Rules  # noqa: E402
 from gate.trust import passes  # noqa: E402
 from gate.trust.store import (  # noqa: E402
     TrustStore,

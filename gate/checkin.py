@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Protocol
 
 from gate.credentials.model import Credential
-from gate.policy import Decision
+from gate.decision import Decision
 
 
 @dataclass(frozen=True, slots=True)

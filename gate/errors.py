@@ -9,8 +9,21 @@ class GateError(Exception):
     """Root of every error the gate raises on purpose."""
 
 
+# Exit statuses of `gate run`, and what systemd does with each (systemd/gate.service).
+
 EXIT_CONFIG = 78
-"""EX_CONFIG, the exit status for a config that cannot work: systemd does not restart it."""
+"""EX_CONFIG: a config (or trust store) that cannot work. Not restarted: it needs a person."""
+
+EXIT_START_FAILED = 71
+"""EX_OSERR: the daemon failed to start for a reason it cannot name (a bug). Not restarted:
+a restart loop would not help, and a reboot loop would hide it; `systemctl status` shows it."""
+
+EXIT_CAMERA_WEDGED = 70
+"""EX_SOFTWARE: a camera wedged in the driver. Restarted; when that keeps happening the
+start limit reboots the device, the one failure a reboot fixes."""
+
+EXIT_RESTART = 75
+"""EX_TEMPFAIL: asks systemd (Restart=on-failure) to start the daemon again, to apply a reload."""
 
 
 class ConfigError(GateError, ValueError):
@@ -19,6 +32,10 @@ class ConfigError(GateError, ValueError):
 
 class CameraError(GateError, RuntimeError):
     """The frame source could not be opened or stopped producing frames."""
+
+
+class CameraMissing(CameraError):
+    """The frame source did not open: `camera_missing` is raised and it is tried again."""
 
 
 class FrameTimeout(CameraError, TimeoutError):

@@ -1,37 +1,43 @@
 """One frame through the gate: decode → confirm → parse → decide → commit → signal.
 
 Runs on the capture thread. A frame without a code costs one decode call, three clock
-reads and a few integer updates: nothing is allocated, logged or converted for it.
+reads and a few integer updates: nothing is allocated, logged or converted for it. The
+clocks come in (`clock`: monotonic seconds, `wall_clock`: aware UTC), so tests drive
+presentations and anti-passback windows without sleeping.
 """
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from functools import partial
 
 import numpy as np
 
+from gate.app_config import GateConfig
 from gate.checkin import CheckIn, CheckinSink
 from gate.credentials import internal_error_summary
 from gate.credentials.model import Credential, Kind
+from gate.decision import Decision
 from gate.decode import Decoder, make_decoder
 from gate.errors import DecoderError, StorageFull
-from gate.policy import Decision, Judge
+from gate.judge import Judge, load_judge
+from gate.passages import Passages
 from gate.presentation import PresentationTracker, Sighting
 from gate.reasons import Reason
 from gate.signals import Outcome, Signals
-
-if TYPE_CHECKING:
-    from gate.config.model import GateConfig
 
 log = logging.getLogger(__name__)
 
 
 LOCKED = Decision(False, Reason.GATE_LOCKED)
+ANTI_PASSBACK = Decision(False, Reason.ANTI_PASSBACK)
 INTERNAL_ERROR = Decision(False, Reason.INTERNAL_ERROR)
 UNJUDGED = Credential(kind=Kind.UNKNOWN, valid=False, verified=False, reason=Reason.INTERNAL_ERROR)
 """What a scan the judge failed on is stored as: refused, seen by operations, no personal data."""
+
+utc_now = partial(datetime.now, UTC)
 
 
 @dataclass(slots=True)
@@ -61,6 +67,10 @@ class Pipeline:
         sink: CheckinSink,
         signals: Signals,
         counters: Counters,
+        passages: Passages,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._decode = decoder.decode
         self._decoder_name = decoder.name
@@ -70,30 +80,38 @@ class Pipeline:
         self._sink = sink
         self._signals = signals
         self.counters = counters
+        self._passages = passages
+        self._clock = clock
+        self._wall_clock = wall_clock
 
     def use_judge(self, judge: Judge) -> None:
-        """Judge the next scans with `judge` (new deny or trust lists), between two frames."""
+        """Judge the next scans with `judge` (new deny or trust lists), between two frames;
+        the presentation and anti-passback memories are not the judge's and stay."""
         self._judge = judge.judge
-        self._passed = judge.passed
 
     @classmethod
     def from_config(
         cls,
-        config: "GateConfig",
+        config: GateConfig,
         sink: CheckinSink,
         signals: Signals,
         *,
         counters: Counters | None = None,
         tracker: PresentationTracker | None = None,
+        passages: Passages | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> "Pipeline":
-        """The daemon's pipeline: the configured decoder, presentation rules and judge."""
+        """The configured decoder, presentation rules and judge; the memories the caller
+        keeps across rebuilds come in (new ones otherwise)."""
         return cls(
             make_decoder(config.decoder),
             tracker or PresentationTracker(config.presentation),
-            Judge.from_config(config),
+            load_judge(config),
             sink,
             signals,
             counters or Counters(),
+            passages or Passages(config.policy.anti_passback_minutes * 60),
+            clock=clock,
         )
 
     @property
@@ -113,7 +131,7 @@ class Pipeline:
         counters.decode_ns += took
         if took > counters.decode_ns_max:
             counters.decode_ns_max = took
-        now = time.monotonic()
+        now = self._clock()
         counters.last_frame_at = now
         if codes or self._tracker.watching:
             for sighting in self._tracker.observe([code.data for code in codes], now):
@@ -139,12 +157,14 @@ class Pipeline:
             self._signals.show(Outcome.DUPLICATE)
             log.info("scan not opened: reason=%s (same code within the cooldown)", Reason.DUPLICATE)
             return
-        now = datetime.now(UTC)
+        now = self._wall_clock()
         try:
             credential, decision = self._judge(sighting.payload, now)
         except Exception as exc:  # noqa: BLE001 -- logged without its message (payload data)
             log.error("internal error judging a scan: %s", internal_error_summary(exc))
             credential, decision = UNJUDGED, INTERNAL_ERROR
+        if decision.accepted and self._passages.recent(credential, seen_at):
+            decision = ANTI_PASSBACK
         if self.locked and decision.accepted:
             decision = LOCKED
         try:
@@ -166,7 +186,7 @@ class Pipeline:
             return
         if decision.accepted:
             self._signals.open_relay()
-            self._passed(credential, now)
+            self._passages.passed(credential, seen_at)
             self._signals.show(Outcome.ACCEPTED)
             counters.accepted += 1
         else:

@@ -1,27 +1,24 @@
 """The site's policy: which credentials open this gate, with a stable reason for every refusal.
 
-`Rules.decide` is pure (no I/O, no clock: the time comes in). `Judge` is the one object the
-capture loop asks about a payload: it parses with the trust store loaded at start, decides,
-and holds the one piece of state a policy needs, anti-passback, in memory.
+`Rules.decide` is pure (no I/O, no clock: the time comes in). The config schema of the
+policy lives here too; `gate.judge` parses and decides with it, `gate.passages` holds the
+anti-passback memory.
 
 Order of the checks, so that the reason is the most useful one: what the parser found
 (minus the signer problems the site tolerates), kind accepted, opening hours, a gate pass's
-venue and gates, deny lists, allow list, health rules, anti-passback.
+venue and gates, deny lists, allow list, health rules (then the pipeline's anti-passback).
 """
 
 import datetime
 import re
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 from pydantic import Field, field_validator, model_validator
 
 from gate.config.base import Section
 from gate.config.site import SiteConfig
-from gate.credentials import NO_TRUST, parse
 from gate.credentials.gate_pass import gates_of
 from gate.credentials.model import (
     REFUSED_KINDS,
@@ -32,12 +29,11 @@ from gate.credentials.model import (
     HealthType,
     Kind,
 )
+from gate.decision import ACCEPT, Decision
 from gate.errors import ConfigError
+from gate.outbox.config import SubjectMode
+from gate.privacy import subject_form
 from gate.reasons import Reason
-from gate.trust.store import TrustStore, load_trust
-
-if TYPE_CHECKING:
-    from gate.config.model import GateConfig
 
 _HMAC_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -232,8 +228,8 @@ class PolicyConfig(Section):
         ge=0,
         le=7 * 24 * 60,
         description="Refuse the same subject (same kind and id) who went through this gate within "
-        "this many minutes, with `anti_passback` (0: off). Held in memory: a restart or "
-        "reload forgets it.",
+        "this many minutes, with `anti_passback` (0: off). Held in memory: a reload or a list "
+        "pushed by the operations team keeps it, a restart forgets it.",
     )
 
     @field_validator("accept_kinds")
@@ -261,13 +257,6 @@ class PolicyConfig(Section):
         return bool(self.deny.subject_hashes or (self.allow.enabled and self.allow.subject_hashes))
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    accepted: bool
-    reason: Reason
-
-
-_ACCEPT = Decision(True, Reason.OK)
 _TOLERATED: dict[Unverified, frozenset[Reason]] = {
     Unverified.REFUSE: frozenset(),
     Unverified.ACCEPT_EXPIRED_SIGNER: frozenset({Reason.SIGNER_EXPIRED}),
@@ -308,7 +297,7 @@ class Rules:
             or self._listed(credential)
             or _health_problem(credential.health, policy.health, at, local.date())
         )
-        return Decision(False, reason) if reason else _ACCEPT
+        return Decision(False, reason) if reason else ACCEPT
 
     def _pass_place(self, credential: Credential) -> Reason | None:
         if credential.kind is not Kind.GATE_PASS:
@@ -385,80 +374,9 @@ def _vaccination_problem(health: Health, rules: HealthRules, today: datetime.dat
     return Reason.VACCINATION_TOO_OLD if most is not None and days > most else None
 
 
-class Judge:
-    """Parse and decide one payload at a given time, as this gate's policy says.
-
-    Holds the trust store loaded at start (or reload) and the anti-passback memory: the
-    last acceptance of each (kind, subject id) within the configured window.
-    """
-
-    def __init__(self, rules: Rules, trust: TrustStore = NO_TRUST) -> None:
-        self._rules = rules
-        self._trust = trust
-        self._zone = rules.zone
-        self._window = datetime.timedelta(minutes=rules.policy.anti_passback_minutes)
-        self._passed: OrderedDict[tuple[Kind, str], datetime.datetime] = OrderedDict()
-
-    @classmethod
-    def from_config(cls, config: "GateConfig") -> "Judge":
-        """Load the trust store and, when the policy needs it, the site's privacy key; the
-        deny and trust lists replaced remotely (`gate.commands.remote`) are merged in."""
-        from gate.commands import remote  # imported late: it imports DenyList from here
-
-        policy = config.policy.model_copy(update={"deny": remote.merged_deny(config)})
-        key = _subject_key(config) if policy.uses_subject_hashes else None
-        return cls(Rules(policy, config.site, key), load_trust(remote.trust_paths(config)))
-
-    def judge(self, payload: bytes, at: datetime.datetime) -> tuple[Credential, Decision]:
-        """`at` is timezone-aware; local dates (birth dates, issue dates) use the site's zone."""
-        credential = parse(
-            payload, today=at.astimezone(self._zone).date(), at=at, trust=self._trust
-        )
-        decision = self._rules.decide(credential, at)
-        if decision.accepted and self._recent(credential, at):
-            decision = Decision(False, Reason.ANTI_PASSBACK)
-        return credential, decision
-
-    def passed(self, credential: Credential, at: datetime.datetime) -> None:
-        """The subject went through (stored, relay opened): remember it for anti-passback.
-
-        Told by the caller once the passage happened, so that a refusal for any later
-        reason (store full, gate locked) never counts as a passage.
-        """
-        if self._window and credential.subject_id is not None:
-            self._passed[(credential.kind, credential.subject_id)] = at
-
-    def _recent(self, credential: Credential, at: datetime.datetime) -> bool:
-        """Whether this subject passed within the window; older passages are dropped."""
-        if not self._window or credential.subject_id is None:
-            return False
-        while self._passed:
-            oldest_key, oldest = next(iter(self._passed.items()))
-            if at - oldest < self._window:
-                break
-            del self._passed[oldest_key]
-        return (credential.kind, credential.subject_id) in self._passed
-
-
 def _keyed_hash(key: bytes) -> Callable[[str], str]:
-    """The outbox's own keyed hash of subject ids (imported late: the outbox imports us)."""
-    from gate.outbox.config import SubjectMode
-    from gate.outbox.privacy import subject_form
-
+    """The keyed hash published events carry subject ids in (`privacy.subject: hmac`)."""
     return lambda subject_id: subject_form(subject_id, SubjectMode.HMAC, key)
-
-
-def _subject_key(config: "GateConfig") -> bytes | None:
-    """The key published events hash subject ids with, so a hash copied from an event matches:
-    the outbox's own loader, in `hmac` mode whatever `privacy.subject` publishes."""
-    from gate.outbox.config import SubjectMode
-    from gate.outbox.privacy import load_key
-
-    privacy = config.privacy.model_copy(update={"subject": SubjectMode.HMAC})
-    try:
-        return load_key(privacy, config.site)
-    except OSError as exc:
-        raise ConfigError(f"privacy key for policy subject hashes: {exc}") from exc
 
 
 def _hmac_hexes(hashes: frozenset[str]) -> frozenset[str]:

@@ -1,5 +1,8 @@
 """Light, sound and the relay, through gpiozero devices built on an injected pin factory.
 
+gpiozero's own classes (`LED`, `Buzzer`, a `DigitalOutputDevice` for the relay, `Button`)
+and its own pin-factory lookup (the `gpiozero_pin_factories` entry points, by name).
+
 The relay's safe state is de-energised: it is off when the devices are built, off again
 before they are closed, and a pulse is always bounded by `relay_max_s`. Only an explicit
 hold (an emergency open) keeps it on without a bound.
@@ -9,10 +12,10 @@ import logging
 import threading
 import time
 from enum import StrEnum
-from typing import Any, Literal
+from importlib.metadata import entry_points
+from typing import Literal, TypeVar
 
-from gpiozero import Button, DigitalOutputDevice, Factory
-from gpiozero.exc import GPIOZeroError
+from gpiozero import LED, Button, Buzzer, Device, DigitalOutputDevice, Factory, OutputDevice
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gate.config.base import Section
@@ -21,6 +24,7 @@ from gate.errors import SignalError
 log = logging.getLogger(__name__)
 
 PinName = int | str
+_Output = TypeVar("_Output", bound=DigitalOutputDevice)
 
 
 class Outcome(StrEnum):
@@ -100,6 +104,11 @@ class Patterns(Section):
         description="While the broker is unreachable, the red LED repeats this blink when idle "
         "(check-ins are kept on the device meanwhile).",
     )
+    out_of_service: Blink = Field(
+        default_factory=lambda: Blink(on_s=1.0, off_s=1.0, times=1),
+        description="While a fault keeps the gate from reading scans (no camera, no decoder), "
+        "the red LED repeats this blink; the exit button still opens.",
+    )
 
     def for_outcome(self, outcome: Outcome) -> Pattern:
         return getattr(self, outcome.value)
@@ -167,31 +176,20 @@ def _pin_key(pin: PinName) -> str:
     return text
 
 
+PIN_FACTORIES = "gpiozero_pin_factories"
+"""The entry-point group gpiozero finds its pin factories in (and GPIOZERO_PIN_FACTORY names)."""
+
+
 def make_pin_factory(name: str) -> Factory | None:
-    """The named factory, or None for gpiozero's default choice. Failures are loud."""
+    """The named factory, or None for gpiozero's default choice. Failures are SignalError."""
     if name == "default":
         return None
+    found = entry_points(group=PIN_FACTORIES, name=name)
+    if not found:
+        raise SignalError(f"signals.pin_factory {name!r}: gpiozero has no such pin factory")
     try:
-        if name == "mock":
-            from gpiozero.pins.mock import MockFactory
-
-            return MockFactory()
-        if name == "lgpio":
-            from gpiozero.pins.lgpio import LGPIOFactory
-
-            return LGPIOFactory()
-        if name == "rpigpio":
-            from gpiozero.pins.rpigpio import RPiGPIOFactory
-
-            return RPiGPIOFactory()
-        if name == "pigpio":
-            from gpiozero.pins.pigpio import PiGPIOFactory
-
-            return PiGPIOFactory()
-        from gpiozero.pins.native import NativeFactory
-
-        return NativeFactory()
-    except (ImportError, GPIOZeroError, OSError, RuntimeError) as exc:
+        return next(iter(found)).load()()
+    except Exception as exc:  # lgpio raises its own `lgpio.error` for a missing chip
         raise SignalError(f"signals.pin_factory {name!r} is unavailable here: {exc}") from exc
 
 
@@ -202,8 +200,9 @@ class Signals:
     def __init__(self, config: SignalsConfig, pin_factory: Factory | None = None) -> None:
         self._config = config
         self._patterns = config.patterns
-        self._devices: list[Any] = []
+        self._devices: list[Device] = []
         self._offline = False
+        self._out_of_service = False
         self._held = False
         self._relay_lock = threading.Lock()
         self._pattern_lock = threading.Lock()
@@ -213,13 +212,13 @@ class Signals:
         self._stop = threading.Event()
         self.door_open: bool | None = None
         try:
-            self.relay = self._output(config.relay, pin_factory)
-            self.green = self._output(config.green_led, pin_factory)
-            self.red = self._output(config.red_led, pin_factory)
-            self.buzzer = self._output(config.buzzer, pin_factory)
+            self.relay = self._output(DigitalOutputDevice, config.relay, pin_factory)
+            self.green = self._output(LED, config.green_led, pin_factory)
+            self.red = self._output(LED, config.red_led, pin_factory)
+            self.buzzer = self._output(Buzzer, config.buzzer, pin_factory)
             self.exit_button = self._input(config.exit_button, pin_factory)
             self.door_contact = self._input(config.door_contact, pin_factory)
-        except (GPIOZeroError, OSError, RuntimeError) as exc:
+        except Exception as exc:  # gpiozero, the pin library (ImportError, lgpio.error), OS
             self.close()
             raise SignalError(f"cannot set up the signal pins: {exc}") from exc
         if self.exit_button is not None:
@@ -233,8 +232,8 @@ class Signals:
         )
         self._idle_thread.start()
 
-    def _output(self, pin: OutputPin, factory: Factory | None) -> DigitalOutputDevice:
-        device = DigitalOutputDevice(
+    def _output(self, kind: type[_Output], pin: OutputPin, factory: Factory | None) -> _Output:
+        device = kind(
             pin.pin, active_high=pin.active_high, initial_value=False, pin_factory=factory
         )
         self._devices.append(device)
@@ -291,6 +290,12 @@ class Signals:
             self._offline = offline
             self._wake.set()
 
+    def set_out_of_service(self, out: bool) -> None:
+        """The red LED's out-of-service blink while idle (it wins over the offline one)."""
+        if out != self._out_of_service:
+            self._out_of_service = out
+            self._wake.set()
+
     def _exit_requested(self) -> None:
         log.info("exit button pressed: opening")
         self.open_relay(self._config.exit_pulse_s)
@@ -304,8 +309,8 @@ class Signals:
         log.info("door closed")
 
     def _idle_loop(self) -> None:
-        """Keep the offline heartbeat going between outcome patterns."""
-        heartbeat = self._patterns.offline
+        """Keep the out-of-service or offline blink going between outcome patterns."""
+        patterns = self._patterns
         while not self._stop.is_set():
             remaining = self._idle_at - time.monotonic()
             if remaining > 0:
@@ -315,14 +320,15 @@ class Signals:
             with self._pattern_lock:
                 if self._idle_at > time.monotonic():
                     continue  # a pattern began meanwhile
-                if self._offline:
-                    self.red.blink(on_time=heartbeat.on_s, off_time=heartbeat.off_s, n=None)
+                idle = patterns.out_of_service if self._out_of_service else patterns.offline
+                if self._out_of_service or self._offline:
+                    self.red.blink(on_time=idle.on_s, off_time=idle.off_s, n=None)
                 else:
                     self.red.off()
             self._wake.wait()
             self._wake.clear()
 
-    def named_devices(self) -> dict[str, Any]:
+    def named_devices(self) -> dict[str, Device]:
         """The devices by their config names, for showing pin changes in the demo."""
         names = ("relay", "green", "red", "buzzer", "exit_button", "door_contact")
         return {
@@ -350,11 +356,11 @@ class Signals:
         self._devices.clear()
 
 
-def _active_high(device: Any) -> bool:
+def _active_high(device: Device) -> bool:
     """Outputs say it; a button is active at the level its pull resistor does not give."""
     if isinstance(device, Button):
         return not device.pull_up
-    return bool(device.active_high)
+    return isinstance(device, OutputDevice) and device.active_high
 
 
 class PinChangeLog:
@@ -364,7 +370,7 @@ class PinChangeLog:
     nothing in the signal path changes for the demo.
     """
 
-    def __init__(self, devices: dict[str, Any], interval_s: float = 0.02) -> None:
+    def __init__(self, devices: dict[str, Device], interval_s: float = 0.02) -> None:
         self._pins = {name: device.pin for name, device in devices.items()}
         self._active_high = {name: _active_high(device) for name, device in devices.items()}
         self._seen = {name: len(pin.states) for name, pin in self._pins.items()}

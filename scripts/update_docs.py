@@ -7,8 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+from gate.app_config import GateConfig
 from gate.config.docs import config_reference
-from gate.config.model import GateConfig
 
 REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 SECTION = re.compile(r"(<!-- BEGIN config-reference -->\n).*?(<!-- END config-reference -->)", re.S)

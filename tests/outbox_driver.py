@@ -22,10 +22,10 @@ from types import FrameType
 from gate.checkin import CheckIn
 from gate.config.site import SiteConfig
 from gate.credentials.model import Credential, Kind
+from gate.decision import Decision
 from gate.outbox.config import MqttConfig, OutboxConfig, PrivacyConfig
 from gate.outbox.publisher import Publisher
 from gate.outbox.store import Outbox
-from gate.policy import Decision
 from gate.reasons import Reason
 
 KEY = b"0123456789abcdef0123456789abcdef"

@@ -17,9 +17,9 @@ from imagegen import empty_frame, qr_frame, save_png
 from PIL import Image
 from pydantic import BaseModel
 
+from gate.app_config import GateConfig
 from gate.cli import main
 from gate.config.docs import config_example
-from gate.config.model import GateConfig
 
 CCCD = (
     "001090123456|012345678|Nguyễn Văn An|01011990|Nam|Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh"
@@ -261,3 +261,38 @@ def test_run_on_a_finite_replay_checks_in_shows_the_pins_and_exits_0(finite_repl
     assert any(line.endswith("pin green ON (GPIO17 high)") for line in lines), log
     assert any("frame source replay has no more frames" in line for line in lines), log
     assert lines[-1].endswith("stopped"), log
+
+
+LOADED_GATE_MODULES = """
+import sys
+from gate.cli import _parser, _wanted
+try:
+    _parser(_wanted(sys.argv[1:])).parse_args(sys.argv[1:])
+except SystemExit:
+    pass
+print(" ".join(sorted(m for m in sys.modules if m.startswith("gate"))))
+"""
+
+
+def loaded_modules(*argv: str) -> set[str]:
+    """The gate modules a fresh interpreter has loaded once `gate ARGV` has been parsed."""
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED_GATE_MODULES, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return set(done.stdout.splitlines()[-1].split())  # after what `gate` itself printed
+
+
+def test_a_subcommand_loads_only_its_own_module():
+    loaded = loaded_modules("run", "--help")
+
+    assert "gate.cli.run" in loaded and "gate.daemon" in loaded
+    others = {"gate.cli.trust", "gate.cli.cmd", "gate.cli.parse", "gate.cli.selftest"}
+    assert loaded.isdisjoint(others | {"gate.selftest", "gate.trust.passes"})
+
+
+def test_gate_version_loads_no_subcommand():
+    assert loaded_modules("--version") == {"gate", "gate.cli", "gate.errors"}

@@ -29,22 +29,24 @@ from imagegen import empty_frame, qr_frame, save_png
 from paho.mqtt.enums import CallbackAPIVersion
 from pins import levels
 
+from gate.app_config import load_config
 from gate.camera.replay import ReplaySource
 from gate.cli import main
+from gate.cli.cmd import Delivery, command_topic, exchange
 from gate.commands import device
 from gate.commands.budget import RefusalBudget
-from gate.commands.cli import Delivery, command_topic, exchange
 from gate.commands.envelope import CommandError, Outcome, encode, now_ms, result_payload, sign
 from gate.commands.nonces import FILE as NONCE_FILE
 from gate.commands.nonces import NonceBook
-from gate.commands.remote import DENY_FILE, REMOTE, TRUST_LINK
 from gate.commands.service import QUEUE_MAX, CommandService, Inbox
-from gate.config.model import load_config
-from gate.daemon import Gate, Mode, run
-from gate.outbox import OutboxService, open_outbox
+from gate.control import Mode
+from gate.daemon import run
+from gate.door import Gate
 from gate.outbox.config import MqttConfig, SubjectMode
-from gate.outbox.privacy import load_key, subject_form
+from gate.outbox.service import OutboxService, open_outbox
+from gate.privacy import load_key, subject_form
 from gate.reasons import Reason
+from gate.remote_lists import DENY_FILE, REMOTE, TRUST_LINK
 from gate.trust import passes
 
 pytestmark = [pytest.mark.broker]
@@ -653,6 +655,19 @@ def test_a_subject_on_a_replaced_deny_list_is_refused_denied_on_the_next_scan(ri
     assert (refused["ok"], refused["reason"]) == (False, "invalid_list")
     assert json.loads(stored.read_text())["subject_hashes"] == [hashed]
     assert rig.send(rig.signed("status"))["state"]["remote_deny"]["subject_hashes"] == 1
+
+
+def test_a_list_push_keeps_who_went_through_and_anti_passback_still_refuses(rigs):
+    rig = rigs(scene(CCCD), policy={"anti_passback_minutes": 30})
+    first = checkins_after(rig, 0, Reason.ANTI_PASSBACK)
+    assert [c.decision.reason for c in first][:2] == [Reason.OK, Reason.ANTI_PASSBACK]
+
+    assert rig.send(rig.signed("deny_list", {"pass_ids": ["P-9"]}))["ok"]  # a new judge
+    start = len(rig.sink.checkins)
+    assert wait_until(lambda: len(rig.sink.checkins) >= start + 2, 10)
+
+    after = {c.decision.reason for c in rig.sink.checkins[start:]}
+    assert after == {Reason.ANTI_PASSBACK}
 
 
 def test_a_list_replaced_during_an_emergency_open_keeps_the_relay_held(rigs):

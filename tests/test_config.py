@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from gate.app_config import GateConfig, load_config
 from gate.cli import main
 from gate.config.docs import config_example
-from gate.config.model import GateConfig, load_config
 from gate.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,9 +4,9 @@ import threading
 
 import pytest
 
+from gate.app_config import load_config
 from gate.cli import main
 from gate.config.loader import MAX_CONFIG_BYTES
-from gate.config.model import load_config
 from gate.errors import ConfigError
 
 

@@ -25,8 +25,8 @@ from credentialgen import (
 )
 from imagegen import qr_frame
 
+from gate.app_config import GateConfig
 from gate.cli import main
-from gate.config.model import GateConfig
 from gate.credentials import Credential, Kind, internal_error_summary, parse
 from gate.credentials.vds_nc import MAX_DEPTH, canonical
 from gate.pipeline import Pipeline
@@ -387,7 +387,7 @@ def test_an_exception_summary_has_the_type_and_place_never_the_message() -> None
 
 
 def test_gate_parse_reports_a_failing_payload_on_its_line_and_goes_on(monkeypatch, capsys):
-    monkeypatch.setattr("gate.policy.parse", failing_parse)
+    monkeypatch.setattr("gate.judge.parse", failing_parse)
     assert main(["parse", AN, "BOOM " + SECRET, KHA_HAN, "BOOM"]) == 1
 
     captured = capsys.readouterr()
@@ -415,7 +415,7 @@ def test_gate_parse_prints_the_field_and_flaw_of_a_refusal(capsys):
 
 
 def test_the_daemon_logs_a_judge_failure_without_the_payload(monkeypatch, mock_factory, caplog):
-    monkeypatch.setattr("gate.policy.parse", failing_parse)
+    monkeypatch.setattr("gate.judge.parse", failing_parse)
     config = GateConfig.model_validate({"presentation": {"confirm_frames": 1}})
     sink = ListSink()
     signals = Signals(config.signals, mock_factory)

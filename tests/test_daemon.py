@@ -23,9 +23,10 @@ from conftest import ListSink
 from imagegen import empty_frame, qr_frame, save_png
 from pins import assert_pattern
 
+from gate.app_config import GateConfig, load_config
 from gate.camera.replay import ReplaySource
-from gate.config.model import GateConfig, load_config
-from gate.daemon import Gate, run
+from gate.daemon import run
+from gate.door import Gate
 from gate.errors import CameraError, StorageError, StorageFull
 from gate.pipeline import Counters, Pipeline
 from gate.reasons import Reason
@@ -154,7 +155,7 @@ def test_a_camera_that_fails_mid_stream_is_restarted_and_its_frames_counted(
 
 
 def test_camera_failures_are_logged_with_their_reason(sink, mock_factory, running, caplog):
-    caplog.set_level(logging.ERROR, logger="gate.daemon")
+    caplog.set_level(logging.ERROR, logger="gate.door")
     camera = ScriptedCamera(open_failures=1, frames=[empty_frame(seed=1)])
     gate = make_gate(camera, sink, mock_factory, camera={"restart_min_interval_s": 0.05})
     running.append(gate)
@@ -162,7 +163,9 @@ def test_camera_failures_are_logged_with_their_reason(sink, mock_factory, runnin
 
     assert gate.finished.wait(5)
 
-    assert "camera failed, restarting: no camera found (scripted)" in caplog.messages
+    assert caplog.messages == [
+        "camera unavailable, trying again every 0.05 s: no camera found (scripted)"
+    ]
 
 
 def test_a_camera_that_comes_back_carries_on_checking_people_in(sink, mock_factory, running):
@@ -182,7 +185,7 @@ def test_a_camera_that_comes_back_carries_on_checking_people_in(sink, mock_facto
 
 
 def test_stop_does_not_wait_out_the_restart_interval(sink, mock_factory, caplog):
-    caplog.set_level(logging.ERROR, logger="gate.daemon")
+    caplog.set_level(logging.ERROR, logger="gate.door")
     camera = ScriptedCamera(open_failures=math.inf)
     gate = make_gate(camera, sink, mock_factory, camera={"restart_min_interval_s": 600})
     gate.start()
@@ -211,7 +214,7 @@ def test_a_finite_source_ends_the_run_once_and_is_closed(sink, mock_factory, run
 
 
 def test_start_logs_who_the_gate_is_and_what_it_runs(sink, mock_factory, running, caplog):
-    caplog.set_level(logging.INFO, logger="gate.daemon")
+    caplog.set_level(logging.INFO, logger="gate.door")
     gate = make_gate(
         ScriptedCamera([empty_frame(seed=1)]),
         sink,
@@ -265,7 +268,7 @@ def test_reload_with_a_valid_file_applies_the_new_config(tmp_path, sink, mock_fa
 def test_reload_with_an_invalid_file_keeps_the_running_config(
     tmp_path, sink, mock_factory, running, caplog
 ):
-    caplog.set_level(logging.ERROR, logger="gate.daemon")
+    caplog.set_level(logging.ERROR, logger="gate.door")
     gate = reloadable_gate(tmp_path, sink, mock_factory, gate_config())
     running.append(gate)
     gate.start()
@@ -288,7 +291,7 @@ def test_reload_with_an_invalid_file_keeps_the_running_config(
 def test_reload_of_a_config_that_cannot_start_goes_back_to_the_previous_one(
     tmp_path, sink, mock_factory, running, caplog
 ):
-    caplog.set_level(logging.ERROR, logger="gate.daemon")
+    caplog.set_level(logging.ERROR, logger="gate.door")
     gate = reloadable_gate(tmp_path, sink, mock_factory, gate_config())
     running.append(gate)
     gate.start()
@@ -310,7 +313,7 @@ def test_reload_of_a_config_that_cannot_start_goes_back_to_the_previous_one(
 
 
 def test_reload_without_a_config_file_changes_nothing(sink, mock_factory, running, caplog):
-    caplog.set_level(logging.WARNING, logger="gate.daemon")
+    caplog.set_level(logging.WARNING, logger="gate.door")
     gate = make_gate(ReplaySource([empty_frame(seed=4)], fps=20, loop=True), sink, mock_factory)
     running.append(gate)
     gate.start()
@@ -365,7 +368,7 @@ def test_status_line_without_frames_shows_zero_rates(sink):
 
 
 def test_status_is_logged_every_interval_while_running(sink, mock_factory, running, caplog):
-    caplog.set_level(logging.INFO, logger="gate.daemon")
+    caplog.set_level(logging.INFO, logger="gate.door")
     gate = make_gate(
         ReplaySource([empty_frame(seed=4)], fps=20, loop=True),
         sink,
@@ -435,7 +438,7 @@ def test_run_returns_0_when_a_finite_replay_ends_and_closes_the_sink(
 
 
 def test_sighup_reloads_the_config_and_sigterm_stops_cleanly(tmp_path, os_signal_handlers, caplog):
-    caplog.set_level(logging.INFO, logger="gate.daemon")
+    caplog.set_level(logging.INFO)
     path = replay_config_file(tmp_path, loop=True)
     sink = ClosableSink()
     threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGHUP)).start()
@@ -447,29 +450,6 @@ def test_sighup_reloads_the_config_and_sigterm_stops_cleanly(tmp_path, os_signal
     assert "received SIGTERM: stopping" in caplog.messages
     assert sum(" running: " in m for m in caplog.messages) == 2  # started, then again
     assert sink.closed
-
-
-def test_run_returns_1_when_the_gate_cannot_start(tmp_path, os_signal_handlers, caplog):
-    caplog.set_level(logging.ERROR, logger="gate.daemon")
-    config = GateConfig.model_validate(
-        gate_config(camera={"replay": {"paths": [str(tmp_path / "no-such-frames")]}})
-    )
-
-    assert run(config, None, lambda _config: ClosableSink()) == 1
-    assert any(m.startswith("cannot start: replay: ") for m in caplog.messages)
-
-
-def test_a_gate_that_cannot_start_still_closes_its_sink(tmp_path, os_signal_handlers):
-    sink = ClosableSink()
-    config = GateConfig.model_validate(
-        gate_config(camera={"replay": {"paths": [str(tmp_path / "no-such-frames")]}})
-    )
-
-    assert run(config, None, lambda _config: sink) == 1
-    assert sink.closed
-
-
-# --- Pipeline: one frame through decode, confirm, judge, commit, signal -------------------
 
 
 class FailingSink(ListSink):
@@ -492,8 +472,18 @@ def frames() -> dict[str, np.ndarray]:
     return {"code": qr_frame(CCCD, size=(320, 240), module_px=3), "empty": empty_frame(seed=6)}
 
 
+class SteppedClock:
+    """Monotonic seconds that move only when the test moves them: no sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def make_pipeline(
-    sink, factory, leave_after_s: float = 0.1, anti_passback_minutes: float = 0
+    sink, factory, leave_after_s: float = 0.1, anti_passback_minutes: float = 0, clock=None
 ) -> tuple[Pipeline, Signals]:
     config = GateConfig.model_validate(
         gate_config(
@@ -503,20 +493,21 @@ def make_pipeline(
         )
     )
     signals = Signals(config.signals, factory)
-    pipeline = Pipeline.from_config(config, sink, signals)
+    pipeline = Pipeline.from_config(config, sink, signals, clock=clock or SteppedClock())
     return pipeline, signals
 
 
-def present_again(pipeline: Pipeline, frames: dict[str, np.ndarray]) -> None:
+def present_again(pipeline: Pipeline, frames: dict[str, np.ndarray], clock: SteppedClock) -> None:
     """Take the code away for longer than leave_after_s, then show it again."""
     pipeline.process(frames["empty"])
-    time.sleep(0.15)
+    clock.now += 0.15
     pipeline.process(frames["empty"])
     pipeline.process(frames["code"])
 
 
 def test_a_frame_without_a_code_is_counted_and_nothing_else(sink, mock_factory, frames):
-    pipeline, signals = make_pipeline(sink, mock_factory)
+    clock = SteppedClock()
+    pipeline, signals = make_pipeline(sink, mock_factory, clock=clock)
     try:
         pipeline.process(frames["empty"])
     finally:
@@ -533,12 +524,13 @@ def test_a_store_failure_signals_an_error_and_the_next_presentation_is_retried(
     mock_factory, frames, caplog
 ):
     sink = FailingSink(StorageError("disk I/O error"))
-    pipeline, signals = make_pipeline(sink, mock_factory)
+    clock = SteppedClock()
+    pipeline, signals = make_pipeline(sink, mock_factory, clock=clock)
     try:
         pipeline.process(frames["code"])
         assert wait_until(lambda: mock_factory.pin(RED).state is True)  # the error pattern
         assert mock_factory.pin(RELAY).state is False  # not stored: not opened (P1)
-        present_again(pipeline, frames)
+        present_again(pipeline, frames, clock)
     finally:
         signals.close()
 
@@ -550,10 +542,11 @@ def test_a_store_failure_signals_an_error_and_the_next_presentation_is_retried(
 
 def test_a_full_store_is_retried_as_a_new_presentation_not_a_duplicate(mock_factory, frames):
     sink = FailingSink(StorageFull("cap reached"))
-    pipeline, signals = make_pipeline(sink, mock_factory)
+    clock = SteppedClock()
+    pipeline, signals = make_pipeline(sink, mock_factory, clock=clock)
     try:
         pipeline.process(frames["code"])
-        present_again(pipeline, frames)
+        present_again(pipeline, frames, clock)
     finally:
         signals.close()
 
@@ -564,10 +557,11 @@ def test_a_full_store_is_retried_as_a_new_presentation_not_a_duplicate(mock_fact
 
 def test_a_check_in_that_was_not_stored_does_not_count_for_anti_passback(mock_factory, frames):
     sink = FailingSink(StorageFull("cap reached"))
-    pipeline, signals = make_pipeline(sink, mock_factory, anti_passback_minutes=30)
+    clock = SteppedClock()
+    pipeline, signals = make_pipeline(sink, mock_factory, anti_passback_minutes=30, clock=clock)
     try:
         pipeline.process(frames["code"])
-        present_again(pipeline, frames)
+        present_again(pipeline, frames, clock)
     finally:
         signals.close()
 
@@ -576,7 +570,8 @@ def test_a_check_in_that_was_not_stored_does_not_count_for_anti_passback(mock_fa
 
 def test_an_unexpected_failure_after_a_scan_is_an_error_not_a_crash(mock_factory, frames, caplog):
     sink = FailingSink(KeyError("bug"))
-    pipeline, signals = make_pipeline(sink, mock_factory)
+    clock = SteppedClock()
+    pipeline, signals = make_pipeline(sink, mock_factory, clock=clock)
     try:
         pipeline.process(frames["code"])
         pipeline.process(frames["empty"])  # the loop carries on
@@ -588,13 +583,30 @@ def test_an_unexpected_failure_after_a_scan_is_an_error_not_a_crash(mock_factory
 
 
 def test_a_duplicate_is_signalled_but_never_stored(sink, mock_factory, frames):
-    pipeline, signals = make_pipeline(sink, mock_factory)
+    clock = SteppedClock()
+    pipeline, signals = make_pipeline(sink, mock_factory, clock=clock)
     try:
         pipeline.process(frames["code"])
-        present_again(pipeline, frames)
+        present_again(pipeline, frames, clock)
     finally:
         signals.close()
 
     counters = pipeline.counters
     assert (counters.scans, counters.accepted, counters.duplicates) == (2, 1, 1)
     assert len(sink.checkins) == 1
+
+
+def test_anti_passback_runs_on_the_pipelines_clock(sink, mock_factory, frames):
+    clock = SteppedClock()
+    pipeline, signals = make_pipeline(sink, mock_factory, anti_passback_minutes=1, clock=clock)
+    try:
+        pipeline.process(frames["code"])
+        clock.now += 31  # past the 30 s cooldown: a new check-in, within the minute
+        present_again(pipeline, frames, clock)
+        clock.now += 30  # the minute since the passage is over
+        present_again(pipeline, frames, clock)
+    finally:
+        signals.close()
+
+    reasons = [c.decision.reason for c in sink.checkins]
+    assert reasons == [Reason.OK, Reason.ANTI_PASSBACK, Reason.OK]

@@ -30,9 +30,9 @@ from credentialgen import (
 )
 
 from gate.cli import main
+from gate.cli.trust import _picture_decoder
 from gate.errors import DccTestDataError
 from gate.reasons import Reason
-from gate.trust.cli import _picture_decoder
 from gate.trust.dgc_testdata import Tally, evaluate, load_case, load_file
 
 UTC = datetime.UTC

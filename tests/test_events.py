@@ -24,7 +24,7 @@ from gate.outbox.events import (
     uuid7,
     with_replayed,
 )
-from gate.outbox.privacy import name_form, subject_form
+from gate.privacy import name_form, subject_form
 from gate.reasons import Reason
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema" / "event.v1.json"

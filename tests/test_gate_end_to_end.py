@@ -8,11 +8,11 @@ import pytest
 from imagegen import empty_frame, qr_frame
 from pins import assert_pattern
 
+from gate.app_config import GateConfig
 from gate.camera.replay import ReplaySource
-from gate.config.model import GateConfig
 from gate.credentials.model import Kind
-from gate.daemon import Gate
-from gate.outbox import Outbox
+from gate.door import Gate
+from gate.outbox.store import Outbox
 from gate.reasons import Reason
 
 CCCD = (
@@ -245,7 +245,7 @@ def test_a_payload_the_judge_fails_on_is_stored_as_an_internal_error(
     def broken_parser(*_args: object, **_kwargs: object) -> None:
         raise ZeroDivisionError("a parser bug")
 
-    monkeypatch.setattr("gate.policy.parse", broken_parser)
+    monkeypatch.setattr("gate.judge.parse", broken_parser)
     gate = run_gate(scene((frames["cccd"], 6), (frames["empty"], 4)), sink, mock_factory)
 
     assert [(c.credential.kind, c.decision.reason) for c in sink.checkins] == [

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gate.config.model import GateConfig, load_config
+from gate.app_config import GateConfig, load_config
 from gate.config.site import SiteConfig
 from gate.outbox.config import MqttConfig
 

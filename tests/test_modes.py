@@ -6,9 +6,10 @@ import threading
 import pytest
 from imagegen import empty_frame, qr_frame
 
+from gate.app_config import GateConfig
 from gate.camera.replay import ReplaySource
-from gate.config.model import GateConfig
-from gate.daemon import Gate, Mode
+from gate.control import Mode
+from gate.door import Gate
 from gate.reasons import Reason
 
 CCCD = "001090123456|012345678|Nguyễn Văn An|01011990|Nam|Hà Nội|15042021"

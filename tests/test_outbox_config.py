@@ -12,13 +12,13 @@ from outbox_driver import KEY, make_checkin, make_site
 from pydantic import ValidationError
 
 from gate.cli import main
+from gate.cli.queue import add_queue_arguments, run_queue
 from gate.config.site import SiteConfig
 from gate.errors import ConfigError
+from gate.identity import boot_id, client_id, clock_synced, device_id, topic_root
 from gate.outbox.config import MqttConfig, OutboxConfig, PrivacyConfig, SubjectMode
-from gate.outbox.identity import boot_id, client_id, clock_synced, device_id, topic_root
-from gate.outbox.privacy import load_key
-from gate.outbox.queue_command import add_queue_arguments, run_queue
 from gate.outbox.store import Outbox
+from gate.privacy import load_key
 
 
 def test_production_defaults() -> None:

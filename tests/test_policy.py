@@ -8,13 +8,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from gate.config.model import GateConfig, load_config
+from gate.app_config import GateConfig, load_config
 from gate.config.site import SiteConfig
 from gate.credentials.model import Credential, Health, HealthType, Kind, judged
 from gate.errors import ConfigError
+from gate.judge import Judge, load_judge
 from gate.outbox.config import SubjectMode
-from gate.outbox.privacy import subject_form
-from gate.policy import Decision, Judge, PolicyConfig, Rules
+from gate.passages import Passages
+from gate.policy import PolicyConfig, Rules
+from gate.privacy import subject_form
 from gate.reasons import Reason
 
 UTC = datetime.UTC
@@ -330,41 +332,35 @@ CARD = "001090123456|012345678|Nguyễn Văn An|01011990|Nam|Hà Nội|15042021"
 OTHER = "034303012345||Nguyễn Thị Hoa|21032003|Nữ|Thái Bình|14082021".encode()
 
 
-def passage(judge: Judge, payload: bytes, at: datetime.datetime) -> Decision:
-    """Judge a scan; when accepted, the person passes (as the pipeline tells the judge)."""
-    credential, decision = judge.judge(payload, at)
-    if decision.accepted:
-        judge.passed(credential, at)
-    return decision
+def credential_of(payload: bytes) -> Credential:
+    return Judge(rules()).judge(payload, AT)[0]
 
 
-def test_anti_passback_refuses_the_same_subject_within_the_window() -> None:
-    judge = Judge(rules(anti_passback_minutes=10))
-    minutes = [datetime.timedelta(minutes=m) for m in range(30)]
-    assert passage(judge, CARD, AT).accepted
-    assert passage(judge, CARD, AT + minutes[9]).reason is Reason.ANTI_PASSBACK
-    assert passage(judge, OTHER, AT + minutes[9]).accepted  # someone else
-    assert passage(judge, CARD, AT + minutes[10]).accepted  # window over, and it starts again
-    assert passage(judge, CARD, AT + minutes[19]).reason is Reason.ANTI_PASSBACK
+def test_anti_passback_remembers_a_passage_for_the_window_only() -> None:
+    passages = Passages(window_s=600)
+    card, other = credential_of(CARD), credential_of(OTHER)
+    passages.passed(card, 1000.0)
+    assert passages.recent(card, 1599.0)
+    assert not passages.recent(other, 1599.0)  # someone else
+    assert not passages.recent(card, 1600.0)  # window over
+    passages.passed(card, 1600.0)
+    assert passages.recent(card, 2199.0)  # and it starts again
 
 
-def test_anti_passback_remembers_only_acceptances() -> None:
-    judge = Judge(
-        rules(anti_passback_minutes=10, opening_hours=[{"open": "10:05", "close": "12:00"}])
-    )
-    assert passage(judge, CARD, AT).reason is Reason.CLOSED
-    assert passage(judge, CARD, AT + datetime.timedelta(minutes=6)).accepted
+def test_anti_passback_keeps_only_the_last_passage_of_each_subject() -> None:
+    passages = Passages(window_s=600)
+    card, other = credential_of(CARD), credential_of(OTHER)
+    passages.passed(card, 0.0)
+    passages.passed(other, 100.0)
+    passages.passed(card, 650.0)  # after its window: a new passage, newest in the memory
+    assert passages.recent(card, 700.0) and not passages.recent(other, 700.0)
 
 
-def test_anti_passback_remembers_only_passages_it_was_told_of() -> None:
-    judge = Judge(rules(anti_passback_minutes=10))
-    assert judge.judge(CARD, AT)[1].accepted  # accepted, but never passed (store full)
-    assert judge.judge(CARD, AT + datetime.timedelta(minutes=1))[1].accepted
-
-
-def test_anti_passback_off_by_default() -> None:
-    judge = Judge(rules())
-    assert all(passage(judge, CARD, AT).accepted for _ in range(3))
+def test_anti_passback_off_remembers_nothing() -> None:
+    passages = Passages(window_s=0)
+    card = credential_of(CARD)
+    passages.passed(card, 0.0)
+    assert not passages.recent(card, 0.0)
 
 
 def test_subject_hashes_use_the_privacy_key_of_published_events(tmp_path: Path) -> None:
@@ -374,7 +370,7 @@ def test_subject_hashes_use_the_privacy_key_of_published_events(tmp_path: Path) 
         site={"state_dir": tmp_path},
         policy={"deny": {"subject_hashes": [hashed("001090123456")]}},
     )
-    judge = Judge.from_config(config)
+    judge = load_judge(config)
     assert judge.judge(CARD, AT)[1].reason is Reason.DENIED
     assert judge.judge(OTHER, AT)[1].accepted
 

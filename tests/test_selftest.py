@@ -15,10 +15,10 @@ from broker import Broker, free_port, make_pki
 from imagegen import empty_frame, qr_frame, save_png
 from outbox_driver import KEY, make_checkin
 
+from gate.app_config import GateConfig, load_config
 from gate.camera.replay import ReplaySource
 from gate.cli import main
-from gate.config.model import GateConfig, load_config
-from gate.daemon import Gate
+from gate.door import Gate
 from gate.outbox.store import Outbox
 from gate.selftest import STOP_SERVICE, Options, selftest
 
@@ -353,7 +353,7 @@ def test_the_daemon_warns_at_start_and_logs_when_the_clock_becomes_synchronised(
     tmp_path, sink, mock_factory, monkeypatch, caplog
 ):
     synced = threading.Event()
-    monkeypatch.setattr("gate.daemon.clock_synced", synced.is_set)
+    monkeypatch.setattr("gate.door.clock_synced", synced.is_set)
     config = GateConfig.model_validate(
         {
             "site": {"state_dir": str(tmp_path / "state")},
@@ -363,7 +363,7 @@ def test_the_daemon_warns_at_start_and_logs_when_the_clock_becomes_synchronised(
     )
     source = ReplaySource([empty_frame(seed=1)], fps=20, loop=True)
     gate = Gate(config, sink=sink, source=source, pin_factory=mock_factory)
-    with caplog.at_level(logging.INFO, logger="gate.daemon"):
+    with caplog.at_level(logging.INFO, logger="gate.door"):
         gate.start()
         try:
             time.sleep(0.2)

@@ -8,9 +8,10 @@ buzzer 22, exit button 24.
 import logging
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 
 import pytest
-from gpiozero import DigitalOutputDevice
+from gpiozero import LED, Button, Buzzer, DigitalOutputDevice
 from gpiozero.pins.mock import MockFactory
 from pins import assert_pattern, levels
 from pydantic import ValidationError
@@ -291,6 +292,52 @@ def test_offline_heartbeat_blinks_the_red_led_while_idle(make_signals, mock_fact
         mock_factory.pin(RED),
         [(0.0, False), (0.0, True), (0.05, False), (0.15, True), (0.05, False)],
     )
+
+
+OUT_OF_SERVICE = FAST_HEARTBEAT | {"out_of_service": {"on_s": 0.1, "off_s": 0.1}}
+
+
+def test_out_of_service_blinks_the_red_led_until_cleared(make_signals, mock_factory):
+    signals = make_signals(config(patterns=OUT_OF_SERVICE))
+    clear(mock_factory, RED)
+
+    signals.set_out_of_service(True)
+    pause(0.25)
+    signals.set_out_of_service(False)
+    pause(0.1)
+
+    assert_pattern(
+        mock_factory.pin(RED),
+        [(0.0, False), (0.0, True), (0.1, False), (0.1, True), (0.05, False)],
+    )
+
+
+def test_out_of_service_wins_over_the_offline_heartbeat(make_signals, mock_factory):
+    signals = make_signals(config(patterns=OUT_OF_SERVICE))
+    clear(mock_factory, RED)
+
+    signals.set_out_of_service(True)
+    signals.set_offline(True)
+    pause(0.45)
+
+    states = mock_factory.pin(RED).states
+    on_periods = [after.timestamp for before, after in pairwise(states) if before.state]
+    assert len(on_periods) >= 2
+    assert all(took > 0.08 for took in on_periods), on_periods  # 0.1 s, never the 0.05 s one
+
+
+def test_the_devices_are_gpiozeros_own_classes(make_signals):
+    signals = make_signals(config())
+
+    assert type(signals.green) is LED and type(signals.red) is LED
+    assert type(signals.buzzer) is Buzzer
+    assert type(signals.relay) is DigitalOutputDevice
+    assert type(signals.exit_button) is Button
+
+
+def test_pin_factories_are_found_by_gpiozeros_entry_point_names():
+    with pytest.raises(SignalError, match="gpiozero has no such pin factory"):
+        make_pin_factory("nosuch")
 
 
 def test_offline_heartbeat_stops_when_back_online(make_signals, mock_factory):

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gate.errors import EXIT_CAMERA_WEDGED, EXIT_CONFIG, EXIT_RESTART, EXIT_START_FAILED
+
 UNIT = Path(__file__).resolve().parent.parent / "systemd" / "gate.service"
 INSTALLED_GATE = "/opt/gate/venv/bin/gate"
 
@@ -54,4 +56,16 @@ def test_unit_is_a_notify_service_with_a_watchdog_and_the_gate_user():
     assert set(settings["SupplementaryGroups"].split()) == {"gpio", "video"}
     assert settings["StateDirectory"] == "gate" and settings["ConfigurationDirectory"] == "gate"
     assert settings["CapabilityBoundingSet"] == ""
-    assert settings["RestartPreventExitStatus"] == "78"
+    assert settings["Restart"] == "on-failure"
+
+
+def test_only_failures_a_reboot_can_fix_reach_the_reboot_start_limit():
+    """Statuses that no restart fixes are not restarted (so they never add up to the start
+    limit's reboot); the wedged camera and the reload restart are."""
+    text = UNIT.read_text(encoding="utf-8")
+    settings = dict(re.findall(r"^(\w+)=(.*)$", text, re.MULTILINE))
+    prevented = {int(status) for status in settings["RestartPreventExitStatus"].split()}
+
+    assert settings["StartLimitAction"] == "reboot"
+    assert prevented == {EXIT_CONFIG, EXIT_START_FAILED}
+    assert EXIT_CAMERA_WEDGED not in prevented and EXIT_RESTART not in prevented

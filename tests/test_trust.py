@@ -27,12 +27,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from imagegen import empty_frame, save_png
 
+from gate.app_config import GateConfig, load_config
 from gate.cli import main
-from gate.config.model import GateConfig, load_config
 from gate.credentials import Kind, parse
 from gate.daemon import run as run_daemon
 from gate.errors import EXIT_CONFIG, ConfigError, TrustError
-from gate.policy import Judge
+from gate.judge import load_judge
 from gate.reasons import Reason
 from gate.trust.keys import ed25519_kid
 from gate.trust.store import TrustStore, load_trust
@@ -149,15 +149,13 @@ def test_judge_loads_the_configured_trust_once(tmp_path: Path) -> None:
     config_file.write_text("policy:\n  accept_kinds: [eu_dcc]\ntrust:\n  paths: [dsc.pem]\n")
     config = load_config(config_file)
     assert config.trust.paths == [tmp_path / "dsc.pem"]
-    judge = Judge.from_config(config)
+    judge = load_judge(config)
     text = hc1(cose(vaccination(), ec_key(20), kid=kid_of(DSC)))
     at = datetime.datetime(2025, 6, 1, tzinfo=UTC)
     (tmp_path / "dsc.pem").unlink()  # never read again at scan time
     credential, decision = judge.judge(text.encode(), at)
     assert credential.verified and decision.accepted
-    assert Judge.from_config(GateConfig()).judge(text.encode(), at)[1].reason is (
-        Reason.SIGNER_UNKNOWN
-    )
+    assert load_judge(GateConfig()).judge(text.encode(), at)[1].reason is (Reason.SIGNER_UNKNOWN)
 
 
 def test_gate_parse_with_trust_and_at(tmp_path: Path, capsys) -> None:
@@ -230,7 +228,7 @@ def test_a_hostile_certificate_in_trust_paths_fails_at_load_as_a_config_error(
     config = tmp_path / "gate.yaml"
     config.write_text(f"trust:\n  paths: [{path}]\n")
     with pytest.raises(TrustError):
-        Judge.from_config(load_config(config))
+        load_judge(load_config(config))
 
 
 @pytest.mark.parametrize("data", HOSTILE)

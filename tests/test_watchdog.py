@@ -11,10 +11,10 @@ import pytest
 from broker import free_port
 from imagegen import empty_frame
 
-from gate.config.model import GateConfig
-from gate.daemon import Gate
+from gate.app_config import GateConfig
+from gate.door import Gate
 from gate.notify import Notifier
-from gate.outbox import open_outbox
+from gate.outbox.service import open_outbox
 
 
 class StallingSource:
@@ -85,7 +85,7 @@ def test_ready_then_pings_while_frames_flow_and_none_after_a_stall(
         gate.stop()
 
     kinds = [text for _, text in received]
-    assert kinds[0] == "READY=1"
+    assert kinds[0] == "READY=1\nSTATUS=running"
     pings = [at for at, text in received if text == "WATCHDOG=1"]
     assert len(pings) >= 5, received  # every 0.2 s (half of WatchdogSec) while frames flow
     assert max(pings) < 1.5 + 0.5 + 0.3, received  # none once stall_s has passed without a frame
@@ -146,7 +146,7 @@ def test_an_unhealthy_store_withholds_pings_while_frames_flow(notify_socket, sin
     finally:
         gate.stop()
 
-    assert [text for _, text in received] == ["READY=1"]
+    assert [text for _, text in received] == ["READY=1\nSTATUS=running"]
 
 
 def test_a_stopped_publisher_is_a_problem_for_the_watchdog(tmp_path):

@@ -15,7 +15,7 @@ A command is published on `<topic root>/cmd/<name>` (QoS 1, not retained):
 - `issued_at`: Unix time in milliseconds. `nonce`: 16 to 64 of `[A-Za-z0-9_-]`, new each time.
 - `key_id`: hex of the first 8 bytes of SHA-256 of the raw Ed25519 public key, as
   `gate cmd keygen` prints it.
-- `args`: an object; `{}` except for `deny_list` and `trust_list` (see `gate.commands.remote`).
+- `args`: an object; `{}` except for `deny_list` and `trust_list` (see `gate.remote_lists`).
 - `sig`: Ed25519 over the RFC 8785 canonical JSON (UTF-8) of every other member.
 
 Checks, in order, with the reason each refusal carries: more than `max_payload_bytes`

@@ -36,7 +36,9 @@ from typing import Any, Protocol
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gate import __version__
-from gate.commands import device, remote
+from gate import remote_lists as remote
+from gate.app_config import GateConfig
+from gate.commands import device
 from gate.commands.budget import RefusalBudget
 from gate.commands.envelope import (
     Checks,
@@ -52,14 +54,13 @@ from gate.commands.envelope import (
     result_payload,
 )
 from gate.commands.nonces import NonceBook
-from gate.config.model import GateConfig
-from gate.daemon import JOIN_TIMEOUT_S, Gate, Mode
+from gate.control import JOIN_TIMEOUT_S, GateControl, Mode
 from gate.errors import GateError, TrustError
+from gate.identity import clock_synced
 from gate.logtext import printable
-from gate.outbox.identity import clock_synced
 from gate.outbox.presence import outbox_section
 from gate.outbox.publisher import ANY_COMMAND, CommandHandler
-from gate.outbox.store import Outbox
+from gate.outbox.store import OutboxStats
 from gate.policy import DenyList
 from gate.trust.store import TrustStore, load_trust
 
@@ -119,17 +120,23 @@ class Inbox:
             return name, payload
 
 
+class OutboxState(Protocol):
+    """What `status` reports of the outbox."""
+
+    def stats(self) -> OutboxStats: ...
+
+
 class CommandService:
     """Answers every command on `cmd/<name>/result`; runs the ones that pass every check."""
 
     def __init__(
         self,
-        gate: Gate,
+        gate: GateControl,
         channel: Channel,
         *,
         lock: threading.Lock,
         restart: Callable[[], None],
-        outbox: Outbox | None = None,
+        outbox: OutboxState | None = None,
     ) -> None:
         self._gate = gate
         self._channel = channel

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from gate.checkin import CheckIn
 from gate.config.site import SiteConfig
 from gate.outbox.config import PrivacyConfig
-from gate.outbox.privacy import name_form, subject_form
+from gate.privacy import name_form, subject_form
 
 SCHEMA = "gate.event.v1"
 

@@ -33,9 +33,19 @@ def now_utc_ms() -> str:
 
 
 def status_payload(
-    state: Presence, *, client_id: str, boot_id: str, session: int, connection: int
+    state: Presence,
+    *,
+    client_id: str,
+    boot_id: str,
+    session: int,
+    connection: int,
+    faults: list[dict[str, str]] | None = None,
 ) -> bytes:
-    """A `status` message; the last will (`offline`) has no time: the broker sends it later."""
+    """A `status` message; the last will (`offline`) has no time: the broker sends it later.
+
+    `online` carries `faults` (`[{"code", "detail"}]`, empty when all is well): what keeps
+    the gate from working fully, seen by whoever subscribes, at once and retained.
+    """
     body: dict[str, object] = {
         "schema": STATUS_SCHEMA,
         "state": str(state),
@@ -47,6 +57,8 @@ def status_payload(
     }
     if state is not Presence.OFFLINE:
         body["at"] = now_utc_ms()
+    if faults is not None:
+        body["faults"] = faults
     return json.dumps(body, separators=(",", ":")).encode()
 
 

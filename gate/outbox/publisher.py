@@ -35,9 +35,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gate.config.site import SiteConfig
+from gate.identity import clock_synced, topic_root
 from gate.outbox.config import MqttConfig, Protocol, Transport
 from gate.outbox.drain import Action, Backoff, Delete, Drain, Fetch, Publish, Refused, Rewind, Stuck
-from gate.outbox.identity import clock_synced, topic_root
 from gate.outbox.presence import (
     Presence,
     disk_free,
@@ -157,6 +157,9 @@ class Publisher:
         self._outbox = outbox
         self.telemetry = telemetry
         """The daemon's counters, merged into each telemetry message; may be replaced."""
+        self.faults: Callable[[], list[dict[str, str]]] = list
+        """What keeps the daemon from working fully, in the retained `online` status."""
+        self._status_changed = threading.Event()
         self._client_id = client_id
         self._boot_id = boot_id
         self.root = topic_root(config.topic_root, site, client_id.removeprefix("gate-"))
@@ -221,6 +224,11 @@ class Publisher:
     def notify(self) -> None:
         """A check-in was committed: send it without waiting for the next poll."""
         self._wake.set()
+        self._poke()
+
+    def refresh_status(self) -> None:
+        """The faults changed: publish the retained `online` status again when connected."""
+        self._status_changed.set()
         self._poke()
 
     def _poke(self) -> None:
@@ -430,10 +438,12 @@ class Publisher:
             boot_id=self._boot_id,
             session=self._session,
             connection=link.number,
+            faults=self.faults() if state is Presence.ONLINE else None,
         )
 
     def _begin(self, client: mqtt.Client, link: _Link) -> None:
         """Presence, subscriptions, lanes and a first telemetry right after CONNACK."""
+        self._status_changed.clear()
         info = client.publish(
             self.status_topic, self._status(Presence.ONLINE, link), qos=1, retain=True
         )
@@ -453,6 +463,10 @@ class Publisher:
         """One turn after the network loop: queued messages, the drain, subscriptions,
         telemetry. Returns False when the connection must be dropped."""
         now = time.monotonic()
+        if self._status_changed.is_set():
+            self._status_changed.clear()
+            status = self._status(Presence.ONLINE, link)
+            client.publish(self.status_topic, status, qos=1, retain=True)
         self._send_outgoing(client)
         if not self._drive(client, now):
             return False

@@ -1,4 +1,10 @@
-"""The outbox and its publisher as the daemon holds them: one sink, started and stopped together."""
+"""The outbox and its publisher as the daemon holds them: one sink, started and stopped together.
+
+`OutboxService` is the typed interface the rest of the daemon uses: the check-in sink
+(`commit`, `close`), the command channel (`connected`, `on_command`, `publish`), what the
+watchdog asks (`problem`), what telemetry and the `storage_full` fault read (`stats`,
+`full`), and what the publisher reads from the daemon (`report`, `status_changed`).
+"""
 
 import time
 from collections.abc import Callable, Mapping
@@ -6,10 +12,13 @@ from typing import Protocol
 
 from gate.checkin import CheckIn
 from gate.config.site import SiteConfig
+from gate.identity import boot_id, client_id, device_id
 from gate.outbox.config import MqttConfig, OutboxConfig, PrivacyConfig
-from gate.outbox.identity import boot_id, client_id, device_id
-from gate.outbox.publisher import Publisher
-from gate.outbox.store import Outbox
+from gate.outbox.publisher import CommandHandler, Publisher
+from gate.outbox.store import Outbox, OutboxStats
+
+Telemetry = Callable[[], Mapping[str, object]]
+FaultListing = Callable[[], list[dict[str, str]]]
 
 
 class OutboxRootConfig(Protocol):
@@ -40,6 +49,38 @@ class OutboxService:
         self.outbox.commit(checkin)
         self.publisher.notify()
 
+    # -- the command channel ---------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.publisher.connected
+
+    @property
+    def root(self) -> str:
+        """The gate's topic root, which signed commands must name."""
+        return self.publisher.root
+
+    def on_command(self, name: str, handler: CommandHandler) -> None:
+        self.publisher.on_command(name, handler)
+
+    def publish(self, suffix: str, payload: bytes, qos: int = 1) -> bool:
+        return self.publisher.publish(suffix, payload, qos)
+
+    # -- state for the daemon --------------------------------------------------------------
+
+    def stats(self) -> OutboxStats:
+        return self.outbox.stats()
+
+    def full(self, max_rows: int) -> str | None:
+        """Why scans are refused `storage_full` now (a commit found the store full, or it
+        holds `max_rows` already, as after a restart on a full store), else None."""
+        stats = self.outbox.stats()
+        if stats.full_cause is not None:
+            return f"outbox full ({stats.full_cause}): scans refused until events are sent"
+        if stats.depth >= max_rows:
+            return f"outbox holds its cap of {max_rows} events: scans refused until sent"
+        return None
+
     def problem(self) -> str | None:
         """What the watchdog should know: a dead or stuck network thread (P6), else None."""
         publisher = self.publisher
@@ -50,6 +91,17 @@ class OutboxService:
             return f"the publisher thread has not turned for {age:.0f} s"
         return None
 
+    def report(self, telemetry: Telemetry, faults: FaultListing) -> None:
+        """What the publisher reads from the daemon: counters for telemetry, and the faults
+        for the retained status (and telemetry)."""
+        self.publisher.telemetry = telemetry
+        self.publisher.faults = faults
+        self.publisher.refresh_status()
+
+    def status_changed(self) -> None:
+        """The faults changed: send the retained status again (from the network thread)."""
+        self.publisher.refresh_status()
+
     def close(self, timeout: float = 5.0) -> None:
         """Retained `stopped`, disconnect, join; then close the outbox (after the publisher)."""
         try:
@@ -58,11 +110,8 @@ class OutboxService:
             self.outbox.close()
 
 
-def open_outbox(
-    config: OutboxRootConfig,
-    telemetry: Callable[[], Mapping[str, object]] = dict,
-) -> OutboxService:
-    """Open the outbox and start its publisher; `publisher.telemetry` may be replaced later."""
+def open_outbox(config: OutboxRootConfig, telemetry: Telemetry = dict) -> OutboxService:
+    """Open the outbox and start its publisher; `report` may replace what it reads later."""
     outbox = Outbox(config.outbox, config.site, config.privacy)
     try:
         publisher = Publisher(

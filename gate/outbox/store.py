@@ -34,10 +34,10 @@ from typing import TypeVar
 from gate.checkin import CheckIn
 from gate.config.site import SiteConfig
 from gate.errors import StorageError, StorageFull
+from gate.identity import clock_synced as system_clock_synced
 from gate.outbox.config import OutboxConfig, PrivacyConfig
 from gate.outbox.events import EventRenderer, uuid7
-from gate.outbox.identity import clock_synced as system_clock_synced
-from gate.outbox.privacy import load_key
+from gate.privacy import load_key
 
 log = logging.getLogger(__name__)
 

@@ -12,18 +12,16 @@ often runs as root): the outbox is read read-only, and the broker round trip use
 client id (`gate-<device>-selftest`) so the running daemon's session is never taken over.
 """
 
-import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from gpiozero import Factory
 
-from gate.config.model import DEFAULT_PATH, GateConfig, load_config
+from gate.app_config import GateConfig, load_config
 from gate.errors import EXIT_CONFIG, ConfigError
-from gate.outbox.identity import clock_synced
+from gate.identity import clock_synced
 from gate.selftest.broker import broker_row
 from gate.selftest.camera import CAMERA_ROWS, camera_rows
 from gate.selftest.host import (
@@ -43,7 +41,6 @@ __all__ = [
     "Options",
     "Row",
     "Status",
-    "add_selftest_command",
     "run_checks",
     "selftest",
 ]
@@ -123,42 +120,3 @@ def selftest(config_path: Path, *, as_json: bool = False, options: Options = Opt
     rows = run_checks(config, config_path, options)
     print(render(rows, as_json))
     return exit_status(rows)
-
-
-def add_selftest_command(commands: Any) -> None:
-    """`gate selftest` on the `gate` command's subparsers."""
-    parser = commands.add_parser(
-        "selftest",
-        help="check the gate at the door: pins, camera, a code, broker, clock, disk, outbox",
-        description="Switch each LED, the buzzer and the relay in turn, measure the camera, read "
-        "a QR code shown to it, make a publish round trip to the broker, and check the clock, "
-        "the disk and the outbox. Prints one row per check with what to do about each "
-        "problem. Exit status: 0 nothing failed (warnings allowed), 1 a check failed, "
-        "78 the config is invalid. Stop gate.service first: it holds the camera and pins.",
-    )
-    parser.add_argument(
-        "--config", type=Path, default=DEFAULT_PATH, help=f"config file (default {DEFAULT_PATH})"
-    )
-    parser.add_argument("--json", action="store_true", help="print the rows as a JSON list")
-    parser.add_argument(
-        "--only",
-        nargs="+",
-        choices=CHECKS,
-        metavar="NAME",
-        help=f"run only these checks ({', '.join(CHECKS)}); the config always, the service "
-        "check with signals or camera",
-    )
-    parser.add_argument(
-        "--code-timeout",
-        type=float,
-        default=15.0,
-        metavar="S",
-        help="seconds to wait for a QR code shown to the camera (default 15)",
-    )
-    parser.set_defaults(handler=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    only = frozenset(args.only or CHECKS)
-    options = Options(only=only, code_timeout_s=args.code_timeout)
-    return selftest(args.config, as_json=args.json, options=options)

@@ -11,8 +11,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gate.config.model import GateConfig
-from gate.outbox.identity import client_id, device_id, topic_root
+from gate.app_config import GateConfig
+from gate.identity import client_id, device_id, topic_root
 from gate.outbox.publisher import connect, new_client
 from gate.selftest.report import Row, Status
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from gate.app_config import GateConfig
 from gate.camera.source import FrameSource, make_source
-from gate.config.model import GateConfig
 from gate.credentials import NO_TRUST, parse
 from gate.decode import Code, Decoder, make_decoder
 from gate.errors import CameraError, DecoderError, TrustError

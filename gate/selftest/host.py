@@ -8,8 +8,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import cast
 
-from gate.config.model import GateConfig
-from gate.outbox.queue_command import summary
+from gate.app_config import GateConfig
+from gate.cli.queue import summary
 from gate.outbox.store import outbox_path
 from gate.selftest.report import Row, Status
 

@@ -12,8 +12,10 @@ import time
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
+from gate.app_config import load_config
+from gate.cli.config import config_option
 from gate.config.site import SiteConfig
 from gate.outbox.config import OutboxConfig
 from gate.outbox.events import with_replayed
@@ -122,3 +124,21 @@ def run_queue(args: argparse.Namespace, config: QueueConfig | None) -> int:
         for key, value in info.items():
             print(f"{key:>20}: {'-' if value is None else value}", file=report)
     return 0
+
+
+def add_queue_command(commands: Any) -> None:
+    """`gate queue` on the `gate` command's subparsers."""
+    queue = commands.add_parser(
+        "queue",
+        help="what waits in the outbox: depth, oldest unsent, last acknowledged; export",
+        description="Read the outbox (read-only; works while the gate runs) and print its "
+        "depth, the oldest unsent check-in and the last one the broker acknowledged.",
+    )
+    config_option(queue)
+    add_queue_arguments(queue)
+    queue.set_defaults(handler=_queue)
+
+
+def _queue(args: argparse.Namespace) -> int:
+    """With --db, no config is needed: an outbox from another card is read as it is."""
+    return run_queue(args, None if args.db else load_config(args.config))

@@ -31,6 +31,7 @@ import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from pydantic import ValidationError
 
+from gate.app_config import load_config
 from gate.commands import device
 from gate.commands.envelope import (
     TAKES_ARGS,
@@ -40,10 +41,9 @@ from gate.commands.envelope import (
     result_problem,
     sign,
 )
-from gate.config.model import load_config
 from gate.config.site import SiteConfig
+from gate.identity import topic_root
 from gate.outbox.config import MqttConfig, Transport
-from gate.outbox.identity import topic_root
 from gate.outbox.publisher import connect, new_client
 from gate.trust import passes
 

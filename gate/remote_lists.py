@@ -3,7 +3,7 @@
 They live in `<site.state_dir>/remote/`, which the gate owns:
 - `deny.json`: `{"v": 1, "subject_hashes": [...], "pass_ids": [...], "certificate_ids": [...]}`,
   the three lists of `policy.deny`, replaced atomically. Whoever is on either the config's
-  or the remote list is refused (`Judge.from_config` merges them).
+  or the remote list is refused (`gate.judge.load_judge` merges them).
 - `trust`: a symlink to a `trust-<random>/` directory holding one file, `list.json` (a
   `kid -> certificate` map, as `trust.paths` reads them) or `list.pem` (PEM certificates and
   gate-pass public keys). A new list goes into a new directory and is loaded together with
@@ -23,18 +23,16 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
+from gate.app_config import GateConfig
 from gate.commands.envelope import Outcome, Refused, encode
 from gate.errors import ConfigError, TrustError
 from gate.files import make_private_directory, sync_directory, write_atomically
 from gate.policy import DenyList
 from gate.trust.store import TrustStore, load_trust
-
-if TYPE_CHECKING:
-    from gate.config.model import GateConfig
 
 VERSION = 1
 REMOTE = "remote"
@@ -43,7 +41,7 @@ TRUST_LINK = "trust"
 _TRUST_DIR_PREFIX = "trust-"
 
 
-def merged_deny(config: "GateConfig") -> DenyList:
+def merged_deny(config: GateConfig) -> DenyList:
     """`policy.deny` with the remote deny list added to each of its lists."""
     mine, remote = config.policy.deny, read_deny(config.site.state_dir)
     return mine.model_copy(
@@ -55,7 +53,7 @@ def merged_deny(config: "GateConfig") -> DenyList:
     )
 
 
-def trust_paths(config: "GateConfig") -> list[Path]:
+def trust_paths(config: GateConfig) -> list[Path]:
     """`trust.paths` and, once one was received, the remote trust list."""
     link = remote_trust(config.site.state_dir)
     return [*config.trust.paths, link] if link is not None else list(config.trust.paths)
@@ -94,7 +92,7 @@ def replace_deny(state_dir: Path, args: Mapping[str, Any]) -> DenyList:
     return deny
 
 
-def replace_trust(config: "GateConfig", args: Mapping[str, Any]) -> TrustStore:
+def replace_trust(config: GateConfig, args: Mapping[str, Any]) -> TrustStore:
     """Stage, load with `trust.paths` (as the gate will), then swap in the new remote trust
     list; the store it gives. Refused `invalid_list` leaves the old list in place."""
     name, data = _trust_file(args)

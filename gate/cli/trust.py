@@ -11,11 +11,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from gate.commands.remote import trust_paths
-from gate.credentials.cli import add_judge_options, instant, judge_config, report
+from gate.cli.parse import add_judge_options, instant, judge_config, report
 from gate.credentials.model import Kind
+from gate.decode import DecoderConfig, load_grey, make_decoder
 from gate.errors import DccTestDataError, PassError
-from gate.policy import Judge
+from gate.judge import load_judge
+from gate.remote_lists import trust_paths
 from gate.trust import dgc_testdata, passes
 from gate.trust.keys import PublicKey
 from gate.trust.store import DocumentSigner, Role, TrustStore, load_trust
@@ -196,8 +197,6 @@ def _picture_decoder() -> dgc_testdata.PictureDecoder:
     import numpy as np
     from PIL import Image
 
-    from gate.decode import DecoderConfig, make_decoder
-
     decoder = make_decoder(DecoderConfig())
 
     def texts(png: bytes) -> list[str]:
@@ -238,7 +237,7 @@ def _pass_show(args: argparse.Namespace) -> int:
     if (args.payload is None) == (args.png is None):
         raise PassError("give either a PAYLOAD or --png FILE")
     payload = args.payload.encode("utf-8") if args.png is None else _read_png(args.png)
-    credential, decision = Judge.from_config(judge_config(args)).judge(
+    credential, decision = load_judge(judge_config(args)).judge(
         payload, args.at or datetime.now(UTC)
     )
     if credential.kind is not Kind.GATE_PASS:
@@ -249,8 +248,6 @@ def _pass_show(args: argparse.Namespace) -> int:
 
 def _read_png(path: Path) -> bytes:
     """The raw bytes of the first QR code in an image, read by the gate's own decoder."""
-    from gate.decode import DecoderConfig, load_grey, make_decoder
-
     codes = make_decoder(DecoderConfig()).decode(load_grey(path))
     if not codes:
         raise PassError(f"{path}: no QR code found")

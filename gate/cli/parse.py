@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gate.config.model import GateConfig, load_config
+from gate.app_config import GateConfig, load_config
 from gate.credentials import UNJUDGED, internal_error_summary
 from gate.credentials.fields import iso_instant
 from gate.credentials.model import Credential
-from gate.policy import Decision, Judge
+from gate.decision import Decision
+from gate.judge import load_judge
 from gate.reasons import Reason
 
 
@@ -97,7 +98,7 @@ def report(credential: Credential, decision: Decision | None = None) -> dict[str
 
 def run_parse(args: argparse.Namespace) -> int:
     """One line per payload; a payload the judge fails on does not stop the batch."""
-    judge = Judge.from_config(judge_config(args))
+    judge = load_judge(judge_config(args))
     at = args.at or datetime.now(UTC)
     failed = 0
     for payload in _payloads(args.payloads):

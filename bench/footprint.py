@@ -1,0 +1,115 @@
+"""Memory and boot time of `gate run`: peak RSS (VmHWM) and process start to READY=1.
+
+Runs the real `gate run` twice, each as systemd would see it (a notify socket in
+NOTIFY_SOCKET): on config/demo.yaml (replayed frames, mock pins) and on a full config
+(every credential kind accepted, a pinned trust file, remote commands with an operations
+key). READY is timed from just before the process is started to the datagram's arrival;
+VmHWM is read from /proc after the gate has run for a few seconds, then it is stopped.
+
+    .venv/bin/python bench/footprint.py [--rounds N] [--run-s S]
+
+Goals (issue 12): demo peak RSS <= 60 MB, READY <= 0.4 s on the development machine.
+Figures are of this machine; a Pi Zero 2 W is slower (see the README's estimates).
+"""
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+GATE = str(Path(sys.executable).with_name("gate"))
+DEMO = ROOT / "config" / "demo.yaml"
+SIGNED = ["eu_dcc", "vds_nc", "gate_pass"]
+
+
+def demo_config(folder: Path) -> dict:
+    raw = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    raw["site"]["state_dir"] = str(folder / "state")
+    raw["camera"]["replay"]["paths"] = [str(ROOT / "config" / "demo-frames")]
+    raw["log"] = {"level": "warning"}
+    return raw
+
+
+def full_config(folder: Path) -> dict:
+    """The demo plus every kind, a pinned trust file and remote commands."""
+    pass_key, ops_key = folder / "pass.key", folder / "ops.key"
+    for argv in (["pass", "keygen", str(pass_key)], ["cmd", "keygen", "--out", str(ops_key)]):
+        subprocess.run([GATE, *argv], check=True, capture_output=True, timeout=60)
+    raw = demo_config(folder)
+    raw["policy"] = {
+        "accept_kinds": ["cccd", "national_qr", "bhyt", *SIGNED],
+        "unverified": dict.fromkeys(SIGNED, "accept_expired_signer"),
+    }
+    raw["trust"] = {"paths": [str(pass_key) + ".pub"]}
+    raw["commands"] = {"public_keys": [str(ops_key) + ".pub"]}
+    return raw
+
+
+def measure(raw: dict, folder: Path, run_s: float) -> tuple[float, float]:
+    """(seconds from start to READY=1, VmHWM in MB) of one `gate run`."""
+    config = folder / "gate.yaml"
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    notify = folder / "notify.sock"
+    notify.unlink(missing_ok=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(notify))
+    server.settimeout(30)
+    env = os.environ | {"NOTIFY_SOCKET": str(notify)}
+    started = time.perf_counter()
+    gate = subprocess.Popen(
+        [GATE, "run", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while not server.recv(4096).startswith(b"READY=1"):
+            pass
+        ready_s = time.perf_counter() - started
+        time.sleep(run_s)
+        peak = _vm_hwm_mb(gate.pid)
+    finally:
+        gate.send_signal(signal.SIGTERM)
+        gate.wait(30)
+        server.close()
+    return ready_s, peak
+
+
+def _vm_hwm_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--run-s", type=float, default=5.0, help="seconds of running per round")
+    args = parser.parse_args()
+    print(f"gate run, {args.rounds} rounds each, {args.run_s:g} s of running per round")
+    print(f"{'config':<8} {'READY s (median, max)':>24} {'VmHWM MB (median, max)':>24}")
+    for name, make in (("demo", demo_config), ("full", full_config)):
+        ready, peak = [], []
+        for _ in range(args.rounds):
+            with tempfile.TemporaryDirectory() as tmp:
+                r, p = measure(make(Path(tmp)), Path(tmp), args.run_s)
+            ready.append(r)
+            peak.append(p)
+        print(
+            f"{name:<8} {statistics.median(ready):>15.3f}, {max(ready):.3f}"
+            f" {statistics.median(peak):>16.1f}, {max(peak):.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""The composition root: `GateApp` builds every part of `gate run`, starts them in named
+steps and stops them in the reverse order.
+
+Start: `outbox` (the store and its publisher: nothing is captured before check-ins can be
+kept), `door` (pins, camera, decoder, judge and the capture, status and watchdog threads:
+`gate.door`), `commands` (remote commands, once the gate they act on runs). Stop, in
+reverse: commands, door (capture first, then the relay to its safe state and the pins),
+outbox (the publisher says `stopped` after the last commit, then the file closes).
+
+A part that is missing raises a fault (`gate.faults`) and the rest starts: an outbox that
+cannot open leaves a sink that refuses every scan with `storage_full` (no publisher then);
+no pins, no decoder or no camera are handled by the door. Only a config or trust store
+that cannot work stops the start (ConfigError: exit 78, not restarted).
+"""
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from enum import StrEnum
+from pathlib import Path
+
+from gpiozero import Factory
+
+from gate.app_config import GateConfig
+from gate.camera.source import FrameSource
+from gate.checkin import CheckIn, CheckinSink
+from gate.commands.service import CommandService
+from gate.control import JOIN_TIMEOUT_S
+from gate.door import Gate
+from gate.errors import EXIT_RESTART, StorageError, StorageFull
+from gate.faults import Fault, Faults
+from gate.notify import Notifier
+from gate.outbox.service import OutboxService, open_outbox
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.2
+STORAGE_CHECK_S = 1.0
+
+
+class Request(StrEnum):
+    """What the main thread is asked to do, by a signal handler or a remote command."""
+
+    STOP = "stop"
+    RELOAD = "reload"
+    RESTART = "restart"
+
+
+class UnavailableStore:
+    """The sink when the outbox cannot open: every scan is refused with `storage_full`."""
+
+    def __init__(self, why: str) -> None:
+        self._why = why
+
+    def commit(self, checkin: CheckIn) -> None:
+        raise StorageFull(f"outbox unavailable ({self._why}): scan refused")
+
+    def close(self) -> None:
+        """Nothing was opened."""
+
+
+class GateApp:
+    """`gate run` as one object. Tests inject the store opener, a frame source and pins."""
+
+    def __init__(
+        self,
+        config: GateConfig,
+        config_path: Path | None = None,
+        *,
+        open_store: Callable[[GateConfig], CheckinSink] = open_outbox,
+        source: FrameSource | None = None,
+        pin_factory: Factory | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        self._config_path = config_path
+        self._open_store = open_store
+        self._source = source
+        self._pin_factory = pin_factory
+        self.notifier = notifier or Notifier()
+        self.faults = Faults()
+        self.lock = threading.Lock()
+        """Remote commands and SIGHUP reloads take turns on it."""
+        self._requests: queue.SimpleQueue[Request] = queue.SimpleQueue()
+        self._stops: list[tuple[str, Callable[[], None]]] = []
+        self.sink: CheckinSink | None = None
+        self.outbox: OutboxService | None = None
+        self.door: Gate | None = None
+        self.commands: CommandService | None = None
+
+    # -- start and stop ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Each step registers its stop before it can fail, so `stop` undoes a partial start."""
+        for name, step in (
+            ("outbox", self._start_outbox),
+            ("door", self._start_door),
+            ("commands", self._start_commands),
+        ):
+            log.debug("starting %s", name)
+            step()
+
+    def stop(self) -> None:
+        """The started steps' stops, in reverse order; one failing does not skip the rest."""
+        self.notifier.notify("STOPPING=1")
+        while self._stops:
+            name, stop = self._stops.pop()
+            log.debug("stopping %s", name)
+            try:
+                stop()
+            except Exception:  # the next steps (relay safe, store closed) must still run
+                log.exception("stopping %s failed", name)
+        self.notifier.close()
+
+    def _start_outbox(self) -> None:
+        try:
+            sink = self._open_store(self.config)
+        except StorageError as exc:
+            self.faults.report(Fault.STORAGE_FULL, f"outbox unavailable: {exc}")
+            log.error("outbox unavailable, every scan is refused storage_full: %s", exc)
+            sink = UnavailableStore(str(exc))
+        self.sink = sink
+        self._stops.append(("outbox", sink.close))
+        if isinstance(sink, OutboxService):
+            self.outbox = sink
+            self.faults.on_change = sink.status_changed
+            sink.report(self.telemetry, self.faults.listing)
+            self._check_storage()
+
+    def _start_door(self) -> None:
+        assert self.sink is not None
+        outbox = self.outbox
+        self.door = Gate(
+            self.config,
+            sink=self.sink,
+            source=self._source,
+            pin_factory=self._pin_factory,
+            config_path=self._config_path,
+            notifier=self.notifier,
+            online=(lambda: outbox.connected) if outbox is not None else None,
+            health=outbox.problem if outbox is not None else None,
+            faults=self.faults,
+        )
+        self._stops.append(("door", self._close_door))
+        self.door.start()
+
+    def _close_door(self) -> None:
+        assert self.door is not None
+        with _held(self.lock, JOIN_TIMEOUT_S * 2):  # a command's reload finishes first
+            self.door.close()
+
+    def _start_commands(self) -> None:
+        if self.outbox is None or self.door is None:
+            return
+        self.commands = CommandService(
+            self.door,
+            self.outbox,
+            lock=self.lock,
+            restart=lambda: self.request(Request.RESTART),
+            outbox=self.outbox,
+        )
+        self._stops.append(("commands", self.commands.stop))
+        self.commands.start()
+
+    # -- running -----------------------------------------------------------------------------
+
+    def request(self, request: Request) -> None:
+        """Ask the main thread for a stop, reload or restart; safe in a signal handler."""
+        self._requests.put(request)
+
+    def serve(self) -> int:
+        """Run until asked to stop (0), to restart (EXIT_RESTART), or a finite replay ends."""
+        assert self.door is not None
+        checked = time.monotonic()
+        while True:
+            try:
+                request = self._requests.get(timeout=POLL_S)
+            except queue.Empty:
+                if self.door.finished.is_set():
+                    return 0
+                if time.monotonic() - checked >= STORAGE_CHECK_S:
+                    checked = time.monotonic()
+                    self._check_storage()
+                continue
+            if request is Request.STOP:
+                return 0
+            if request is Request.RESTART:
+                return EXIT_RESTART
+            if not self.door.finished.is_set():
+                with self.lock:
+                    restart = self.door.reload()
+                if restart:
+                    return EXIT_RESTART
+
+    def _check_storage(self) -> None:
+        """Raise or clear `storage_full` as the outbox fills and drains."""
+        if self.outbox is None:
+            return
+        full = self.outbox.full(self.config.outbox.max_rows)
+        if full is None:
+            self.faults.clear(Fault.STORAGE_FULL)
+        else:
+            self.faults.report(Fault.STORAGE_FULL, full)
+
+    def telemetry(self) -> dict[str, object]:
+        """The door's counters and the faults, for the publisher (read from its thread)."""
+        if self.door is None:
+            return {"faults": self.faults.listing()}
+        return self.door.telemetry()
+
+
+@contextlib.contextmanager
+def _held(lock: threading.Lock, timeout: float) -> Iterator[None]:
+    """Hold `lock` if it comes within `timeout`; go on regardless when it does not."""
+    acquired = lock.acquire(timeout=timeout)
+    if not acquired:
+        log.error("a command still holds the gate after %.0f s: stopping anyway", timeout)
+    try:
+        yield
+    finally:
+        if acquired:
+            lock.release()

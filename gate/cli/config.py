@@ -1,0 +1,73 @@
+"""`gate config`: check a config file, print the reference or an example.
+
+Further `gate config` subcommands go on the `config` parser `add_config_command` makes.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from gate.app_config import DEFAULT_PATH, GateConfig, load_config
+from gate.config.docs import config_example, config_reference
+from gate.errors import ConfigError
+
+
+def config_option(parser: argparse.ArgumentParser) -> None:
+    """`--config FILE`, as every subcommand that reads the config takes it."""
+    parser.add_argument(
+        "--config", type=Path, default=DEFAULT_PATH, help=f"config file (default {DEFAULT_PATH})"
+    )
+
+
+def add_config_command(commands: Any) -> None:
+    config = commands.add_parser("config", help="check or document the configuration")
+    config_commands = config.add_subparsers(title="config commands", metavar="COMMAND")
+    check = config_commands.add_parser(
+        "check",
+        help="validate a config file",
+        description=(
+            "Print every problem (file:line: key: what was expected) and exit 1, or a short "
+            "summary and exit 0."
+        ),
+    )
+    check.add_argument("file", type=Path, nargs="?", default=DEFAULT_PATH)
+    check.set_defaults(handler=_config_check)
+    reference = config_commands.add_parser(
+        "reference", help="print the configuration reference (Markdown), generated from the models"
+    )
+    reference.set_defaults(handler=_config_reference)
+    example = config_commands.add_parser(
+        "example", help="print a config file with every key, its default and its description"
+    )
+    example.set_defaults(handler=_config_example)
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    site, camera = config.site, config.camera
+    print(f"{args.file}: OK")
+    print(f"  gate {site.province}/{site.venue_id}/{site.gate_id}, state in {site.state_dir}")
+    print(
+        f"  camera {camera.source} {camera.width}x{camera.height} @ {camera.fps:g} fps, "
+        f"decoder {config.decoder.backend}"
+    )
+    print(
+        f"  accepts {', '.join(sorted(config.policy.accept_kinds))}; "
+        f"relay pulse {config.signals.relay_pulse_s:g} s (max {config.signals.relay_max_s:g} s)"
+    )
+    return 0
+
+
+def _config_reference(_args: argparse.Namespace) -> int:
+    print(config_reference(GateConfig))
+    return 0
+
+
+def _config_example(_args: argparse.Namespace) -> int:
+    print(config_example(GateConfig), end="")
+    return 0
