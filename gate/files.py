@@ -55,6 +55,19 @@ def _place(path: Path, data: bytes, mode: int, put: Callable[[Path, Path], None]
         temporary.unlink(missing_ok=True)
 
 
+def create_private_file(path: Path) -> None:
+    """Create `path` empty with FILE_MODE whatever the umask, unless it exists: for files a
+    library creates with the umask's mode (SQLite gives its WAL the database file's mode)."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(descriptor, FILE_MODE)
+    finally:
+        os.close(descriptor)
+
+
 def make_private_directory(directory: Path) -> None:
     """Create `directory` and its missing parents 0700 whatever the umask; existing ones are
     left as they are (the service manager may have made the state directory 0750)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gate.config.site import SiteConfig
 from gate.errors import ConfigError
-from gate.files import write_atomically
+from gate.files import warn_if_readable_by_others, write_atomically
 from gate.outbox.config import NameMode, PrivacyConfig, SubjectMode
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ def load_key(privacy: PrivacyConfig, site: SiteConfig) -> bytes | None:
             _create_key(path)
         except OSError as exc:
             raise ConfigError(f"cannot create the privacy key {path}: {exc.strerror}") from exc
+    warn_if_readable_by_others(path)
     try:
         key = path.read_bytes().strip()
     except OSError as exc:

@@ -35,7 +35,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gate.config.site import SiteConfig
+from gate.files import warn_if_readable_by_others
 from gate.identity import clock_synced, topic_root
+from gate.logtext import printable
 from gate.outbox.config import MqttConfig, Protocol, Transport
 from gate.outbox.drain import Action, Backoff, Delete, Drain, Fetch, Publish, Refused, Rewind, Stuck
 from gate.outbox.presence import (
@@ -155,6 +157,9 @@ class Publisher:
     ) -> None:
         self._config = config
         self._outbox = outbox
+        for secret in (config.key_file, config.password_file):
+            if secret is not None:
+                warn_if_readable_by_others(secret)
         self.telemetry = telemetry
         """The daemon's counters, merged into each telemetry message; may be replaced."""
         self.faults: Callable[[], list[dict[str, str]]] = list
@@ -529,7 +534,11 @@ class Publisher:
                 return
             info = client.publish(topic, payload, qos=qos, retain=False)
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                log.warning("publish to %s failed (%s): dropped", topic, mqtt.error_string(info.rc))
+                log.warning(
+                    "publish to %s failed (%s): dropped",
+                    printable(topic),
+                    mqtt.error_string(info.rc),
+                )
 
     def _publish_telemetry(self, client: mqtt.Client) -> None:
         """QoS 0, not retained: a sample lost while offline is not worth a slot in the window."""

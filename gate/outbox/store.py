@@ -15,6 +15,7 @@ order. Opening an existing file writes nothing (a gate killed on a full disk sta
 again); a full disk at any point is the `storage_full` state, not a crash (P4).
 """
 
+import errno
 import logging
 import os
 import sqlite3
@@ -34,6 +35,7 @@ from typing import TypeVar
 from gate.checkin import CheckIn
 from gate.config.site import SiteConfig
 from gate.errors import StorageError, StorageFull
+from gate.files import create_private_file, make_private_directory
 from gate.identity import clock_synced as system_clock_synced
 from gate.outbox.config import OutboxConfig, PrivacyConfig
 from gate.outbox.events import EventRenderer, uuid7
@@ -221,8 +223,12 @@ class Outbox:
     def _open(self) -> None:
         """Open the file, setting it aside once if it is corrupt; a full disk is a state."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_directory(self.path.parent)
+            create_private_file(self.path)
         except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                self._opening_failed_full(exc)
+                return
             raise StorageError(f"outbox folder {self.path.parent}: {exc.strerror}") from exc
         try:
             self._connect(None)
@@ -238,7 +244,7 @@ class Outbox:
                 raise StorageError(f"outbox {self.path}: {exc}") from exc
             self._set_aside_file(str(exc), None)
 
-    def _opening_failed_full(self, exc: sqlite3.Error) -> None:
+    def _opening_failed_full(self, exc: sqlite3.Error | OSError) -> None:
         """Start closed in the `storage_full` state; `_reopen` tries again later."""
         if self._full_cause is not FullCause.DISK:
             log.error("outbox %s cannot open, the disk is full (%s): scans refused", self.path, exc)
