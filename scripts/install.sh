@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install, upgrade, roll back or remove the gate daemon on a Raspberry Pi (Raspberry Pi OS
-# bookworm, arm64 or armhf) or Debian 12. Run as root. `install.sh --help` tells everything.
+# Install, upgrade, roll back or remove the gate daemon on a Raspberry Pi (64-bit Raspberry Pi
+# OS bookworm; a 32-bit userland is refused) or a 64-bit Debian 12. Run as root.
+# `install.sh --help` tells everything; docs/install.md is the technician's procedure.
 #
 # Layout it makes (every path below is prefixed with --root DIR when given):
 #   /opt/gate/releases/<version>-<UTC time>-<hash>/   one release: app/ (a copy of the source),
@@ -42,7 +43,9 @@ ID_RE='^[A-Za-z0-9_-]{1,64}$'
 USERNAME_RE='^[A-Za-z0-9._@+-]{1,128}$'
 HOST_RE='^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$'
 KEEP_RELEASES=3
-APT_REQUIRED=(python3 python3-venv libzbar0 ca-certificates)
+# numpy and Pillow come from Debian, as picamera2 needs them (pip keeps them: the project's
+# floors are these versions); tzdata for site.timezone on minimal images.
+APT_REQUIRED=(python3 python3-venv python3-numpy python3-pil libzbar0 ca-certificates tzdata)
 APT_WHERE_AVAILABLE=(python3-picamera2 python3-lgpio)
 
 OPT=/opt/gate
@@ -60,8 +63,9 @@ PASSWORD_DEST=$ETC/mqtt-password
 usage() {
     cat <<'EOF'
 Usage: install.sh [OPTIONS]           install or upgrade the gate daemon (run as root)
+       install.sh --bundle FILE [OPTIONS]   the same, offline, from a bundle (scripts/bundle)
        install.sh --rollback          switch back to the previous release
-       install.sh --uninstall [--purge]
+       install.sh --uninstall [--purge [--yes]]
 
 First install (all four required; on a re-run each one given updates only its own keys):
   --venue ID             site.venue_id            IDs: 1-64 of A-Z a-z 0-9 _ -
@@ -82,6 +86,13 @@ Optional:
   --password-file FILE   first line = MQTT password -> /etc/gate/mqtt-password (0600 gate),
                          mqtt.password_file; needs --username
   --source DIR           checkout to install (default: the one this script is in)
+  --bundle FILE          install offline from a bundle made by scripts/bundle (the file or
+                         its unpacked folder): its checksums are verified, its source is the
+                         release and pip takes only its wheels (no network). The apt packages
+                         must be there already; missing ones are named with the command that
+                         brings them, and nothing is changed (exit 1)
+  --upgrade              after --rollback, switch to this source again: a rolled-back gate
+                         stays on its release until an install with --upgrade
   --root DIR             install into a staging root: every path is prefixed with DIR; no apt,
                          no systemctl (the unit is enabled by a symlink); the gate user and
                          groups are added to DIR/etc/passwd and DIR/etc/group only if those exist
@@ -92,11 +103,19 @@ Optional:
                          restart; the previous release must accept the config
   --uninstall            stop and disable the service, remove the unit, /opt/gate and the gate
                          command; keep /etc/gate, /var/lib/gate (unsent check-ins) and the user
-  --purge                with --uninstall: also remove /etc/gate, /var/lib/gate and the gate user
+  --purge                with --uninstall: also remove /etc/gate, /var/lib/gate and the gate user;
+                         when an outbox is there it asks first (type yes), or refuses without
+                         a terminal
+  --yes                  with --purge: delete the unsent check-ins without asking
   -h, --help             this text
 
-What it does: apt packages (python3-venv, libzbar0, ca-certificates; python3-picamera2 and
-python3-lgpio where apt has them); groups gpio and video and the system user gate in them;
+Supported: 64-bit Raspberry Pi OS bookworm Lite (Pi Zero 2 W, 3, 4, 5) and 64-bit Debian 12.
+The userland decides, as the Python interpreter reports it (not uname -m): a 32-bit userland
+is refused before anything is changed (flash Raspberry Pi OS Lite (64-bit)).
+
+What it does: apt packages (python3, python3-venv, python3-numpy, python3-pil, libzbar0,
+ca-certificates, tzdata; python3-picamera2 and python3-lgpio where apt has them; checked
+first, installed with apt-get unless --bundle or --root); groups gpio and video and the system user gate in them;
 a release in /opt/gate/releases/ (copy of the source and a venv with --system-site-packages
 holding the pip-installed release), switched to atomically, the previous one kept for
 --rollback (at most 3 kept); /etc/gate/gate.yaml from the flags (only site and mqtt keys, every
@@ -104,10 +123,14 @@ other key at its default; gate.example.yaml beside it lists them all) 0640 root:
 0600 gate; /var/lib/gate 0750 gate:gate; the unit, enabled and (re)started; `gate config check`.
 
 Re-runs: idempotent, the same flags change nothing. A changed source makes a new release;
-the config and /var/lib/gate are kept. An existing gate.yaml is never overwritten: flags given
+the config and /var/lib/gate are kept. After --rollback a re-run keeps the rolled-back release
+(flags still update the config) until --upgrade. Two runs on one system (or one --root) never
+overlap: the second waits for the first. An existing gate.yaml is never overwritten: flags given
 update only their keys (diff shown, old file kept as gate.yaml.bak), hand edits are kept.
 Environment: GATE_PYTHON (default /usr/bin/python3) is the Python the venvs are made from.
-Exit status: 0 done, 1 failed, 2 bad usage.
+Exit status: 0 done, 1 failed (the message says why and what to do: missing apt packages,
+a 32-bit userland, a bundle that fails its checksums, a file that cannot be written...),
+2 bad usage.
 EOF
 }
 
@@ -136,14 +159,14 @@ change() {
         say "would: $what"
     else
         say "+ $what"
-        "$@"
+        "$@" || die "failed: $what"
     fi
 }
 
 # ----- flags -------------------------------------------------------------------------------
 
 MODE=install
-PURGE=0
+PURGE=0 YES=0 UPGRADE=0 BUNDLE="" BUNDLE_DIR="" WHEELS=""
 R=""
 SOURCE=""
 SKIP_PACKAGES=0
@@ -159,7 +182,7 @@ parse_flags() {
     while [ "$#" -gt 0 ]; do
         case "$1" in
         --venue | --gate | --province | --broker | --device-id | --ca | --cert | --key | \
-            --username | --password-file | --root | --source)
+            --username | --password-file | --root | --source | --bundle)
             need_value "$@"
             case "$1" in
             --venue) VENUE=$2 ;;
@@ -174,12 +197,13 @@ parse_flags() {
             --password-file) PASSWORD_FILE=$2 ;;
             --root) R=$2 ;;
             --source) SOURCE=$2 ;;
+            --bundle) BUNDLE=$2 ;;
             esac
-            case "$1" in --root | --source) ;; *) GIVEN_CONFIG_FLAGS+=("$1") ;; esac
+            case "$1" in --root | --source | --bundle) ;; *) GIVEN_CONFIG_FLAGS+=("$1") ;; esac
             shift 2
             ;;
         --venue=* | --gate=* | --province=* | --broker=* | --device-id=* | --ca=* | --cert=* | \
-            --key=* | --username=* | --password-file=* | --root=* | --source=*)
+            --key=* | --username=* | --password-file=* | --root=* | --source=* | --bundle=*)
             local name=${1%%=*} value=${1#*=}
             shift
             parse_flags "$name" "$value"
@@ -198,6 +222,8 @@ parse_flags() {
             shift
             ;;
         --purge) PURGE=1 && shift ;;
+        --yes) YES=1 && shift ;;
+        --upgrade) UPGRADE=1 && shift ;;
         -h | --help)
             usage
             exit 0
@@ -221,6 +247,15 @@ BROKER_HOST="" BROKER_PORT=""
 validate_flags() {
     if [ "$PURGE" -eq 1 ] && [ "$MODE" != uninstall ]; then
         usage_error "--purge goes with --uninstall"
+    fi
+    if [ "$YES" -eq 1 ] && [ "$PURGE" -eq 0 ]; then usage_error "--yes goes with --purge"; fi
+    if [ "$MODE" != install ] && [ "$UPGRADE$BUNDLE" != 0 ]; then
+        usage_error "--upgrade and --bundle go with an install, not --$MODE"
+    fi
+    if [ -n "$BUNDLE" ]; then
+        [ -z "$SOURCE" ] || usage_error "--bundle brings its own source: no --source with it"
+        [ -e "$BUNDLE" ] || usage_error "--bundle $BUNDLE: no such file or folder"
+        [ "$SKIP_PACKAGES" -eq 0 ] || usage_error "--bundle installs packages: no --skip-packages"
     fi
     if [ "$MODE" != install ] && [ "${#GIVEN_CONFIG_FLAGS[@]}" -gt 0 ]; then
         usage_error "--$MODE takes no config flags (${GIVEN_CONFIG_FLAGS[*]})"
@@ -277,6 +312,11 @@ validate_flags() {
         [ -n "$(head -n 1 "$PASSWORD_FILE")" ] ||
             usage_error "--password-file $PASSWORD_FILE: the first line (the password) is empty"
     fi
+    [ -n "$BUNDLE" ] || check_source
+}
+
+# check_source: SOURCE (default: this script's checkout) is a gate checkout.
+check_source() {
     SOURCE=${SOURCE:-$(cd "$SCRIPT_DIR/.." && pwd -P)}
     [ -d "$SOURCE" ] || usage_error "--source $SOURCE: no such directory"
     SOURCE=$(cd "$SOURCE" && pwd -P)
@@ -382,12 +422,12 @@ install_file() {
     if [ -e "$dest" ]; then verb=replace; fi
     change "$verb $dest ($mode $label)" copy_file "$src" "$dest" "$mode" "$(owner_ids "$label")"
 }
-copy_file() {
+copy_file() { # called in `install_file ... && ...`, where set -e is off: every step checked
     local tmp
     tmp="$(dirname "$2")/.$(basename "$2").new.$$"
-    cp "$1" "$tmp"
-    set_meta "$tmp" "$3" "$4"
-    mv -f "$tmp" "$2"
+    cp "$1" "$tmp" || die "cannot copy $1 to $2"
+    set_meta "$tmp" "$3" "$4" || die "cannot set mode $3 on $tmp"
+    mv -f "$tmp" "$2" || die "cannot move $tmp to $2"
 }
 
 # switch_link LINK TARGET: point LINK at TARGET (relative or absolute) by an atomic rename.
@@ -414,25 +454,63 @@ remove_path() { # PATH [WHAT]
 
 # ----- packages ----------------------------------------------------------------------------
 
-apt_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+apt_installed() { # in the dpkg database of the system being installed (DIR/var/lib/dpkg under --root)
+    dpkg-query --admindir="$(p /var/lib/dpkg)" -W -f='${Status}' "$1" 2>/dev/null |
+        grep -q "install ok installed"
+}
 apt_candidate() {
     local candidate
     candidate=$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ { print $2 }')
     [ -n "$candidate" ] && [ "$candidate" != "(none)" ]
 }
 
-ensure_packages() {
-    if [ -n "$R" ] || [ "$SKIP_PACKAGES" -eq 1 ]; then
-        if [ -n "$R" ]; then note "apt skipped (--root)"; else note "apt skipped (--skip-packages)"; fi
+missing_required() { # the required apt packages not installed, one per line
+    local package
+    for package in "${APT_REQUIRED[@]}"; do
+        apt_installed "$package" || printf '%s\n' "$package"
+    done
+}
+
+# apt_or_fail WHAT CMD [ARG...]: an apt command with its output kept aside; on failure the
+# packages and the command that brings them are named (exit 1), never apt's own exit status.
+apt_or_fail() {
+    local what=$1
+    shift
+    if ! "$@" >"$TMP/apt.log" 2>&1; then
+        sed 's/^/    apt: /' "$TMP/apt.log" | tail -n 8 >&2
+        die "$what failed (network? apt sources?): run 'sudo apt-get update && sudo apt-get install ${APT_REQUIRED[*]}' by hand, then this again"
+    fi
+}
+
+# check_packages: before anything changes, the apt packages the gate needs. Where apt cannot
+# be used (--bundle: no network; --root: another system) missing ones are a refusal.
+check_packages() {
+    [ "$SKIP_PACKAGES" -eq 0 ] || return 0
+    local missing
+    if [ -n "$R" ] && [ ! -f "$(p /var/lib/dpkg/status)" ]; then
+        note "no dpkg database in $R: apt packages not checked"
         return 0
     fi
-    command -v apt-get >/dev/null || die "apt-get not found: this is for Raspberry Pi OS / Debian 12"
+    missing=$(missing_required | tr '\n' ' ')
+    missing=${missing% }
+    [ -n "$missing" ] || return 0
+    if [ -n "$R" ] || [ -n "$BUNDLE" ]; then
+        die "missing apt packages: $missing. Install them first (with network: sudo apt-get update && sudo apt-get install -y $missing), then run this again; nothing was changed"
+    fi
+    command -v apt-get >/dev/null || die "apt-get not found and missing: $missing (this is for Raspberry Pi OS / Debian 12)"
+}
+
+ensure_packages() {
+    if [ -n "$R" ] || [ "$SKIP_PACKAGES" -eq 1 ] || [ -n "$BUNDLE" ]; then
+        if [ "$SKIP_PACKAGES" -eq 1 ]; then note "apt skipped (--skip-packages)"; fi
+        if [ -n "$R" ]; then note "apt not run (--root)"; fi
+        if [ -n "$BUNDLE" ]; then note "apt not run (--bundle: offline)"; fi
+        return 0
+    fi
     local missing=() package
-    for package in "${APT_REQUIRED[@]}"; do
-        apt_installed "$package" || missing+=("$package")
-    done
+    mapfile -t missing < <(missing_required)
     if [ "${#missing[@]}" -gt 0 ]; then
-        change "apt-get update" apt-get update -qq
+        change "apt-get update" apt_or_fail "apt-get update" apt-get update -qq
     fi
     for package in "${APT_WHERE_AVAILABLE[@]}"; do
         if apt_installed "$package"; then continue; fi
@@ -443,9 +521,61 @@ ensure_packages() {
         fi
     done
     if [ "${#missing[@]}" -gt 0 ]; then
-        change "apt-get install ${missing[*]}" env DEBIAN_FRONTEND=noninteractive \
-            apt-get install -y -qq --no-install-recommends "${missing[@]}"
+        change "apt-get install ${missing[*]}" apt_or_fail "apt-get install ${missing[*]}" \
+            env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
     fi
+}
+
+# check_userland: the gate runs on a 64-bit userland only (no armv7l wheels for zxing-cpp,
+# cffi, cbor2, pyyaml, numpy, pillow: a 32-bit Pi would compile for an hour, or have no
+# decoder). Decided by the interpreter the venv is made from, not by the kernel: a Pi 4 running
+# 32-bit Raspberry Pi OS has a 64-bit kernel (uname -m says aarch64) under an armhf userland.
+USERLAND=""
+check_userland() {
+    local python=${GATE_PYTHON:-/usr/bin/python3} bits
+    if [ ! -x "$python" ]; then
+        [ "$SKIP_PACKAGES" -eq 1 ] && return 0
+        die "$python not found (apt install python3, or set GATE_PYTHON)"
+    fi
+    read -r bits USERLAND < <("$python" -c \
+        'import struct, sysconfig; print(struct.calcsize("P") * 8, sysconfig.get_platform())') ||
+        die "$python does not run"
+    if [ "$bits" != 64 ]; then
+        die "this is a ${bits}-bit userland ($USERLAND): the gate needs 64-bit. Flash Raspberry Pi OS Lite (64-bit) and install again; nothing was changed"
+    fi
+}
+
+# open_bundle: the bundle unpacked (a file) or taken as it is (a folder), every file checked
+# against its SHA256SUMS, nothing unlisted, and made for this interpreter's platform.
+open_bundle() {
+    [ -n "$BUNDLE" ] || return 0
+    local dir=$BUNDLE
+    if [ -f "$BUNDLE" ]; then
+        mkdir "$TMP/bundle"
+        tar -x -f "$BUNDLE" -C "$TMP/bundle" --no-same-owner 2>"$TMP/tar.err" ||
+            die "--bundle $BUNDLE: not a readable bundle ($(head -n 1 "$TMP/tar.err"))"
+        dir=$(find "$TMP/bundle" -mindepth 1 -maxdepth 1 -type d | head -n 1)
+    fi
+    if [ -z "$dir" ] || [ ! -f "$dir/SHA256SUMS" ] || [ ! -f "$dir/BUNDLE" ]; then
+        die "--bundle $BUNDLE: not a gate bundle (no SHA256SUMS and BUNDLE; made by scripts/bundle)"
+    fi
+    dir=$(cd "$dir" && pwd -P)
+    (cd "$dir" && sha256sum --quiet --strict -c SHA256SUMS) >"$TMP/sums.err" 2>&1 ||
+        die "--bundle $BUNDLE fails its checksums (copy it again): $(head -n 3 "$TMP/sums.err" | tr '\n' ' ')"
+    local listed present
+    listed=$(sed 's/^[0-9a-f]*  //' "$dir/SHA256SUMS" | LC_ALL=C sort)
+    present=$(cd "$dir" && find . -type f ! -name SHA256SUMS | LC_ALL=C sort)
+    [ "$listed" = "$present" ] || die "--bundle $BUNDLE holds files its SHA256SUMS does not list"
+    local platform
+    platform=$(sed -n 's/^platform=//p' "$dir/BUNDLE")
+    if [ -n "$USERLAND" ] && [ "$platform" != "$USERLAND" ]; then
+        die "--bundle $BUNDLE is for $platform, this system's Python is $USERLAND: make one with scripts/bundle --arch ${USERLAND#linux-}"
+    fi
+    say "bundle $(sed -n 's/^name=//p' "$dir/BUNDLE"): checksums verified"
+    BUNDLE_DIR=$dir
+    WHEELS=$dir/wheels
+    SOURCE=$dir/source
+    check_source
 }
 
 # ----- accounts ----------------------------------------------------------------------------
@@ -463,6 +593,7 @@ staged_free_id() { # an id unused as uid and as gid, from 999 down (as useradd -
     die "no free system id in $R/etc/passwd and $R/etc/group"
 }
 append_line() { printf '%s\n' "$2" >>"$1"; }
+write_line() { printf '%s\n' "$2" >"$1"; }
 # edit_members FILE GROUP add|remove USER: the member list (4th field) of GROUP in FILE.
 edit_members() {
     awk -F: -v OFS=: -v g="$2" -v op="$3" -v u="$4" '
@@ -592,11 +723,21 @@ usable_release() { # NAME HASH: complete, same source, and a venv unless --skip-
         { [ "$SKIP_PACKAGES" -eq 1 ] || has_venv "$1"; }
 }
 
+# A rollback pins its release: an install keeps it (the config flags still apply) until
+# --upgrade. The file names the release rolled back to.
+PINNED=$OPT/rolled-back
+pinned_release() { if [ -f "$(p "$PINNED")" ]; then head -n 1 "$(p "$PINNED")"; fi; }
+
 # NEW_RELEASE: the release to run after this install; BUILT=1 when it has to be made.
 NEW_RELEASE="" BUILT=0
 choose_release() {
     local hash=$1 current name dir
     current=$(link_name current)
+    if [ -n "$(pinned_release)" ] && [ "$UPGRADE" -eq 0 ] && complete_release "$current"; then
+        NEW_RELEASE=$current
+        say "release $current: rolled back to, kept (install with --upgrade to switch to this source)"
+        return 0
+    fi
     if usable_release "$current" "$hash"; then
         NEW_RELEASE=$current
         say "release $current: the source is unchanged, nothing to build"
@@ -620,21 +761,28 @@ build_release() { # NAME HASH
     dir=$(p "$OPT/releases/$1")
     [ ! -e "$dir" ] || die "$dir exists already: remove it, then run again"
     if [ -e "$SOURCE/.git" ]; then
-        described=$(git -C "$SOURCE" describe --always --dirty --tags 2>/dev/null) || described=""
+        # safe.directory: under sudo the checkout belongs to another user ("dubious ownership").
+        described=$(git -c safe.directory="$SOURCE" -C "$SOURCE" describe --always --dirty --tags \
+            2>/dev/null) || described=""
+    elif [ -n "$BUNDLE_DIR" ]; then
+        described=$(sed -n 's/^git_describe=//p' "$BUNDLE_DIR/BUNDLE")
     fi
     change "copy $SOURCE into $dir/app" copy_source "$dir/app"
     if [ "$SKIP_PACKAGES" -eq 1 ]; then
         note "--skip-packages: release $1 has no venv"
     else
-        local python=${GATE_PYTHON:-/usr/bin/python3}
+        local python=${GATE_PYTHON:-/usr/bin/python3} offline=() pip_hint="network, PyPI reachable?"
         [ -x "$python" ] || die "$python not found (apt install python3, or set GATE_PYTHON)"
+        if [ -n "$WHEELS" ]; then
+            offline=(--no-index --find-links "$WHEELS") pip_hint="a wheel missing from the bundle?"
+        fi
         change "create the venv $dir/venv (--system-site-packages, $python)" \
             or_fail "creating the venv failed (apt install python3-venv)" \
             "$python" -m venv --system-site-packages "$dir/venv"
         change "pip install the release into $dir/venv" \
-            or_fail "pip install failed (network, PyPI or piwheels reachable?)" \
+            or_fail "pip install failed (${pip_hint})" \
             "$dir/venv/bin/python" -m pip install \
-            --quiet --no-cache-dir --disable-pip-version-check --no-input "$dir/app"
+            --quiet --no-cache-dir --disable-pip-version-check --no-input "${offline[@]}" "$dir/app"
         if [ "$DRY_RUN" -eq 0 ]; then rm -rf "$dir/app/build" "$dir/app/gate.egg-info"; fi
     fi
     # Written last: a release without its stamp is incomplete and is removed by the next run.
@@ -975,6 +1123,12 @@ do_install() {
         install_file "$PASSWORD_FILE" "$(p "$PASSWORD_DEST")" 0600 gate:gate &&
             restart=$((restart | FILE_CHANGED))
     fi
+    if [ "$PLAIN" -eq 1 ]; then # the config no longer names them: no key left behind
+        local tls_file
+        for tls_file in "$KEY_DEST" "$CERT_DEST" "$CA_DEST"; do
+            remove_path "$(p "$tls_file")" "$(p "$tls_file") (--plain: no TLS)"
+        done
+    fi
     # Secrets installed by an earlier run keep their modes too.
     if [ -z "$KEY" ] && [ -f "$(p "$KEY_DEST")" ]; then fix_meta "$(p "$KEY_DEST")" 0600 gate:gate; fi
     if [ -z "$PASSWORD_FILE" ] && [ -f "$(p "$PASSWORD_DEST")" ]; then
@@ -1004,6 +1158,9 @@ do_install() {
         switch_link "$(p "$OPT")/current" "releases/$NEW_RELEASE"
     fi
     ensure_stable_links
+    if [ -n "$(pinned_release)" ] && [ "$UPGRADE" -eq 1 ]; then
+        remove_path "$(p "$PINNED")" "the rollback pin $(p "$PINNED") (--upgrade)"
+    fi
     prune_releases "$NEW_RELEASE" "$old_previous"
 
     ensure_enabled
@@ -1022,6 +1179,8 @@ do_rollback() {
     check_config "$previous" "$(p "$CONFIG")"
     switch_link "$(p "$OPT")/previous" "releases/$current"
     switch_link "$(p "$OPT")/current" "releases/$previous"
+    change "pin release $previous ($(p "$PINNED")): installs keep it until --upgrade" \
+        write_line "$(p "$PINNED")" "$previous"
     ensure_stable_links
     local app
     app="$(p "$OPT/releases/$previous")/app"
@@ -1032,7 +1191,24 @@ do_rollback() {
     run_service "$previous" 1 "$unit_changed"
 }
 
+# confirm_purge: unsent check-ins are deleted only when the person says so (or gave --yes).
+confirm_purge() {
+    local outbox
+    outbox="$(p "$VAR")/outbox.sqlite3"
+    if [ "$PURGE" -eq 0 ] || [ ! -f "$outbox" ] || [ "$YES" -eq 1 ] || [ "$DRY_RUN" -eq 1 ]; then
+        return 0
+    fi
+    if [ ! -t 0 ]; then
+        die "--purge would delete $outbox with the check-ins not yet sent to the broker: export them first (gate queue --db $outbox --export FILE), then add --yes; nothing was changed"
+    fi
+    local answer=""
+    printf '%s' "--purge deletes $outbox: check-ins not yet sent to the broker are lost (export them first: gate queue --db $outbox --export FILE). Type yes to delete: " >&2
+    read -r answer || answer=""
+    [ "$answer" = yes ] || die "not confirmed: nothing was changed"
+}
+
 do_uninstall() {
+    confirm_purge
     say "gate uninstall$([ "$PURGE" -eq 1 ] && echo ' --purge')${R:+ (root $R)}"
     if systemd_live; then
         if systemctl is-enabled --quiet gate 2>/dev/null || systemctl is-active --quiet gate; then
@@ -1062,6 +1238,19 @@ do_uninstall() {
     fi
 }
 
+# take_lock: one run at a time per system, or per --root (the staging root's folder itself is
+# locked, so nothing is written there). A second run waits for the first.
+take_lock() {
+    [ "$DRY_RUN" -eq 0 ] || return 0
+    command -v flock >/dev/null || die "flock not found (apt install util-linux)"
+    if [ -n "$R" ]; then exec 9<"$R"; else exec 9>/run/gate-install.lock; fi
+    local wait_s=${GATE_INSTALL_LOCK_WAIT_S:-600}
+    if ! flock -n 9; then
+        say "waiting up to ${wait_s} s for another install.sh on ${R:-this system} to finish"
+        flock -w "$wait_s" 9 || die "another install.sh on ${R:-this system} is still running"
+    fi
+}
+
 main() {
     parse_flags "$@"
     validate_flags
@@ -1072,9 +1261,11 @@ main() {
     if [ "$IS_ROOT" -eq 0 ] && [ "$DRY_RUN" -eq 0 ]; then
         note "not running as root: file owners are left as they are"
     fi
-    if [ -z "$R" ] && [ "$DRY_RUN" -eq 0 ] && command -v flock >/dev/null; then
-        exec 9>/run/gate-install.lock
-        flock -n 9 || die "another install.sh is running"
+    take_lock
+    if [ "$MODE" = install ]; then
+        check_userland
+        open_bundle
+        check_packages
     fi
     case "$MODE" in
     install) do_install ;;
