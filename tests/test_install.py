@@ -636,7 +636,8 @@ def test_help_states_the_decisions():
 
 
 def test_shell_scripts_are_shellcheck_clean():
-    scripts = [SCRIPT, *(SCRIPT.parent / name for name in ("bootstrap.sh", "demo", "test"))]
+    names = ("bootstrap.sh", "demo", "test", "bundle", "pi-check")
+    scripts = [SCRIPT, *(SCRIPT.parent / name for name in names)]
     result = subprocess.run(
         ["shellcheck", *map(str, scripts), str(SCRIPT.parent.parent / ".ci/run")],
         capture_output=True,
