@@ -12,6 +12,7 @@ from gate import __version__
 from gate.commands.cli import add_remote_commands
 from gate.config.docs import config_example, config_reference
 from gate.config.model import DEFAULT_PATH, GateConfig, load_config
+from gate.config.tools import add_config_set, add_device_id_command
 from gate.credentials.cli import add_parse_command
 from gate.errors import EXIT_CONFIG, ConfigError, GateError
 from gate.outbox import add_queue_arguments, run_queue
@@ -109,6 +110,8 @@ def _parser() -> argparse.ArgumentParser:
         "example", help="print a config file with every key, its default and its description"
     )
     example.set_defaults(handler=_config_example)
+    add_config_set(config_commands)
+    add_device_id_command(commands)
     return parser
 
 

@@ -425,9 +425,9 @@ install_file() {
 copy_file() { # called in `install_file ... && ...`, where set -e is off: every step checked
     local tmp
     tmp="$(dirname "$2")/.$(basename "$2").new.$$"
-    cp "$1" "$tmp" || die "cannot copy $1 to $2"
-    set_meta "$tmp" "$3" "$4" || die "cannot set mode $3 on $tmp"
-    mv -f "$tmp" "$2" || die "cannot move $tmp to $2"
+    cp "$1" "$tmp" && set_meta "$tmp" "$3" "$4" && mv -f -T "$tmp" "$2" && return 0
+    rm -f "$tmp"
+    die "cannot copy $1 to $2 (cannot move a copy there: is something in the way?)"
 }
 
 # switch_link LINK TARGET: point LINK at TARGET (relative or absolute) by an atomic rename.
@@ -845,62 +845,6 @@ prune_releases() {
 
 # ----- config ------------------------------------------------------------------------------
 
-# set_key FILE SECTION KEY VALUE: in FILE (YAML, block style), set the top-level SECTION's
-# direct child KEY to VALUE, a YAML scalar already quoted. Only that line changes; a missing key
-# is added after the section's last line, a missing section at the end of the file. Refuses (status 3, message on
-# stderr) what it cannot edit safely.
-set_key() {
-    SECTION=$2 KEY=$3 VALUE=$4 awk '
-        function spaces(n,   s) { s = ""; while (n-- > 0) s = s " "; return s }
-        function content(line) { return line !~ /^[ \t]*(#.*)?$/ }
-        function indent(line) { match(line, /^ */); return RLENGTH }
-        { L[++n] = $0 }
-        END {
-            section = ENVIRON["SECTION"]; key = ENVIRON["KEY"]; value = ENVIRON["VALUE"]
-            h = 0
-            for (i = 1; i <= n; i++) if (index(L[i], section ":") == 1) { h = i; break }
-            if (h == 0) {
-                for (i = 1; i <= n; i++) print L[i]
-                if (n > 0 && L[n] != "") print ""
-                print section ":"
-                print "  " key ": " value
-                exit 0
-            }
-            if (substr(L[h], length(section) + 2) !~ /^[ \t]*(#.*)?$/) {
-                print section ": written in flow style (on one line)" > "/dev/stderr"; exit 3
-            }
-            child = -1; k = 0; last = h
-            for (i = h + 1; i <= n; i++) {
-                if (!content(L[i])) continue
-                d = indent(L[i])
-                if (d == 0) break
-                last = i
-                if (child < 0) child = d
-                if (k > 0 && kend == 0) {
-                    if (d > child) { print section "." key ": its value spans several lines" > "/dev/stderr"; exit 3 }
-                    kend = 1
-                }
-                rest = substr(L[i], d + 1)
-                if (d == child && index(rest, key ":") == 1 &&
-                    (length(rest) == length(key) + 1 || substr(rest, length(key) + 2, 1) ~ /[ \t]/)) {
-                    if (k > 0) { print section "." key ": given twice" > "/dev/stderr"; exit 3 }
-                    v = substr(rest, length(key) + 2); sub(/^[ \t]+/, "", v)
-                    if (v ~ /^[|>]/) {
-                        print section "." key ": its value spans several lines" > "/dev/stderr"; exit 3
-                    }
-                    k = i; kend = 0
-                }
-            }
-            if (child < 0) child = 2
-            for (i = 1; i <= n; i++) {
-                if (i == k) { print spaces(child) key ": " value; continue }
-                print L[i]
-                if (i == last && k == 0) print spaces(child) key ": " value
-            }
-        }' "$1" >"$1.edited" || return 3
-    mv -f "$1.edited" "$1"
-}
-
 skeleton_config() {
     cat <<'EOF'
 # The gate's configuration, written by scripts/install.sh from the technician's flags.
@@ -931,55 +875,69 @@ mqtt:
 EOF
 }
 
+# gate_tool ARG...: the gate command of the release being installed; without its venv
+# (--skip-packages, or a dry run before the build) the source's own package under GATE_PYTHON.
+# The installer asks it to edit gate.yaml and for the device id instead of doing either itself.
+gate_tool() {
+    local gate_bin
+    gate_bin="$(p "$OPT/releases/$NEW_RELEASE")/venv/bin/gate"
+    if [ -n "$NEW_RELEASE" ] && [ -x "$gate_bin" ]; then
+        "$gate_bin" "$@"
+    else
+        PYTHONPATH="$SOURCE" "${GATE_PYTHON:-/usr/bin/python3}" \
+            -c 'import sys; from gate.cli import main; sys.exit(main())' "$@"
+    fi
+}
+
 # render_config OUT: the config this run leaves: the existing one (or the skeleton on a first
-# install) with the keys of the flags given set.
+# install) with the keys of the flags given set by `gate config set` (only those lines change,
+# comments are kept; the result must be a valid config).
 render_config() {
     local out=$1 existing
     existing=$(p "$CONFIG")
     if [ -f "$existing" ]; then cp "$existing" "$out"; else skeleton_config >"$out"; fi
     local updates=()
-    if [ -n "$PROVINCE" ]; then updates+=(site province "$(yaml_str "$PROVINCE")"); fi
-    if [ -n "$VENUE" ]; then updates+=(site venue_id "$(yaml_str "$VENUE")"); fi
-    if [ -n "$GATE_ID" ]; then updates+=(site gate_id "$(yaml_str "$GATE_ID")"); fi
-    if [ -n "$DEVICE_ID" ]; then updates+=(site device_id "$(yaml_str "$DEVICE_ID")"); fi
+    if [ -n "$PROVINCE" ]; then updates+=(site.province "$(yaml_str "$PROVINCE")"); fi
+    if [ -n "$VENUE" ]; then updates+=(site.venue_id "$(yaml_str "$VENUE")"); fi
+    if [ -n "$GATE_ID" ]; then updates+=(site.gate_id "$(yaml_str "$GATE_ID")"); fi
+    if [ -n "$DEVICE_ID" ]; then updates+=(site.device_id "$(yaml_str "$DEVICE_ID")"); fi
     if [ -n "$BROKER" ]; then
-        updates+=(mqtt host "$(yaml_str "$BROKER_HOST")" mqtt port "${BROKER_PORT:-null}")
+        updates+=(mqtt.host "$(yaml_str "$BROKER_HOST")" mqtt.port "${BROKER_PORT:-null}")
         if [ "$PLAIN" -eq 1 ]; then
-            updates+=(mqtt transport '"plain"' mqtt ca_file null mqtt cert_file null mqtt key_file null)
+            updates+=(mqtt.transport '"plain"' mqtt.ca_file null mqtt.cert_file null mqtt.key_file null)
         else
-            updates+=(mqtt transport '"tls"')
+            updates+=(mqtt.transport '"tls"')
         fi
     fi
-    if [ -n "$CA" ]; then updates+=(mqtt ca_file "$(yaml_str "$CA_DEST")"); fi
+    if [ -n "$CA" ]; then updates+=(mqtt.ca_file "$(yaml_str "$CA_DEST")"); fi
     if [ -n "$CERT" ]; then
-        updates+=(mqtt cert_file "$(yaml_str "$CERT_DEST")" mqtt key_file "$(yaml_str "$KEY_DEST")")
+        updates+=(mqtt.cert_file "$(yaml_str "$CERT_DEST")" mqtt.key_file "$(yaml_str "$KEY_DEST")")
     fi
-    if [ -n "$MQTT_USER" ]; then updates+=(mqtt username "$(yaml_str "$MQTT_USER")"); fi
-    if [ -n "$PASSWORD_FILE" ]; then updates+=(mqtt password_file "$(yaml_str "$PASSWORD_DEST")"); fi
-    local i status
-    for ((i = 0; i < ${#updates[@]}; i += 3)); do
-        status=0
-        set_key "$out" "${updates[i]}" "${updates[i + 1]}" "${updates[i + 2]}" 2>"$TMP/set_key.err" || status=$?
-        if [ "$status" -ne 0 ]; then
-            die "cannot update ${updates[i]}.${updates[i + 1]} in $existing: $(cat "$TMP/set_key.err"). \
-Nothing was changed: edit that key by hand (block style, one line), or move the file away to \
-have it written afresh."
-        fi
-    done
+    if [ -n "$MQTT_USER" ]; then updates+=(mqtt.username "$(yaml_str "$MQTT_USER")"); fi
+    if [ -n "$PASSWORD_FILE" ]; then updates+=(mqtt.password_file "$(yaml_str "$PASSWORD_DEST")"); fi
+    [ "${#updates[@]}" -gt 0 ] || return 0
+    if ! gate_tool --version >/dev/null 2>&1; then
+        [ "$DRY_RUN" -eq 1 ] || die "no gate command to edit gate.yaml with (release $NEW_RELEASE has no venv; set GATE_PYTHON to a Python with the gate's dependencies)"
+        note "dry run: the keys the flags set are written once the release is built"
+        return 0
+    fi
+    if ! gate_tool config set "$out" "${updates[@]}" >/dev/null 2>"$TMP/set.err"; then
+        die "cannot update $existing: $(sed "s|$out|$existing|g" "$TMP/set.err") Nothing was changed: \
+edit that key by hand, or move the file away to have it written afresh."
+    fi
 }
 
-# The device id the daemon will use when site.device_id is null (as gate/outbox/identity.py).
-hardware_id() {
-    local raw=""
-    raw=$(awk -F: 'tolower($1) ~ /^serial[ \t]*$/ { v = $2; gsub(/[ \t]/, "", v); if (v ~ /[^0]/) { print v; exit } }' \
-        /proc/cpuinfo 2>/dev/null) || raw=""
-    if [ -z "$raw" ] && [ -r /sys/firmware/devicetree/base/serial-number ]; then
-        raw=$(tr -d '\0\n\t ' </sys/firmware/devicetree/base/serial-number)
-        [[ $raw =~ [^0] ]] || raw=""
+# say_device_id CONFIG: the id the daemon will use (printed by the gate itself, to be
+# registered with the province).
+say_device_id() {
+    local id
+    if id=$(gate_tool device-id --config "$1" --machine-id "$(p /etc/machine-id)" 2>"$TMP/id.err"); then
+        say "device id: $id (CPU serial, else machine id; resolved by the daemon at each start)"
+    elif [ -n "$R" ] || [ "$DRY_RUN" -eq 1 ]; then
+        note "device id not known here ($(head -n 1 "$TMP/id.err")): the target must have a CPU serial or /etc/machine-id, or give --device-id"
+    else
+        die "no CPU serial and no /etc/machine-id: give --device-id; nothing was switched"
     fi
-    if [ -z "$raw" ] && [ -r "$(p /etc/machine-id)" ]; then raw=$(tr -d '\n\t ' <"$(p /etc/machine-id)"); fi
-    raw=$(printf '%s' "$raw" | tr -c 'A-Za-z0-9_-' '-')
-    printf '%s' "${raw:0:64}"
 }
 
 # check_config RELEASE FILE: the release's own `gate config check` on FILE (when it has a venv).
@@ -1071,18 +1029,6 @@ do_install() {
         fi
     fi
     say "gate install: source $SOURCE${R:+, root $R}$([ "$DRY_RUN" -eq 1 ] && echo ', dry run')"
-    if [ -z "$DEVICE_ID" ] && [ "$first" -eq 1 ]; then
-        local hw
-        hw=$(hardware_id)
-        if [ -n "$hw" ]; then
-            say "device id: $hw (CPU serial, else machine id; resolved by the daemon at each start)"
-        elif [ -z "$R" ]; then
-            die "no CPU serial and no /etc/machine-id: give --device-id"
-        else
-            note "no CPU serial here and no $R/etc/machine-id: the target must have one, or give --device-id"
-        fi
-    fi
-
     ensure_packages
     ensure_accounts
     resolve_ids
@@ -1105,6 +1051,7 @@ do_install() {
 
     # The config this run leaves, checked by the release that will run it, before any switch.
     render_config "$TMP/gate.yaml"
+    if [ -z "$DEVICE_ID" ] && [ "$first" -eq 1 ]; then say_device_id "$TMP/gate.yaml"; fi
     check_config "$NEW_RELEASE" "$TMP/gate.yaml"
     if [ "$DRY_RUN" -eq 1 ] && [ "$first" -eq 1 ]; then
         say "the gate.yaml it would write:"
