@@ -18,13 +18,19 @@
 #
 # Decisions where the issue was silent (also in --help):
 # - An existing /etc/gate/gate.yaml is never replaced wholesale. Flags given on a re-run update
-#   only the keys they own (each flag's keys are listed in --help), line by line; comments, hand
-#   edits and every other key are kept. Any change is shown as a diff and the old file is kept as
-#   gate.yaml.bak. A file whose owned keys the script cannot edit safely (flow style, multi-line
-#   values) is refused with a message and left alone. Without such flags the file is not touched.
+#   only the keys they own (each flag's keys are listed in --help), line by line, through the
+#   release's own `gate config set`; comments, hand edits and every other key are kept. Any
+#   change is shown as a diff and the old file is kept as gate.yaml.bak. A file whose owned keys
+#   cannot be edited safely (flow style, multi-line values) is refused with a message and left
+#   alone. Without such flags the file is not touched.
 # - Without --device-id, site.device_id is written as null: the daemon derives it at each start
-#   from the CPU serial (else /etc/machine-id), the same value this script prints, and a cloned
-#   SD card then does not share the MQTT client id of its original.
+#   from the CPU serial (else /etc/machine-id), the value `gate device-id` prints here, and a
+#   cloned SD card then does not share the MQTT client id of its original.
+# - The userland must be 64-bit (asked of the Python interpreter, not the kernel); the apt
+#   packages are checked before anything changes. --bundle installs offline: no apt, pip only
+#   from the bundle's verified wheels.
+# - A rollback pins its release (/opt/gate/rolled-back) until an install with --upgrade.
+# - --purge asks before deleting an outbox (unsent check-ins), or needs --yes without a terminal.
 # - A new release is made only when the source differs (sha256 over its files) from the current
 #   release; a source equal to another kept release switches back to that one. The new release's
 #   `gate config check` must accept the config before anything is switched or written.

@@ -634,6 +634,11 @@ def test_help_states_the_decisions():
         "--purge",
         "update only their keys",
         "gate.yaml.bak",
+        "--bundle FILE",
+        "--upgrade",
+        "--yes",
+        "32-bit userland",
+        "Exit status: 0 done, 1 failed",
     ):
         assert words in result.stdout, words
 
