@@ -133,7 +133,10 @@ the config and /var/lib/gate are kept. After --rollback a re-run keeps the rolle
 (flags still update the config) until --upgrade. Two runs on one system (or one --root) never
 overlap: the second waits for the first. An existing gate.yaml is never overwritten: flags given
 update only their keys (diff shown, old file kept as gate.yaml.bak), hand edits are kept.
-Environment: GATE_PYTHON (default /usr/bin/python3) is the Python the venvs are made from.
+Environment: GATE_PYTHON (default /usr/bin/python3) is the Python the venvs are made from
+(its pointer size decides 32/64-bit); without a release venv (--skip-packages) it runs the
+source's own `gate config set` and `gate device-id`, so it needs the gate's dependencies.
+GATE_INSTALL_LOCK_WAIT_S (default 600): how long a run waits for another one.
 Exit status: 0 done, 1 failed (the message says why and what to do: missing apt packages,
 a 32-bit userland, a bundle that fails its checksums, a file that cannot be written...),
 2 bad usage.
