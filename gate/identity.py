@@ -12,7 +12,7 @@ from gate.errors import ConfigError
 
 _CPUINFO = Path("/proc/cpuinfo")
 _DT_SERIAL = Path("/sys/firmware/devicetree/base/serial-number")
-_MACHINE_ID = Path("/etc/machine-id")
+MACHINE_ID_FILE = Path("/etc/machine-id")
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 _TIMESYNCD_FLAG = Path("/run/systemd/timesync/synchronized")
 _TIME_ERROR = 5  # adjtimex(2) return value when the kernel clock is unsynchronised
@@ -41,7 +41,7 @@ def device_id(
     *,
     cpuinfo: Path = _CPUINFO,
     dt_serial: Path = _DT_SERIAL,
-    machine_id: Path = _MACHINE_ID,
+    machine_id: Path = MACHINE_ID_FILE,
 ) -> str:
     """The hardware's id: config override, else CPU serial, else machine id.
 

@@ -5,7 +5,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
-APT_PACKAGES=(python3-venv python3-pip libzbar0 mosquitto mosquitto-clients openssl systemd shellcheck)
+# python3-numpy and python3-pil for the Pi-environment leg (Debian's, as on a Pi); git,
+# mmdebstrap, qemu-user-static and binfmt-support for the arm64 leg (scripts/pi-check).
+APT_PACKAGES=(python3-venv python3-pip libzbar0 mosquitto mosquitto-clients openssl systemd shellcheck
+    python3-numpy python3-pil git mmdebstrap qemu-user-static binfmt-support)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install, upgrade, roll back or remove the gate daemon on a Raspberry Pi (Raspberry Pi OS
-# bookworm, arm64 or armhf) or Debian 12. Run as root. `install.sh --help` tells everything.
+# Install, upgrade, roll back or remove the gate daemon on a Raspberry Pi (64-bit Raspberry Pi
+# OS bookworm; a 32-bit userland is refused) or a 64-bit Debian 12. Run as root.
+# `install.sh --help` tells everything; docs/install.md is the technician's procedure.
 #
 # Layout it makes (every path below is prefixed with --root DIR when given):
 #   /opt/gate/releases/<version>-<UTC time>-<hash>/   one release: app/ (a copy of the source),
@@ -17,13 +18,19 @@
 #
 # Decisions where the issue was silent (also in --help):
 # - An existing /etc/gate/gate.yaml is never replaced wholesale. Flags given on a re-run update
-#   only the keys they own (each flag's keys are listed in --help), line by line; comments, hand
-#   edits and every other key are kept. Any change is shown as a diff and the old file is kept as
-#   gate.yaml.bak. A file whose owned keys the script cannot edit safely (flow style, multi-line
-#   values) is refused with a message and left alone. Without such flags the file is not touched.
+#   only the keys they own (each flag's keys are listed in --help), line by line, through the
+#   release's own `gate config set`; comments, hand edits and every other key are kept. Any
+#   change is shown as a diff and the old file is kept as gate.yaml.bak. A file whose owned keys
+#   cannot be edited safely (flow style, multi-line values) is refused with a message and left
+#   alone. Without such flags the file is not touched.
 # - Without --device-id, site.device_id is written as null: the daemon derives it at each start
-#   from the CPU serial (else /etc/machine-id), the same value this script prints, and a cloned
-#   SD card then does not share the MQTT client id of its original.
+#   from the CPU serial (else /etc/machine-id), the value `gate device-id` prints here, and a
+#   cloned SD card then does not share the MQTT client id of its original.
+# - The userland must be 64-bit (asked of the Python interpreter, not the kernel); the apt
+#   packages are checked before anything changes. --bundle installs offline: no apt, pip only
+#   from the bundle's verified wheels.
+# - A rollback pins its release (/opt/gate/rolled-back) until an install with --upgrade.
+# - --purge asks before deleting an outbox (unsent check-ins), or needs --yes without a terminal.
 # - A new release is made only when the source differs (sha256 over its files) from the current
 #   release; a source equal to another kept release switches back to that one. The new release's
 #   `gate config check` must accept the config before anything is switched or written.
@@ -42,7 +49,9 @@ ID_RE='^[A-Za-z0-9_-]{1,64}$'
 USERNAME_RE='^[A-Za-z0-9._@+-]{1,128}$'
 HOST_RE='^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$'
 KEEP_RELEASES=3
-APT_REQUIRED=(python3 python3-venv libzbar0 ca-certificates)
+# numpy and Pillow come from Debian, as picamera2 needs them (pip keeps them: the project's
+# floors are these versions); tzdata for site.timezone on minimal images.
+APT_REQUIRED=(python3 python3-venv python3-numpy python3-pil libzbar0 ca-certificates tzdata)
 APT_WHERE_AVAILABLE=(python3-picamera2 python3-lgpio)
 
 OPT=/opt/gate
@@ -60,8 +69,9 @@ PASSWORD_DEST=$ETC/mqtt-password
 usage() {
     cat <<'EOF'
 Usage: install.sh [OPTIONS]           install or upgrade the gate daemon (run as root)
+       install.sh --bundle FILE [OPTIONS]   the same, offline, from a bundle (scripts/bundle)
        install.sh --rollback          switch back to the previous release
-       install.sh --uninstall [--purge]
+       install.sh --uninstall [--purge [--yes]]
 
 First install (all four required; on a re-run each one given updates only its own keys):
   --venue ID             site.venue_id            IDs: 1-64 of A-Z a-z 0-9 _ -
@@ -82,6 +92,13 @@ Optional:
   --password-file FILE   first line = MQTT password -> /etc/gate/mqtt-password (0600 gate),
                          mqtt.password_file; needs --username
   --source DIR           checkout to install (default: the one this script is in)
+  --bundle FILE          install offline from a bundle made by scripts/bundle (the file or
+                         its unpacked folder): its checksums are verified, its source is the
+                         release and pip takes only its wheels (no network). The apt packages
+                         must be there already; missing ones are named with the command that
+                         brings them, and nothing is changed (exit 1)
+  --upgrade              after --rollback, switch to this source again: a rolled-back gate
+                         stays on its release until an install with --upgrade
   --root DIR             install into a staging root: every path is prefixed with DIR; no apt,
                          no systemctl (the unit is enabled by a symlink); the gate user and
                          groups are added to DIR/etc/passwd and DIR/etc/group only if those exist
@@ -92,11 +109,19 @@ Optional:
                          restart; the previous release must accept the config
   --uninstall            stop and disable the service, remove the unit, /opt/gate and the gate
                          command; keep /etc/gate, /var/lib/gate (unsent check-ins) and the user
-  --purge                with --uninstall: also remove /etc/gate, /var/lib/gate and the gate user
+  --purge                with --uninstall: also remove /etc/gate, /var/lib/gate and the gate user;
+                         when an outbox is there it asks first (type yes), or refuses without
+                         a terminal
+  --yes                  with --purge: delete the unsent check-ins without asking
   -h, --help             this text
 
-What it does: apt packages (python3-venv, libzbar0, ca-certificates; python3-picamera2 and
-python3-lgpio where apt has them); groups gpio and video and the system user gate in them;
+Supported: 64-bit Raspberry Pi OS bookworm Lite (Pi Zero 2 W, 3, 4, 5) and 64-bit Debian 12.
+The userland decides, as the Python interpreter reports it (not uname -m): a 32-bit userland
+is refused before anything is changed (flash Raspberry Pi OS Lite (64-bit)).
+
+What it does: apt packages (python3, python3-venv, python3-numpy, python3-pil, libzbar0,
+ca-certificates, tzdata; python3-picamera2 and python3-lgpio where apt has them; checked
+first, installed with apt-get unless --bundle or --root); groups gpio and video and the system user gate in them;
 a release in /opt/gate/releases/ (copy of the source and a venv with --system-site-packages
 holding the pip-installed release), switched to atomically, the previous one kept for
 --rollback (at most 3 kept); /etc/gate/gate.yaml from the flags (only site and mqtt keys, every
@@ -104,10 +129,17 @@ other key at its default; gate.example.yaml beside it lists them all) 0640 root:
 0600 gate; /var/lib/gate 0750 gate:gate; the unit, enabled and (re)started; `gate config check`.
 
 Re-runs: idempotent, the same flags change nothing. A changed source makes a new release;
-the config and /var/lib/gate are kept. An existing gate.yaml is never overwritten: flags given
+the config and /var/lib/gate are kept. After --rollback a re-run keeps the rolled-back release
+(flags still update the config) until --upgrade. Two runs on one system (or one --root) never
+overlap: the second waits for the first. An existing gate.yaml is never overwritten: flags given
 update only their keys (diff shown, old file kept as gate.yaml.bak), hand edits are kept.
-Environment: GATE_PYTHON (default /usr/bin/python3) is the Python the venvs are made from.
-Exit status: 0 done, 1 failed, 2 bad usage.
+Environment: GATE_PYTHON (default /usr/bin/python3) is the Python the venvs are made from
+(its pointer size decides 32/64-bit); without a release venv (--skip-packages) it runs the
+source's own `gate config set` and `gate device-id`, so it needs the gate's dependencies.
+GATE_INSTALL_LOCK_WAIT_S (default 600): how long a run waits for another one.
+Exit status: 0 done, 1 failed (the message says why and what to do: missing apt packages,
+a 32-bit userland, a bundle that fails its checksums, a file that cannot be written...),
+2 bad usage.
 EOF
 }
 
@@ -136,14 +168,14 @@ change() {
         say "would: $what"
     else
         say "+ $what"
-        "$@"
+        "$@" || die "failed: $what"
     fi
 }
 
 # ----- flags -------------------------------------------------------------------------------
 
 MODE=install
-PURGE=0
+PURGE=0 YES=0 UPGRADE=0 BUNDLE="" BUNDLE_DIR="" WHEELS=""
 R=""
 SOURCE=""
 SKIP_PACKAGES=0
@@ -159,7 +191,7 @@ parse_flags() {
     while [ "$#" -gt 0 ]; do
         case "$1" in
         --venue | --gate | --province | --broker | --device-id | --ca | --cert | --key | \
-            --username | --password-file | --root | --source)
+            --username | --password-file | --root | --source | --bundle)
             need_value "$@"
             case "$1" in
             --venue) VENUE=$2 ;;
@@ -174,12 +206,13 @@ parse_flags() {
             --password-file) PASSWORD_FILE=$2 ;;
             --root) R=$2 ;;
             --source) SOURCE=$2 ;;
+            --bundle) BUNDLE=$2 ;;
             esac
-            case "$1" in --root | --source) ;; *) GIVEN_CONFIG_FLAGS+=("$1") ;; esac
+            case "$1" in --root | --source | --bundle) ;; *) GIVEN_CONFIG_FLAGS+=("$1") ;; esac
             shift 2
             ;;
         --venue=* | --gate=* | --province=* | --broker=* | --device-id=* | --ca=* | --cert=* | \
-            --key=* | --username=* | --password-file=* | --root=* | --source=*)
+            --key=* | --username=* | --password-file=* | --root=* | --source=* | --bundle=*)
             local name=${1%%=*} value=${1#*=}
             shift
             parse_flags "$name" "$value"
@@ -198,6 +231,8 @@ parse_flags() {
             shift
             ;;
         --purge) PURGE=1 && shift ;;
+        --yes) YES=1 && shift ;;
+        --upgrade) UPGRADE=1 && shift ;;
         -h | --help)
             usage
             exit 0
@@ -221,6 +256,15 @@ BROKER_HOST="" BROKER_PORT=""
 validate_flags() {
     if [ "$PURGE" -eq 1 ] && [ "$MODE" != uninstall ]; then
         usage_error "--purge goes with --uninstall"
+    fi
+    if [ "$YES" -eq 1 ] && [ "$PURGE" -eq 0 ]; then usage_error "--yes goes with --purge"; fi
+    if [ "$MODE" != install ] && [ "$UPGRADE$BUNDLE" != 0 ]; then
+        usage_error "--upgrade and --bundle go with an install, not --$MODE"
+    fi
+    if [ -n "$BUNDLE" ]; then
+        [ -z "$SOURCE" ] || usage_error "--bundle brings its own source: no --source with it"
+        [ -e "$BUNDLE" ] || usage_error "--bundle $BUNDLE: no such file or folder"
+        [ "$SKIP_PACKAGES" -eq 0 ] || usage_error "--bundle installs packages: no --skip-packages"
     fi
     if [ "$MODE" != install ] && [ "${#GIVEN_CONFIG_FLAGS[@]}" -gt 0 ]; then
         usage_error "--$MODE takes no config flags (${GIVEN_CONFIG_FLAGS[*]})"
@@ -277,6 +321,11 @@ validate_flags() {
         [ -n "$(head -n 1 "$PASSWORD_FILE")" ] ||
             usage_error "--password-file $PASSWORD_FILE: the first line (the password) is empty"
     fi
+    [ -n "$BUNDLE" ] || check_source
+}
+
+# check_source: SOURCE (default: this script's checkout) is a gate checkout.
+check_source() {
     SOURCE=${SOURCE:-$(cd "$SCRIPT_DIR/.." && pwd -P)}
     [ -d "$SOURCE" ] || usage_error "--source $SOURCE: no such directory"
     SOURCE=$(cd "$SOURCE" && pwd -P)
@@ -382,12 +431,12 @@ install_file() {
     if [ -e "$dest" ]; then verb=replace; fi
     change "$verb $dest ($mode $label)" copy_file "$src" "$dest" "$mode" "$(owner_ids "$label")"
 }
-copy_file() {
+copy_file() { # called in `install_file ... && ...`, where set -e is off: every step checked
     local tmp
     tmp="$(dirname "$2")/.$(basename "$2").new.$$"
-    cp "$1" "$tmp"
-    set_meta "$tmp" "$3" "$4"
-    mv -f "$tmp" "$2"
+    cp "$1" "$tmp" && set_meta "$tmp" "$3" "$4" && mv -f -T "$tmp" "$2" && return 0
+    rm -f "$tmp"
+    die "cannot copy $1 to $2 (cannot move a copy there: is something in the way?)"
 }
 
 # switch_link LINK TARGET: point LINK at TARGET (relative or absolute) by an atomic rename.
@@ -414,25 +463,63 @@ remove_path() { # PATH [WHAT]
 
 # ----- packages ----------------------------------------------------------------------------
 
-apt_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+apt_installed() { # in the dpkg database of the system being installed (DIR/var/lib/dpkg under --root)
+    dpkg-query --admindir="$(p /var/lib/dpkg)" -W -f='${Status}' "$1" 2>/dev/null |
+        grep -q "install ok installed"
+}
 apt_candidate() {
     local candidate
     candidate=$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ { print $2 }')
     [ -n "$candidate" ] && [ "$candidate" != "(none)" ]
 }
 
-ensure_packages() {
-    if [ -n "$R" ] || [ "$SKIP_PACKAGES" -eq 1 ]; then
-        if [ -n "$R" ]; then note "apt skipped (--root)"; else note "apt skipped (--skip-packages)"; fi
+missing_required() { # the required apt packages not installed, one per line
+    local package
+    for package in "${APT_REQUIRED[@]}"; do
+        apt_installed "$package" || printf '%s\n' "$package"
+    done
+}
+
+# apt_or_fail WHAT CMD [ARG...]: an apt command with its output kept aside; on failure the
+# packages and the command that brings them are named (exit 1), never apt's own exit status.
+apt_or_fail() {
+    local what=$1
+    shift
+    if ! "$@" >"$TMP/apt.log" 2>&1; then
+        sed 's/^/    apt: /' "$TMP/apt.log" | tail -n 8 >&2
+        die "$what failed (network? apt sources?): run 'sudo apt-get update && sudo apt-get install ${APT_REQUIRED[*]}' by hand, then this again"
+    fi
+}
+
+# check_packages: before anything changes, the apt packages the gate needs. Where apt cannot
+# be used (--bundle: no network; --root: another system) missing ones are a refusal.
+check_packages() {
+    [ "$SKIP_PACKAGES" -eq 0 ] || return 0
+    local missing
+    if [ -n "$R" ] && [ ! -f "$(p /var/lib/dpkg/status)" ]; then
+        note "no dpkg database in $R: apt packages not checked"
         return 0
     fi
-    command -v apt-get >/dev/null || die "apt-get not found: this is for Raspberry Pi OS / Debian 12"
+    missing=$(missing_required | tr '\n' ' ')
+    missing=${missing% }
+    [ -n "$missing" ] || return 0
+    if [ -n "$R" ] || [ -n "$BUNDLE" ]; then
+        die "missing apt packages: $missing. Install them first (with network: sudo apt-get update && sudo apt-get install -y $missing), then run this again; nothing was changed"
+    fi
+    command -v apt-get >/dev/null || die "apt-get not found and missing: $missing (this is for Raspberry Pi OS / Debian 12)"
+}
+
+ensure_packages() {
+    if [ -n "$R" ] || [ "$SKIP_PACKAGES" -eq 1 ] || [ -n "$BUNDLE" ]; then
+        if [ "$SKIP_PACKAGES" -eq 1 ]; then note "apt skipped (--skip-packages)"; fi
+        if [ -n "$R" ]; then note "apt not run (--root)"; fi
+        if [ -n "$BUNDLE" ]; then note "apt not run (--bundle: offline)"; fi
+        return 0
+    fi
     local missing=() package
-    for package in "${APT_REQUIRED[@]}"; do
-        apt_installed "$package" || missing+=("$package")
-    done
+    mapfile -t missing < <(missing_required)
     if [ "${#missing[@]}" -gt 0 ]; then
-        change "apt-get update" apt-get update -qq
+        change "apt-get update" apt_or_fail "apt-get update" apt-get update -qq
     fi
     for package in "${APT_WHERE_AVAILABLE[@]}"; do
         if apt_installed "$package"; then continue; fi
@@ -443,9 +530,61 @@ ensure_packages() {
         fi
     done
     if [ "${#missing[@]}" -gt 0 ]; then
-        change "apt-get install ${missing[*]}" env DEBIAN_FRONTEND=noninteractive \
-            apt-get install -y -qq --no-install-recommends "${missing[@]}"
+        change "apt-get install ${missing[*]}" apt_or_fail "apt-get install ${missing[*]}" \
+            env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
     fi
+}
+
+# check_userland: the gate runs on a 64-bit userland only (no armv7l wheels for zxing-cpp,
+# cffi, cbor2, pyyaml, numpy, pillow: a 32-bit Pi would compile for an hour, or have no
+# decoder). Decided by the interpreter the venv is made from, not by the kernel: a Pi 4 running
+# 32-bit Raspberry Pi OS has a 64-bit kernel (uname -m says aarch64) under an armhf userland.
+USERLAND=""
+check_userland() {
+    local python=${GATE_PYTHON:-/usr/bin/python3} bits
+    if [ ! -x "$python" ]; then
+        [ "$SKIP_PACKAGES" -eq 1 ] && return 0
+        die "$python not found (apt install python3, or set GATE_PYTHON)"
+    fi
+    read -r bits USERLAND < <("$python" -c \
+        'import struct, sysconfig; print(struct.calcsize("P") * 8, sysconfig.get_platform())') ||
+        die "$python does not run"
+    if [ "$bits" != 64 ]; then
+        die "this is a ${bits}-bit userland ($USERLAND): the gate needs 64-bit. Flash Raspberry Pi OS Lite (64-bit) and install again; nothing was changed"
+    fi
+}
+
+# open_bundle: the bundle unpacked (a file) or taken as it is (a folder), every file checked
+# against its SHA256SUMS, nothing unlisted, and made for this interpreter's platform.
+open_bundle() {
+    [ -n "$BUNDLE" ] || return 0
+    local dir=$BUNDLE
+    if [ -f "$BUNDLE" ]; then
+        mkdir "$TMP/bundle"
+        tar -x -f "$BUNDLE" -C "$TMP/bundle" --no-same-owner 2>"$TMP/tar.err" ||
+            die "--bundle $BUNDLE: not a readable bundle ($(head -n 1 "$TMP/tar.err"))"
+        dir=$(find "$TMP/bundle" -mindepth 1 -maxdepth 1 -type d | head -n 1)
+    fi
+    if [ -z "$dir" ] || [ ! -f "$dir/SHA256SUMS" ] || [ ! -f "$dir/BUNDLE" ]; then
+        die "--bundle $BUNDLE: not a gate bundle (no SHA256SUMS and BUNDLE; made by scripts/bundle)"
+    fi
+    dir=$(cd "$dir" && pwd -P)
+    (cd "$dir" && sha256sum --quiet --strict -c SHA256SUMS) >"$TMP/sums.err" 2>&1 ||
+        die "--bundle $BUNDLE fails its checksums (copy it again): $(head -n 3 "$TMP/sums.err" | tr '\n' ' ')"
+    local listed present
+    listed=$(sed 's/^[0-9a-f]*  //' "$dir/SHA256SUMS" | LC_ALL=C sort)
+    present=$(cd "$dir" && find . -type f ! -name SHA256SUMS | LC_ALL=C sort)
+    [ "$listed" = "$present" ] || die "--bundle $BUNDLE holds files its SHA256SUMS does not list"
+    local platform
+    platform=$(sed -n 's/^platform=//p' "$dir/BUNDLE")
+    if [ -n "$USERLAND" ] && [ "$platform" != "$USERLAND" ]; then
+        die "--bundle $BUNDLE is for $platform, this system's Python is $USERLAND: make one with scripts/bundle --arch ${USERLAND#linux-}"
+    fi
+    say "bundle $(sed -n 's/^name=//p' "$dir/BUNDLE"): checksums verified"
+    BUNDLE_DIR=$dir
+    WHEELS=$dir/wheels
+    SOURCE=$dir/source
+    check_source
 }
 
 # ----- accounts ----------------------------------------------------------------------------
@@ -463,6 +602,7 @@ staged_free_id() { # an id unused as uid and as gid, from 999 down (as useradd -
     die "no free system id in $R/etc/passwd and $R/etc/group"
 }
 append_line() { printf '%s\n' "$2" >>"$1"; }
+write_line() { printf '%s\n' "$2" >"$1"; }
 # edit_members FILE GROUP add|remove USER: the member list (4th field) of GROUP in FILE.
 edit_members() {
     awk -F: -v OFS=: -v g="$2" -v op="$3" -v u="$4" '
@@ -592,11 +732,21 @@ usable_release() { # NAME HASH: complete, same source, and a venv unless --skip-
         { [ "$SKIP_PACKAGES" -eq 1 ] || has_venv "$1"; }
 }
 
+# A rollback pins its release: an install keeps it (the config flags still apply) until
+# --upgrade. The file names the release rolled back to.
+PINNED=$OPT/rolled-back
+pinned_release() { if [ -f "$(p "$PINNED")" ]; then head -n 1 "$(p "$PINNED")"; fi; }
+
 # NEW_RELEASE: the release to run after this install; BUILT=1 when it has to be made.
 NEW_RELEASE="" BUILT=0
 choose_release() {
     local hash=$1 current name dir
     current=$(link_name current)
+    if [ -n "$(pinned_release)" ] && [ "$UPGRADE" -eq 0 ] && complete_release "$current"; then
+        NEW_RELEASE=$current
+        say "release $current: rolled back to, kept (install with --upgrade to switch to this source)"
+        return 0
+    fi
     if usable_release "$current" "$hash"; then
         NEW_RELEASE=$current
         say "release $current: the source is unchanged, nothing to build"
@@ -620,21 +770,28 @@ build_release() { # NAME HASH
     dir=$(p "$OPT/releases/$1")
     [ ! -e "$dir" ] || die "$dir exists already: remove it, then run again"
     if [ -e "$SOURCE/.git" ]; then
-        described=$(git -C "$SOURCE" describe --always --dirty --tags 2>/dev/null) || described=""
+        # safe.directory: under sudo the checkout belongs to another user ("dubious ownership").
+        described=$(git -c safe.directory="$SOURCE" -C "$SOURCE" describe --always --dirty --tags \
+            2>/dev/null) || described=""
+    elif [ -n "$BUNDLE_DIR" ]; then
+        described=$(sed -n 's/^git_describe=//p' "$BUNDLE_DIR/BUNDLE")
     fi
     change "copy $SOURCE into $dir/app" copy_source "$dir/app"
     if [ "$SKIP_PACKAGES" -eq 1 ]; then
         note "--skip-packages: release $1 has no venv"
     else
-        local python=${GATE_PYTHON:-/usr/bin/python3}
+        local python=${GATE_PYTHON:-/usr/bin/python3} offline=() pip_hint="network, PyPI reachable?"
         [ -x "$python" ] || die "$python not found (apt install python3, or set GATE_PYTHON)"
+        if [ -n "$WHEELS" ]; then
+            offline=(--no-index --find-links "$WHEELS") pip_hint="a wheel missing from the bundle?"
+        fi
         change "create the venv $dir/venv (--system-site-packages, $python)" \
             or_fail "creating the venv failed (apt install python3-venv)" \
             "$python" -m venv --system-site-packages "$dir/venv"
         change "pip install the release into $dir/venv" \
-            or_fail "pip install failed (network, PyPI or piwheels reachable?)" \
+            or_fail "pip install failed (${pip_hint})" \
             "$dir/venv/bin/python" -m pip install \
-            --quiet --no-cache-dir --disable-pip-version-check --no-input "$dir/app"
+            --quiet --no-cache-dir --disable-pip-version-check --no-input "${offline[@]}" "$dir/app"
         if [ "$DRY_RUN" -eq 0 ]; then rm -rf "$dir/app/build" "$dir/app/gate.egg-info"; fi
     fi
     # Written last: a release without its stamp is incomplete and is removed by the next run.
@@ -697,62 +854,6 @@ prune_releases() {
 
 # ----- config ------------------------------------------------------------------------------
 
-# set_key FILE SECTION KEY VALUE: in FILE (YAML, block style), set the top-level SECTION's
-# direct child KEY to VALUE, a YAML scalar already quoted. Only that line changes; a missing key
-# is added after the section's last line, a missing section at the end of the file. Refuses (status 3, message on
-# stderr) what it cannot edit safely.
-set_key() {
-    SECTION=$2 KEY=$3 VALUE=$4 awk '
-        function spaces(n,   s) { s = ""; while (n-- > 0) s = s " "; return s }
-        function content(line) { return line !~ /^[ \t]*(#.*)?$/ }
-        function indent(line) { match(line, /^ */); return RLENGTH }
-        { L[++n] = $0 }
-        END {
-            section = ENVIRON["SECTION"]; key = ENVIRON["KEY"]; value = ENVIRON["VALUE"]
-            h = 0
-            for (i = 1; i <= n; i++) if (index(L[i], section ":") == 1) { h = i; break }
-            if (h == 0) {
-                for (i = 1; i <= n; i++) print L[i]
-                if (n > 0 && L[n] != "") print ""
-                print section ":"
-                print "  " key ": " value
-                exit 0
-            }
-            if (substr(L[h], length(section) + 2) !~ /^[ \t]*(#.*)?$/) {
-                print section ": written in flow style (on one line)" > "/dev/stderr"; exit 3
-            }
-            child = -1; k = 0; last = h
-            for (i = h + 1; i <= n; i++) {
-                if (!content(L[i])) continue
-                d = indent(L[i])
-                if (d == 0) break
-                last = i
-                if (child < 0) child = d
-                if (k > 0 && kend == 0) {
-                    if (d > child) { print section "." key ": its value spans several lines" > "/dev/stderr"; exit 3 }
-                    kend = 1
-                }
-                rest = substr(L[i], d + 1)
-                if (d == child && index(rest, key ":") == 1 &&
-                    (length(rest) == length(key) + 1 || substr(rest, length(key) + 2, 1) ~ /[ \t]/)) {
-                    if (k > 0) { print section "." key ": given twice" > "/dev/stderr"; exit 3 }
-                    v = substr(rest, length(key) + 2); sub(/^[ \t]+/, "", v)
-                    if (v ~ /^[|>]/) {
-                        print section "." key ": its value spans several lines" > "/dev/stderr"; exit 3
-                    }
-                    k = i; kend = 0
-                }
-            }
-            if (child < 0) child = 2
-            for (i = 1; i <= n; i++) {
-                if (i == k) { print spaces(child) key ": " value; continue }
-                print L[i]
-                if (i == last && k == 0) print spaces(child) key ": " value
-            }
-        }' "$1" >"$1.edited" || return 3
-    mv -f "$1.edited" "$1"
-}
-
 skeleton_config() {
     cat <<'EOF'
 # The gate's configuration, written by scripts/install.sh from the technician's flags.
@@ -783,55 +884,69 @@ mqtt:
 EOF
 }
 
+# gate_tool ARG...: the gate command of the release being installed; without its venv
+# (--skip-packages, or a dry run before the build) the source's own package under GATE_PYTHON.
+# The installer asks it to edit gate.yaml and for the device id instead of doing either itself.
+gate_tool() {
+    local gate_bin
+    gate_bin="$(p "$OPT/releases/$NEW_RELEASE")/venv/bin/gate"
+    if [ -n "$NEW_RELEASE" ] && [ -x "$gate_bin" ]; then
+        "$gate_bin" "$@"
+    else
+        PYTHONPATH="$SOURCE" "${GATE_PYTHON:-/usr/bin/python3}" \
+            -c 'import sys; from gate.cli import main; sys.exit(main())' "$@"
+    fi
+}
+
 # render_config OUT: the config this run leaves: the existing one (or the skeleton on a first
-# install) with the keys of the flags given set.
+# install) with the keys of the flags given set by `gate config set` (only those lines change,
+# comments are kept; the result must be a valid config).
 render_config() {
     local out=$1 existing
     existing=$(p "$CONFIG")
     if [ -f "$existing" ]; then cp "$existing" "$out"; else skeleton_config >"$out"; fi
     local updates=()
-    if [ -n "$PROVINCE" ]; then updates+=(site province "$(yaml_str "$PROVINCE")"); fi
-    if [ -n "$VENUE" ]; then updates+=(site venue_id "$(yaml_str "$VENUE")"); fi
-    if [ -n "$GATE_ID" ]; then updates+=(site gate_id "$(yaml_str "$GATE_ID")"); fi
-    if [ -n "$DEVICE_ID" ]; then updates+=(site device_id "$(yaml_str "$DEVICE_ID")"); fi
+    if [ -n "$PROVINCE" ]; then updates+=(site.province "$(yaml_str "$PROVINCE")"); fi
+    if [ -n "$VENUE" ]; then updates+=(site.venue_id "$(yaml_str "$VENUE")"); fi
+    if [ -n "$GATE_ID" ]; then updates+=(site.gate_id "$(yaml_str "$GATE_ID")"); fi
+    if [ -n "$DEVICE_ID" ]; then updates+=(site.device_id "$(yaml_str "$DEVICE_ID")"); fi
     if [ -n "$BROKER" ]; then
-        updates+=(mqtt host "$(yaml_str "$BROKER_HOST")" mqtt port "${BROKER_PORT:-null}")
+        updates+=(mqtt.host "$(yaml_str "$BROKER_HOST")" mqtt.port "${BROKER_PORT:-null}")
         if [ "$PLAIN" -eq 1 ]; then
-            updates+=(mqtt transport '"plain"' mqtt ca_file null mqtt cert_file null mqtt key_file null)
+            updates+=(mqtt.transport '"plain"' mqtt.ca_file null mqtt.cert_file null mqtt.key_file null)
         else
-            updates+=(mqtt transport '"tls"')
+            updates+=(mqtt.transport '"tls"')
         fi
     fi
-    if [ -n "$CA" ]; then updates+=(mqtt ca_file "$(yaml_str "$CA_DEST")"); fi
+    if [ -n "$CA" ]; then updates+=(mqtt.ca_file "$(yaml_str "$CA_DEST")"); fi
     if [ -n "$CERT" ]; then
-        updates+=(mqtt cert_file "$(yaml_str "$CERT_DEST")" mqtt key_file "$(yaml_str "$KEY_DEST")")
+        updates+=(mqtt.cert_file "$(yaml_str "$CERT_DEST")" mqtt.key_file "$(yaml_str "$KEY_DEST")")
     fi
-    if [ -n "$MQTT_USER" ]; then updates+=(mqtt username "$(yaml_str "$MQTT_USER")"); fi
-    if [ -n "$PASSWORD_FILE" ]; then updates+=(mqtt password_file "$(yaml_str "$PASSWORD_DEST")"); fi
-    local i status
-    for ((i = 0; i < ${#updates[@]}; i += 3)); do
-        status=0
-        set_key "$out" "${updates[i]}" "${updates[i + 1]}" "${updates[i + 2]}" 2>"$TMP/set_key.err" || status=$?
-        if [ "$status" -ne 0 ]; then
-            die "cannot update ${updates[i]}.${updates[i + 1]} in $existing: $(cat "$TMP/set_key.err"). \
-Nothing was changed: edit that key by hand (block style, one line), or move the file away to \
-have it written afresh."
-        fi
-    done
+    if [ -n "$MQTT_USER" ]; then updates+=(mqtt.username "$(yaml_str "$MQTT_USER")"); fi
+    if [ -n "$PASSWORD_FILE" ]; then updates+=(mqtt.password_file "$(yaml_str "$PASSWORD_DEST")"); fi
+    [ "${#updates[@]}" -gt 0 ] || return 0
+    if ! gate_tool --version >/dev/null 2>&1; then
+        [ "$DRY_RUN" -eq 1 ] || die "no gate command to edit gate.yaml with (release $NEW_RELEASE has no venv; set GATE_PYTHON to a Python with the gate's dependencies)"
+        note "dry run: the keys the flags set are written once the release is built"
+        return 0
+    fi
+    if ! gate_tool config set "$out" "${updates[@]}" >/dev/null 2>"$TMP/set.err"; then
+        die "cannot update $existing: $(sed "s|$out|$existing|g" "$TMP/set.err") Nothing was changed: \
+edit that key by hand, or move the file away to have it written afresh."
+    fi
 }
 
-# The device id the daemon will use when site.device_id is null (as gate/outbox/identity.py).
-hardware_id() {
-    local raw=""
-    raw=$(awk -F: 'tolower($1) ~ /^serial[ \t]*$/ { v = $2; gsub(/[ \t]/, "", v); if (v ~ /[^0]/) { print v; exit } }' \
-        /proc/cpuinfo 2>/dev/null) || raw=""
-    if [ -z "$raw" ] && [ -r /sys/firmware/devicetree/base/serial-number ]; then
-        raw=$(tr -d '\0\n\t ' </sys/firmware/devicetree/base/serial-number)
-        [[ $raw =~ [^0] ]] || raw=""
+# say_device_id CONFIG: the id the daemon will use (printed by the gate itself, to be
+# registered with the province).
+say_device_id() {
+    local id
+    if id=$(gate_tool device-id --config "$1" --machine-id "$(p /etc/machine-id)" 2>"$TMP/id.err"); then
+        say "device id: $id (CPU serial, else machine id; resolved by the daemon at each start)"
+    elif [ -n "$R" ] || [ "$DRY_RUN" -eq 1 ]; then
+        note "device id not known here ($(head -n 1 "$TMP/id.err")): the target must have a CPU serial or /etc/machine-id, or give --device-id"
+    else
+        die "no CPU serial and no /etc/machine-id: give --device-id; nothing was switched"
     fi
-    if [ -z "$raw" ] && [ -r "$(p /etc/machine-id)" ]; then raw=$(tr -d '\n\t ' <"$(p /etc/machine-id)"); fi
-    raw=$(printf '%s' "$raw" | tr -c 'A-Za-z0-9_-' '-')
-    printf '%s' "${raw:0:64}"
 }
 
 # check_config RELEASE FILE: the release's own `gate config check` on FILE (when it has a venv).
@@ -923,18 +1038,6 @@ do_install() {
         fi
     fi
     say "gate install: source $SOURCE${R:+, root $R}$([ "$DRY_RUN" -eq 1 ] && echo ', dry run')"
-    if [ -z "$DEVICE_ID" ] && [ "$first" -eq 1 ]; then
-        local hw
-        hw=$(hardware_id)
-        if [ -n "$hw" ]; then
-            say "device id: $hw (CPU serial, else machine id; resolved by the daemon at each start)"
-        elif [ -z "$R" ]; then
-            die "no CPU serial and no /etc/machine-id: give --device-id"
-        else
-            note "no CPU serial here and no $R/etc/machine-id: the target must have one, or give --device-id"
-        fi
-    fi
-
     ensure_packages
     ensure_accounts
     resolve_ids
@@ -957,6 +1060,7 @@ do_install() {
 
     # The config this run leaves, checked by the release that will run it, before any switch.
     render_config "$TMP/gate.yaml"
+    if [ -z "$DEVICE_ID" ] && [ "$first" -eq 1 ]; then say_device_id "$TMP/gate.yaml"; fi
     check_config "$NEW_RELEASE" "$TMP/gate.yaml"
     if [ "$DRY_RUN" -eq 1 ] && [ "$first" -eq 1 ]; then
         say "the gate.yaml it would write:"
@@ -974,6 +1078,12 @@ do_install() {
     if [ -n "$PASSWORD_FILE" ]; then
         install_file "$PASSWORD_FILE" "$(p "$PASSWORD_DEST")" 0600 gate:gate &&
             restart=$((restart | FILE_CHANGED))
+    fi
+    if [ "$PLAIN" -eq 1 ]; then # the config no longer names them: no key left behind
+        local tls_file
+        for tls_file in "$KEY_DEST" "$CERT_DEST" "$CA_DEST"; do
+            remove_path "$(p "$tls_file")" "$(p "$tls_file") (--plain: no TLS)"
+        done
     fi
     # Secrets installed by an earlier run keep their modes too.
     if [ -z "$KEY" ] && [ -f "$(p "$KEY_DEST")" ]; then fix_meta "$(p "$KEY_DEST")" 0600 gate:gate; fi
@@ -1004,6 +1114,9 @@ do_install() {
         switch_link "$(p "$OPT")/current" "releases/$NEW_RELEASE"
     fi
     ensure_stable_links
+    if [ -n "$(pinned_release)" ] && [ "$UPGRADE" -eq 1 ]; then
+        remove_path "$(p "$PINNED")" "the rollback pin $(p "$PINNED") (--upgrade)"
+    fi
     prune_releases "$NEW_RELEASE" "$old_previous"
 
     ensure_enabled
@@ -1022,6 +1135,8 @@ do_rollback() {
     check_config "$previous" "$(p "$CONFIG")"
     switch_link "$(p "$OPT")/previous" "releases/$current"
     switch_link "$(p "$OPT")/current" "releases/$previous"
+    change "pin release $previous ($(p "$PINNED")): installs keep it until --upgrade" \
+        write_line "$(p "$PINNED")" "$previous"
     ensure_stable_links
     local app
     app="$(p "$OPT/releases/$previous")/app"
@@ -1032,7 +1147,24 @@ do_rollback() {
     run_service "$previous" 1 "$unit_changed"
 }
 
+# confirm_purge: unsent check-ins are deleted only when the person says so (or gave --yes).
+confirm_purge() {
+    local outbox
+    outbox="$(p "$VAR")/outbox.sqlite3"
+    if [ "$PURGE" -eq 0 ] || [ ! -f "$outbox" ] || [ "$YES" -eq 1 ] || [ "$DRY_RUN" -eq 1 ]; then
+        return 0
+    fi
+    if [ ! -t 0 ]; then
+        die "--purge would delete $outbox with the check-ins not yet sent to the broker: export them first (gate queue --db $outbox --export FILE), then add --yes; nothing was changed"
+    fi
+    local answer=""
+    printf '%s' "--purge deletes $outbox: check-ins not yet sent to the broker are lost (export them first: gate queue --db $outbox --export FILE). Type yes to delete: " >&2
+    read -r answer || answer=""
+    [ "$answer" = yes ] || die "not confirmed: nothing was changed"
+}
+
 do_uninstall() {
+    confirm_purge
     say "gate uninstall$([ "$PURGE" -eq 1 ] && echo ' --purge')${R:+ (root $R)}"
     if systemd_live; then
         if systemctl is-enabled --quiet gate 2>/dev/null || systemctl is-active --quiet gate; then
@@ -1062,6 +1194,19 @@ do_uninstall() {
     fi
 }
 
+# take_lock: one run at a time per system, or per --root (the staging root's folder itself is
+# locked, so nothing is written there). A second run waits for the first.
+take_lock() {
+    [ "$DRY_RUN" -eq 0 ] || return 0
+    command -v flock >/dev/null || die "flock not found (apt install util-linux)"
+    if [ -n "$R" ]; then exec 9<"$R"; else exec 9>/run/gate-install.lock; fi
+    local wait_s=${GATE_INSTALL_LOCK_WAIT_S:-600}
+    if ! flock -n 9; then
+        say "waiting up to ${wait_s} s for another install.sh on ${R:-this system} to finish"
+        flock -w "$wait_s" 9 || die "another install.sh on ${R:-this system} is still running"
+    fi
+}
+
 main() {
     parse_flags "$@"
     validate_flags
@@ -1072,9 +1217,11 @@ main() {
     if [ "$IS_ROOT" -eq 0 ] && [ "$DRY_RUN" -eq 0 ]; then
         note "not running as root: file owners are left as they are"
     fi
-    if [ -z "$R" ] && [ "$DRY_RUN" -eq 0 ] && command -v flock >/dev/null; then
-        exec 9>/run/gate-install.lock
-        flock -n 9 || die "another install.sh is running"
+    take_lock
+    if [ "$MODE" = install ]; then
+        check_userland
+        open_bundle
+        check_packages
     fi
     case "$MODE" in
     install) do_install ;;

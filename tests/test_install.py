@@ -6,12 +6,16 @@ the tree, the modes, the owners (when the tests run as root), the config as the 
 and what re-runs, upgrades, rollbacks, dry runs and uninstalls do and do not change.
 """
 
+import fcntl
 import hashlib
 import os
 import shutil
 import sqlite3
 import stat
 import subprocess
+import sys
+import sysconfig
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -81,12 +85,30 @@ def root(tmp_path) -> Path:
 
 
 def install(
-    root: Path, source: Path, *args: str, check: bool = True, skip_packages: bool = True
+    root: Path,
+    source: Path | None,
+    *args: str,
+    check: bool = True,
+    skip_packages: bool = True,
+    env: dict[str, str] | None = None,
+    as_user: list[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    command = ["bash", str(SCRIPT), "--root", str(root), "--source", str(source)]
+    """install.sh into `root` (stdin is not a terminal, as under CI or a pipe). Without a
+    release venv (--skip-packages) the installer runs the source's `gate` with GATE_PYTHON:
+    this interpreter, which has the gate's dependencies."""
+    command = [*(as_user or []), "bash", str(SCRIPT), "--root", str(root)]
+    if source is not None:
+        command += ["--source", str(source)]
     if skip_packages:
         command.append("--skip-packages")
-    result = subprocess.run([*command, *args], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "GATE_PYTHON": sys.executable, **(env or {})},
+    )
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -401,7 +423,8 @@ def test_a_config_it_cannot_edit_safely_is_refused_and_kept(root, source):
     result = install(root, source, "--venue", "other", check=False)
 
     assert result.returncode == 1
-    assert "cannot update site.venue_id" in result.stderr and "flow style" in result.stderr
+    assert f"cannot update {config}" in result.stderr
+    assert "site: written in flow style" in result.stderr
     assert snapshot(root) == before
 
 
@@ -439,13 +462,21 @@ def test_upgrade_keeps_config_and_outbox_and_rollback_returns(root, source):
     assert (root / "etc/gate/gate.yaml").read_bytes() == config
     assert (root / "var/lib/gate/outbox.sqlite3").read_bytes() == outbox
 
-    # Installing the upgraded source again switches to its release; nothing is rebuilt.
-    forward = install(root, source)
+    # A re-run keeps the rollback; only --upgrade switches to the source again, without a rebuild.
+    rolled_back = snapshot(root)
+    again = install(root, source)
+    assert snapshot(root) == rolled_back
+    assert "rolled back to, kept" in again.stdout and "--upgrade" in again.stdout
+    assert link(root, "current") == f"releases/{first}"
+
+    forward = install(root, source, "--upgrade")
     assert link(root, "current") == f"releases/{second}"
     assert link(root, "previous") == f"releases/{first}"
     assert releases(root) == sorted([first, second])
     assert "holds this source already" in forward.stdout and "copy " not in forward.stdout
     assert (root / "var/lib/gate/outbox.sqlite3").read_bytes() == outbox
+    assert not (root / "opt/gate/rolled-back").exists()
+    assert "nothing to change" in install(root, source).stdout
 
 
 def test_rollback_without_a_previous_release_fails_clearly(root, source):
@@ -526,7 +557,7 @@ def test_uninstall_keeps_data_and_purge_removes_it(root, source):
     install(root, source)
     assert (root / "etc/gate/gate.yaml").read_bytes() == config
 
-    purge = install(root, source, "--uninstall", "--purge")
+    purge = install(root, source, "--uninstall", "--purge", "--yes")
 
     assert not (root / "etc/gate").exists() and not (root / "var/lib/gate").exists()
     assert "gate:" not in (root / "etc/passwd").read_text()
@@ -603,12 +634,18 @@ def test_help_states_the_decisions():
         "--purge",
         "update only their keys",
         "gate.yaml.bak",
+        "--bundle FILE",
+        "--upgrade",
+        "--yes",
+        "32-bit userland",
+        "Exit status: 0 done, 1 failed",
     ):
         assert words in result.stdout, words
 
 
 def test_shell_scripts_are_shellcheck_clean():
-    scripts = [SCRIPT, *(SCRIPT.parent / name for name in ("bootstrap.sh", "demo", "test"))]
+    names = ("bootstrap.sh", "demo", "test", "bundle", "pi-check")
+    scripts = [SCRIPT, *(SCRIPT.parent / name for name in names)]
     result = subprocess.run(
         ["shellcheck", *map(str, scripts), str(SCRIPT.parent.parent / ".ci/run")],
         capture_output=True,
@@ -616,3 +653,189 @@ def test_shell_scripts_are_shellcheck_clean():
         timeout=60,
     )
     assert result.returncode == 0, result.stdout
+
+
+# ----- installer defects (issue 8) -----------------------------------------------------------
+
+
+def test_a_copy_that_fails_fails_the_run(root, source, tmp_path):
+    install(root, source, *FLAGS)
+    (root / "etc/gate/mqtt-ca.pem").mkdir()  # in the way: the CA cannot be put there
+    (tmp_path / "ca.pem").write_text(CA_PEM)
+    before = snapshot(root)
+
+    result = install(root, source, "--ca", str(tmp_path / "ca.pem"), check=False)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "cannot copy" in result.stderr and "mqtt-ca.pem" in result.stderr
+    assert "done:" not in result.stdout
+    assert snapshot(root) == before
+
+
+def test_a_run_waits_for_another_on_the_same_root(root, source):
+    held = os.open(root, os.O_RDONLY)  # the lock another run holds: the root folder itself
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        before = snapshot(root)
+        result = install(root, source, *FLAGS, check=False, env={"GATE_INSTALL_LOCK_WAIT_S": "1"})
+        assert snapshot(root) == before
+    finally:
+        os.close(held)
+
+    assert result.returncode == 1
+    assert "waiting up to 1 s for another install.sh" in result.stdout
+    assert "still running" in result.stderr
+
+
+def test_parallel_runs_on_one_root_make_one_gate_user(root, source):
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda _: install(root, source, *FLAGS, check=False), range(2)))
+
+    assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
+    passwd = (root / "etc/passwd").read_text().splitlines()
+    assert len([line for line in passwd if line.startswith("gate:")]) == 1
+    assert len(releases(root)) == 1
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="only root can run git on a checkout another user owns")
+def test_the_release_stamp_names_the_commit_under_sudo(root, source):
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-C", str(source)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "release"], check=True)
+    commit = subprocess.run(
+        [*git, "-c", f"safe.directory={source}", "rev-parse", "--short", "HEAD"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    for path in [source, *source.rglob("*")]:
+        os.chown(path, 1000, 1000, follow_symlinks=False)  # a checkout the technician cloned
+
+    install(root, source, *FLAGS)
+
+    [release] = releases(root)
+    stamp = (root / "opt/gate/releases" / release / "RELEASE").read_text()
+    assert f"git_describe={commit}\n" in stamp
+
+
+def dpkg_status(root: Path, packages: list[str]) -> None:
+    """A dpkg database in the staged root holding exactly these packages."""
+    status = root / "var/lib/dpkg/status"
+    status.parent.mkdir(parents=True)
+    status.write_text(
+        "".join(
+            f"Package: {name}\nStatus: install ok installed\nArchitecture: arm64\nVersion: 1\n\n"
+            for name in packages
+        )
+    )
+
+
+def test_missing_apt_packages_are_named_with_the_command_and_nothing_changes(root, source):
+    dpkg_status(root, ["python3", "python3-venv", "python3-numpy", "python3-pil", "libzbar0"])
+    before = snapshot(root)
+
+    result = install(root, source, *FLAGS, check=False, skip_packages=False)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "missing apt packages: ca-certificates tzdata" in result.stderr
+    assert "sudo apt-get install -y ca-certificates tzdata" in result.stderr
+    assert snapshot(root) == before
+
+
+def test_a_32_bit_userland_is_refused_before_anything_changes(root, source, tmp_path):
+    # An interpreter answering as Raspberry Pi OS 32-bit does on a Pi 4, whose kernel is 64-bit.
+    armhf_python = tmp_path / "python3"
+    armhf_python.write_text("#!/bin/sh\necho 32 linux-armv7l\n")
+    armhf_python.chmod(0o755)
+    before = snapshot(root)
+
+    result = install(root, source, *FLAGS, check=False, env={"GATE_PYTHON": str(armhf_python)})
+
+    assert result.returncode == 1
+    assert "32-bit userland (linux-armv7l)" in result.stderr
+    assert "Flash Raspberry Pi OS Lite (64-bit)" in result.stderr
+    assert snapshot(root) == before
+
+
+def test_the_userland_check_asks_the_interpreter_not_the_kernel():
+    script = SCRIPT.read_text()
+    body = script[script.index("check_userland() {") :]
+    body = body[: body.index("\n}\n")]
+    assert "uname" not in body and "struct.calcsize" in body and "sysconfig.get_platform" in body
+
+
+def test_purge_asks_before_deleting_unsent_check_ins(root, source):
+    install(root, source, *FLAGS)
+    outbox = seed_outbox(root)
+    before = snapshot(root)
+
+    refused = install(root, source, "--uninstall", "--purge", check=False)
+
+    assert refused.returncode == 1
+    assert "not yet sent to the broker" in refused.stderr and "--yes" in refused.stderr
+    assert snapshot(root) == before
+    assert (root / "var/lib/gate/outbox.sqlite3").read_bytes() == outbox
+
+    install(root, source, "--uninstall", "--purge", "--yes")
+    assert not (root / "var/lib/gate").exists()
+
+
+def test_moving_to_plain_removes_the_tls_files(root, source, tmp_path):
+    (tmp_path / "ca.pem").write_text(CA_PEM)
+    (tmp_path / "client.pem").write_text(CA_PEM)
+    (tmp_path / "client.key").write_text(KEY_PEM)
+    tls = ("--ca", str(tmp_path / "ca.pem"), "--cert", str(tmp_path / "client.pem"))
+    install(root, source, *FLAGS, *tls, "--key", str(tmp_path / "client.key"))
+    assert (root / "etc/gate/mqtt-client.key").exists()
+
+    install(root, source, "--broker", "10.0.0.5", "--plain")
+
+    etc = root / "etc/gate"
+    for name in ("mqtt-client.key", "mqtt-client.pem", "mqtt-ca.pem"):
+        assert not (etc / name).exists(), name
+    _, mqtt = load_written(etc / "gate.yaml")
+    assert mqtt.transport == "plain" and mqtt.key_file is None and mqtt.cert_file is None
+
+
+def make_bundle(top: Path, source: Path, platform: str) -> Path:
+    """A bundle folder as scripts/bundle lays it out (no wheels: pip is never reached here)."""
+    bundle = top / "gate-test-bundle"
+    shutil.copytree(source, bundle / "source")
+    (bundle / "wheels").mkdir()
+    (bundle / "BUNDLE").write_text(f"name=gate-test-bundle\nplatform={platform}\n")
+    files = sorted(p for p in bundle.rglob("*") if p.is_file())
+    (bundle / "SHA256SUMS").write_text(
+        "".join(
+            f"{hashlib.sha256(p.read_bytes()).hexdigest()}  ./{p.relative_to(bundle)}\n"
+            for p in files
+        )
+    )
+    return bundle
+
+
+def test_a_bundle_that_fails_its_checksums_is_refused(root, pristine_source, tmp_path):
+    bundle = make_bundle(tmp_path, pristine_source, sysconfig.get_platform())
+    with (bundle / "source/gate/__init__.py").open("a") as f:
+        f.write("# altered on the USB stick\n")
+    before = snapshot(root)
+
+    result = install(root, None, *FLAGS, "--bundle", str(bundle), check=False, skip_packages=False)
+
+    assert result.returncode == 1
+    assert "fails its checksums" in result.stderr and "gate/__init__.py" in result.stderr
+    assert snapshot(root) == before
+
+
+def test_a_bundle_for_another_platform_is_refused(root, pristine_source, tmp_path):
+    bundle = make_bundle(tmp_path, pristine_source, "linux-riscv64")
+    tar = tmp_path / "gate-test-bundle.tar"
+    subprocess.run(["tar", "-cf", str(tar), "-C", str(tmp_path), bundle.name], check=True)
+    before = snapshot(root)
+
+    result = install(root, None, *FLAGS, "--bundle", str(tar), check=False, skip_packages=False)
+
+    assert result.returncode == 1
+    here = sysconfig.get_platform()
+    assert f"is for linux-riscv64, this system's Python is {here}" in result.stderr
+    assert snapshot(root) == before

@@ -26,6 +26,7 @@ CCCD = "001090123456|012345678|Nguyễn Văn An|01011990|Nam|Hà Nội|15042021"
 DEVICE = "selftest-dev"
 ROWS = [
     "config",
+    "platform",
     "service",
     "green_led",
     "red_led",
@@ -141,7 +142,7 @@ def test_the_table_shows_every_row_with_what_to_do(tmp_path, code_frames, mock_f
     assert starts[: len(ROWS)] == ROWS
     broker_line = next(line for line in lines if line.startswith("broker"))
     assert "FAIL" in broker_line and "mqtt.host" in broker_line
-    assert lines[-1] == "12 pass, 1 fail"
+    assert lines[-1] == "13 pass, 1 fail"
 
 
 def test_the_relay_pulse_is_bounded_by_relay_max_s(tmp_path, code_frames, mock_factory, capsys):

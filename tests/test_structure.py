@@ -44,6 +44,7 @@ LAYERS: list[tuple[str, ...]] = [
     # services built from the config: judge, remote lists, pipeline, outbox, commands
     (
         "gate.judge",
+        "gate.config_edit",
         "gate.remote_lists",
         "gate.pipeline",
         "gate.control",

@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "cmd": ("gate.cli.cmd", "add_remote_commands"),
     "selftest": ("gate.cli.selftest", "add_selftest_command"),
     "config": ("gate.cli.config", "add_config_command"),
+    "device-id": ("gate.cli.device", "add_device_id_command"),
 }
 
 

@@ -13,15 +13,21 @@ import weakref
 from ctypes import POINTER, c_uint
 
 import numpy as np
-from numpy.lib.array_utils import byte_bounds
+
+try:
+    from numpy.lib.array_utils import byte_bounds  # numpy 2
+except ImportError:  # numpy 1.x, as Debian bookworm and Raspberry Pi OS ship it (1.24)
+    from numpy import byte_bounds
 
 from gate.decode.base import Box, Code, check_frame, utf8_or_none
 from gate.errors import DecoderError
 
 try:
     from pyzbar import wrapper as _zw
-except ImportError as exc:  # pyzbar missing or libzbar0 not installed
-    raise ImportError(f"zbar backend unavailable: {exc}") from exc
+except ModuleNotFoundError as exc:
+    raise ImportError(f"zbar backend unavailable: the pyzbar package is missing ({exc})") from exc
+except ImportError as exc:  # pyzbar is there, its ctypes load of libzbar failed
+    raise ImportError(f"zbar backend unavailable: libzbar cannot be loaded ({exc})") from exc
 
 _ZBAR_NONE = 0
 _ZBAR_QRCODE = 64

@@ -1,7 +1,7 @@
 """`gate selftest`: the technician's check at the door, one row per part, each with what to do.
 
-Rows, in order: config, service, green_led, red_led, buzzer, relay, camera, exposure, code,
-broker, clock, disk, outbox. Each is pass, warn or fail with a measured value; a failure or
+Rows, in order: config, platform, service, green_led, red_led, buzzer, relay, camera, exposure,
+code, broker, clock, disk, outbox. Each is pass, warn or fail with a measured value; a failure or
 a warning says what to do. A row that depends on one that failed is `skip` (one cause, one
 failure): exposure and code when the camera gave no frames.
 
@@ -33,6 +33,7 @@ from gate.selftest.host import (
     service_state,
 )
 from gate.selftest.pins import SIGNAL_ROWS, signal_rows
+from gate.selftest.platform import platform_row
 from gate.selftest.report import Row, Status, exit_status, render, skipped
 
 __all__ = [
@@ -45,7 +46,7 @@ __all__ = [
     "selftest",
 ]
 
-CHECKS = ("signals", "camera", "broker", "clock", "disk", "outbox")
+CHECKS = ("platform", "signals", "camera", "broker", "clock", "disk", "outbox")
 """What `--only` selects; the config row always runs, the service row with signals or camera."""
 
 
@@ -76,6 +77,8 @@ def run_checks(config: GateConfig, config_path: Path, options: Options) -> list[
     where = f"gate {site.province}/{site.venue_id}/{site.gate_id}, camera {config.camera.source}"
     rows = [Row("config", Status.PASS, str(config_path), where)]
     busy = False
+    if "platform" in options.only:
+        rows.append(platform_row(config))
     if options.only & {"signals", "camera"}:
         service = service_row(options.service_state())
         busy = service.status is Status.FAIL

@@ -1,0 +1,137 @@
+"""`gate config set` and `gate device-id`, through the command line as the installer calls them.
+
+config set changes only the lines of the keys it is given, keeps every comment, and replaces
+the file only with a config that loads; device-id prints what the daemon would use.
+"""
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from gate.app_config import load_config
+from gate.cli import main
+
+COMMENTED = """\
+# The gate at the north door. Ask Lan before changing the relay pins.
+site:
+  province: "HN"   # Ha Noi
+  venue_id: "venue-7"
+  gate_id: "north-1"
+
+mqtt:
+  host: "broker.example.org"
+  # 8883 is the province's TLS port
+  port: 8883
+"""
+
+
+@pytest.fixture
+def config(tmp_path) -> Path:
+    path = tmp_path / "gate.yaml"
+    path.write_text(COMMENTED)
+    path.chmod(0o640)
+    return path
+
+
+def test_set_changes_only_the_given_lines_and_keeps_comments(config, capsys):
+    assert main(["config", "set", str(config), "mqtt.port", "8884", "site.gate_id", "south-2"]) == 0
+
+    assert capsys.readouterr().out == "changed\n"
+    assert config.read_text() == COMMENTED.replace("port: 8883", "port: 8884").replace(
+        'gate_id: "north-1"', 'gate_id: "south-2"'
+    )
+    loaded = load_config(config)
+    assert (loaded.mqtt.port, loaded.site.gate_id) == (8884, "south-2")
+    assert stat.S_IMODE(config.stat().st_mode) == 0o640
+
+
+def test_missing_keys_and_sections_are_added_in_block_style(config):
+    pairs = ["camera.replay.fps", "5", "site.device_id", "d-9"]
+    assert main(["config", "set", str(config), *pairs]) == 0
+
+    text = config.read_text()
+    assert '  gate_id: "north-1"\n  device_id: "d-9"\n\nmqtt:' in text
+    assert text.endswith("  port: 8883\n\ncamera:\n  replay:\n    fps: 5\n")
+    loaded = load_config(config)
+    assert loaded.camera.replay.fps == 5 and loaded.site.device_id == "d-9"
+
+
+def test_setting_what_is_there_changes_nothing(config, capsys):
+    before = os.stat(config).st_mtime_ns
+
+    assert main(["config", "set", str(config), "mqtt.port", "8883"]) == 0
+
+    assert capsys.readouterr().out == "unchanged\n"
+    assert config.read_text() == COMMENTED and os.stat(config).st_mtime_ns == before
+
+
+@pytest.mark.parametrize(
+    ("pairs", "expected"),
+    [
+        (["mqtt.port", "eighty"], ":10: mqtt.port: Input should be a valid integer"),
+        (["site.venue_id", "0123"], ":4: site.venue_id: Input should be a valid string"),
+        (["camera.nonsense", "1"], ":13: camera.nonsense: unknown key; expected one of:"),
+        (["mqtt.host", "[a, b]"], "expected one value"),
+    ],
+)
+def test_an_invalid_result_names_file_key_and_expectation_and_keeps_the_file(
+    config, capsys, pairs, expected
+):
+    assert main(["config", "set", str(config), *pairs]) == 1
+
+    err = capsys.readouterr().err
+    assert expected in err
+    if ":" in expected[:4]:
+        assert f"{config}{expected}" in err
+    assert config.read_text() == COMMENTED
+    assert [p.name for p in config.parent.iterdir()] == ["gate.yaml"]
+
+
+def test_layouts_it_cannot_edit_line_by_line_are_refused_by_key(tmp_path, capsys):
+    flow = tmp_path / "flow.yaml"
+    flow.write_text('site: {province: "HN", venue_id: "v", gate_id: "g"}\n')
+    folded = tmp_path / "folded.yaml"
+    folded.write_text("mqtt:\n  host: >\n    broker.example.org\n")
+
+    assert main(["config", "set", str(flow), "site.venue_id", "w"]) == 1
+    assert f"{flow}: cannot set site: written in flow style" in capsys.readouterr().err
+    assert main(["config", "set", str(folded), "mqtt.host", "other"]) == 1
+    assert "cannot set mqtt.host: its value spans several lines" in capsys.readouterr().err
+    assert flow.read_text().startswith("site: {") and "    broker" in folded.read_text()
+
+
+def test_a_key_without_a_value_is_a_usage_error(config, capsys):
+    assert main(["config", "set", str(config), "mqtt.port"]) == 2
+    assert "'mqtt.port' has no VALUE" in capsys.readouterr().err
+
+
+def test_device_id_prints_the_override_else_the_machine_id(config, tmp_path, capsys):
+    machine_id = tmp_path / "machine-id"
+    machine_id.write_text("3d1219c7c4c5404aaa1f6d2a48adfda4\n")
+    cpu_serial = next(
+        (line for line in Path("/proc/cpuinfo").read_text().splitlines() if "Serial" in line), None
+    )
+
+    assert main(["device-id", "--config", str(config), "--machine-id", str(machine_id)]) == 0
+    printed = capsys.readouterr().out.strip()
+    if cpu_serial is None:
+        assert printed == "3d1219c7c4c5404aaa1f6d2a48adfda4"
+
+    main(["config", "set", str(config), "site.device_id", "gate-north-1"])
+    capsys.readouterr()
+    assert main(["device-id", "--config", str(config), "--machine-id", str(machine_id)]) == 0
+    assert capsys.readouterr().out == "gate-north-1\n"
+
+
+def test_device_id_without_any_source_says_what_to_set(tmp_path, capsys):
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    missing = tmp_path / "none"
+
+    status = main(["device-id", "--config", str(missing), "--machine-id", str(missing)])
+
+    if "Serial" in cpuinfo:  # a Raspberry Pi: its serial is the id
+        assert status == 0 and capsys.readouterr().out.strip()
+    else:
+        assert status == 1 and "set site.device_id" in capsys.readouterr().err
