@@ -1,14 +1,25 @@
 """Shared fixtures: gpiozero's own MockFactory pins and a check-in store kept in memory."""
 
+import os
 import signal
 from collections.abc import Iterator
 
 import pytest
+from fuzzing import CI_EXAMPLES, DEV_EXAMPLES
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
+from hypothesis import settings
 
 from gate.checkin import CheckIn
 from gate.errors import StorageFull
+
+# Quick by default for development, the full budgets in CI (HYPOTHESIS_PROFILE=ci); both
+# derandomised, so a failure is met again on the next run. See tests/fuzzing.py.
+for _name, _examples in (("dev", DEV_EXAMPLES), ("ci", CI_EXAMPLES)):
+    settings.register_profile(
+        _name, max_examples=_examples, derandomize=True, deadline=None, database=None
+    )
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 @pytest.fixture
