@@ -835,6 +835,7 @@ def test_the_inbox_is_bounded_in_bytes_as_well_as_in_number():
     ]
 
 
+@pytest.mark.slow
 def test_a_command_captured_on_another_gates_topic_is_refused_there(rigs, broker, ops_key, capsys):
     rig = hostile(rigs)
     assert rig.send(rig.signed("lock"))["reason"] == "ok"
@@ -910,6 +911,7 @@ class Forger:
         self.client.loop_stop()
 
 
+@pytest.mark.slow
 def test_a_forged_result_is_never_taken_for_the_gates_answer(
     rigs, broker, ops_key, tmp_path, capsys
 ):
@@ -951,6 +953,7 @@ def test_a_forged_result_is_never_taken_for_the_gates_answer(
     scanning_goes_on(rig)
 
 
+@pytest.mark.slow
 def test_a_flood_of_unsigned_commands_is_answered_and_logged_within_a_budget(rigs, burst, caplog):
     caplog.set_level(logging.INFO, logger="gate.commands")
     rig = hostile(rigs)
