@@ -2,6 +2,7 @@
 
 from math import isclose
 
+from gpiozero import OutputDevice
 from gpiozero.pins.mock import MockPin
 
 TOLERANCE_S = 0.05
@@ -25,3 +26,16 @@ def assert_pattern(pin: MockPin, expected: list[tuple[float | None, bool]]) -> N
     for (took, _), (want, _) in zip(actual, expected, strict=True):
         if want is not None:
             assert isclose(took, want, abs_tol=TOLERANCE_S), (actual, expected)
+
+
+def join_blinks(*devices: OutputDevice, timeout: float = 10.0) -> None:
+    """Return once every finite blink on `devices` has run its course, so no change is to come.
+
+    gpiozero runs each blink in a GPIOThread it keeps on the device (it has no public handle);
+    the thread ends with the last phase, and its join raises ZombieThread if it outlives
+    `timeout`, for instance on an endless blink.
+    """
+    for device in devices:
+        thread = device._blink_thread
+        if thread is not None:
+            thread.join(timeout)
