@@ -61,12 +61,6 @@ EMPTY = empty_frame(size=(320, 240), seed=1)
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    with Broker(tmp_path_factory.mktemp("broker")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def ops_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The operations key pair as `gate cmd keygen` writes it."""
     private = tmp_path_factory.mktemp("ops") / "ops.key"
