@@ -90,6 +90,7 @@ def _resolve_paths(section: M, base: Path) -> M:
     changes: dict[str, Any] = {}
     for name in type(section).model_fields:
         value = getattr(section, name)
+        resolved: object
         if isinstance(value, Section):
             resolved = _resolve_paths(value, base)
         elif isinstance(value, Path):

@@ -84,7 +84,7 @@ def clock_synced() -> bool:
 @functools.cache
 def _adjtimex() -> Callable[[ctypes.Array[ctypes.c_char]], int] | None:
     try:
-        return ctypes.CDLL(None, use_errno=True).adjtimex  # type: ignore[no-any-return]
+        return ctypes.CDLL(None, use_errno=True).adjtimex
     except (OSError, AttributeError):
         return None
 

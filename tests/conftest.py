@@ -1,14 +1,27 @@
-"""Shared fixtures: gpiozero's own MockFactory pins and a check-in store kept in memory."""
+"""Shared fixtures: gpiozero's MockFactory pins, a check-in store kept in memory, the session's
+mosquitto and the Hypothesis profiles."""
 
+import os
 import signal
 from collections.abc import Iterator
 
 import pytest
+from broker import Broker
+from fuzzing import CI_EXAMPLES, DEV_EXAMPLES
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
+from hypothesis import settings
 
 from gate.checkin import CheckIn
 from gate.errors import StorageFull
+
+# Quick by default for development, the full budgets in CI (HYPOTHESIS_PROFILE=ci); both
+# derandomised, so a failure is met again on the next run. See tests/fuzzing.py.
+for _name, _examples in (("dev", DEV_EXAMPLES), ("ci", CI_EXAMPLES)):
+    settings.register_profile(
+        _name, max_examples=_examples, derandomize=True, deadline=None, database=None
+    )
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 @pytest.fixture
@@ -49,3 +62,16 @@ def os_signal_handlers() -> Iterator[None]:
     yield
     for signum, handler in saved.items():
         signal.signal(signum, handler)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One plain mosquitto for the session (one per xdist worker), saving a start per test.
+
+    Only for tests that never stop, restart, freeze or reconfigure it; each module using it
+    keeps its own topic root and client ids, so what one leaves retained or queued reaches
+    no other. A module whose tests control the broker's process overrides this fixture
+    with a broker of its own per test.
+    """
+    with Broker(tmp_path_factory.mktemp("broker")) as running:
+        yield running

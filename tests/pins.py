@@ -2,6 +2,8 @@
 
 from math import isclose
 
+from broker import wait_until
+from gpiozero import OutputDevice
 from gpiozero.pins.mock import MockPin
 
 TOLERANCE_S = 0.05
@@ -25,3 +27,20 @@ def assert_pattern(pin: MockPin, expected: list[tuple[float | None, bool]]) -> N
     for (took, _), (want, _) in zip(actual, expected, strict=True):
         if want is not None:
             assert isclose(took, want, abs_tol=TOLERANCE_S), (actual, expected)
+
+
+def join_blinks(*devices: OutputDevice, timeout: float = 10.0) -> None:
+    """Return once every finite blink on `devices` has run its course and left it off, so no
+    change is still to come.
+
+    gpiozero runs each blink in a GPIOThread it keeps on the device (it has no public handle);
+    the thread ends with the last phase, and its join raises ZombieThread if it outlives
+    `timeout`, for instance on an endless blink. A blink stopped right at its end by `off()`
+    (the signals' idle loop does so when a pattern's time is up) ends its thread before
+    `off()` writes the level, hence the wait for the device to be off.
+    """
+    for device in devices:
+        thread = device._blink_thread
+        if thread is not None:
+            thread.join(timeout)
+        assert wait_until(lambda device=device: not device.is_active, timeout), device

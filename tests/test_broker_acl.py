@@ -150,6 +150,7 @@ def test_a_gate_reads_only_its_own_commands(clients):
     assert operations.received == [(f"checkin/{GATE_2}/cmd/open/result", b"done")]
 
 
+@pytest.mark.slow
 def test_a_packet_over_the_shipped_limit_disconnects_its_sender_and_reaches_nobody(clients):
     gate, operations = clients[GATE_1], clients["operations"]
     assert gate.subscribe(f"checkin/{GATE_1}/cmd/+") == "Granted QoS 1"

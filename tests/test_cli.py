@@ -249,6 +249,7 @@ def finite_replay(tmp_path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_run_on_a_finite_replay_checks_in_shows_the_pins_and_exits_0(finite_replay):
     done = gate_command("run", "--config", str(finite_replay))
 

@@ -1,17 +1,16 @@
 """The command envelope under fuzz: `check` answers every payload with a Command or a
 Refused, never another exception, and accepts nothing but the signed document itself.
 
-Derandomised, so CI runs the same examples every time; `GATE_FUZZ_EXAMPLES` raises the
-budget (the default keeps the suite fast): `GATE_FUZZ_EXAMPLES=100000 pytest
-tests/test_commands_fuzz.py`.
+Derandomised, so a profile runs the same examples every time; `GATE_FUZZ_EXAMPLES` raises the
+budget (tests/fuzzing.py): `GATE_FUZZ_EXAMPLES=100000 pytest tests/test_commands_fuzz.py`.
 """
 
 import json
-import os
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from hypothesis import given, settings
+from fuzzing import fuzz
+from hypothesis import given
 from hypothesis import strategies as st
 
 from gate.commands.envelope import Checks, Command, Name, Refused, check, encode, sign
@@ -29,8 +28,7 @@ CHECKS = Checks(
     max_skew_ms=300_000,
     max_bytes=65_536,
 )
-EXAMPLES = int(os.environ.get("GATE_FUZZ_EXAMPLES", "300"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None)
+FUZZ = fuzz(300)
 MEMBERS = ["schema", "cmd", "target", "topic", "issued_at", "nonce", "key_id", "args", "sig"]
 
 # JSON values as a hostile sender writes them: lone surrogates, huge and odd numbers, nesting

@@ -3,17 +3,17 @@
 Every hostile generator of tests/credentialgen.py (mutants of valid payloads of every kind,
 hostile text, lone surrogates, deep nesting, odd certificate encodings, CBOR and zlib bombs,
 overlong fields, far-out CWT claims) runs under Hypothesis, derandomised, so every run meets
-the same inputs. The default budget keeps the suite quick; GATE_FUZZ_EXAMPLES=N runs N
-examples per generator. Time and memory are measured, not asserted: bench/fuzz_parse.py
+the same inputs. The Hypothesis profile sets the budget (tests/fuzzing.py); GATE_FUZZ_EXAMPLES=N
+runs N examples per generator. Time and memory are measured, not asserted: bench/fuzz_parse.py
 runs a million inputs and prints the worst time per input and the peak memory.
 """
 
-import os
 import random
 
 import pytest
 from credentialgen import FUZZ_AT, FUZZ_MAX_BYTES, HOSTILE, fuzz_samples, fuzz_trust
-from hypothesis import event, given, settings
+from fuzzing import fuzz
+from hypothesis import event, given
 from hypothesis import strategies as st
 from test_credentials_fuzz import assert_consistent
 
@@ -21,7 +21,6 @@ from gate.credentials import Credential, Kind, parse
 from gate.credentials.model import REFUSED_KINDS
 from gate.reasons import Reason
 
-EXAMPLES = int(os.environ.get("GATE_FUZZ_EXAMPLES", "150"))
 TRUST = fuzz_trust()
 #: A flaw describes a field's shape in a few words; it never carries the field's value.
 MAX_FLAW = 80
@@ -32,7 +31,7 @@ def judged(payload: bytes) -> Credential:
 
 
 @pytest.mark.parametrize("generator", sorted(HOSTILE))
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None)
+@fuzz(150)
 @given(seed=st.integers(0, 2**64 - 1))
 def test_parse_never_raises_on_hostile_payloads(generator: str, seed: int) -> None:
     """A failure names the seed: `HOSTILE[generator](random.Random(seed))` is the payload."""

@@ -1,14 +1,15 @@
 """Properties of `gate.credentials.parse` over generated and mutated payloads.
 
 `parse` runs on whatever a camera decodes, so it must never raise and its answer must
-always be self-consistent. Derandomised so CI runs the same examples every time.
+always be self-consistent. Each @fuzz(N) is the CI budget (tests/fuzzing.py).
 """
 
 import datetime
 import unicodedata
 from collections.abc import Callable
 
-from hypothesis import event, given, settings
+from fuzzing import fuzz
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from gate.credentials import Credential, Kind, parse
@@ -18,10 +19,6 @@ from gate.reasons import Reason
 
 TODAY = datetime.date(2025, 6, 1)
 CHIP_CARDS_FROM = datetime.date(2021, 1, 1)
-
-
-def fuzz(examples: int) -> settings:
-    return settings(max_examples=examples, deadline=None, derandomize=True, database=None)
 
 
 def assert_consistent(credential: Credential) -> None:

@@ -31,9 +31,10 @@ from credentialgen import (
     vds_test,
     vds_vaccination,
 )
+from fuzzing import fuzz
 from hypothesis import event, given
 from hypothesis import strategies as st
-from test_credentials_fuzz import assert_consistent, flip_byte, fuzz, truncate
+from test_credentials_fuzz import assert_consistent, flip_byte, truncate
 
 from gate.credentials import Kind, base45, parse
 from gate.credentials.fields import blank

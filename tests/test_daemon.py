@@ -21,7 +21,7 @@ import yaml
 from broker import wait_until
 from conftest import ListSink
 from imagegen import empty_frame, qr_frame, save_png
-from pins import assert_pattern
+from pins import assert_pattern, join_blinks
 
 from gate.app_config import GateConfig, load_config
 from gate.camera.replay import ReplaySource
@@ -257,7 +257,7 @@ def test_reload_with_a_valid_file_applies_the_new_config(tmp_path, sink, mock_fa
     gate.reload()
     mock_factory.pin(RELAY).clear_states()
     press_exit_button(mock_factory)
-    time.sleep(0.8)
+    join_blinks(gate.signals.relay)
 
     assert gate.config.signals.exit_pulse_s == 0.6
     # The rebuilt signals claimed the same pins again and pulse for the new time.
@@ -284,7 +284,7 @@ def test_reload_with_an_invalid_file_keeps_the_running_config(
     assert "gate.yaml:2: signals.exit_pulse_s" in message
     mock_factory.pin(RELAY).clear_states()
     press_exit_button(mock_factory)
-    time.sleep(0.5)
+    join_blinks(gate.signals.relay)
     assert_pattern(mock_factory.pin(RELAY), [(0.0, False), (0.0, True), (0.3, False)])
 
 
@@ -308,7 +308,7 @@ def test_reload_of_a_config_that_cannot_start_goes_back_to_the_previous_one(
     assert wait_until(lambda: gate.counters.frames > frames)  # capturing again
     mock_factory.pin(RELAY).clear_states()
     press_exit_button(mock_factory)
-    time.sleep(0.5)
+    join_blinks(gate.signals.relay)
     assert_pattern(mock_factory.pin(RELAY), [(0.0, False), (0.0, True), (0.3, False)])
 
 

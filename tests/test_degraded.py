@@ -45,12 +45,6 @@ GATE = str(Path(sys.executable).with_name("gate"))
 FAULTS_SCHEMA = Path(__file__).resolve().parents[1] / "schema" / "faults.v1.json"
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    with Broker(tmp_path_factory.mktemp("broker")) as running:
-        yield running
-
-
 @pytest.fixture
 def notify(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
     """A notify socket like systemd's: the test reads what the gate tells systemd."""

@@ -1,12 +1,10 @@
 """The whole gate on real images: replayed frames through the real decoder, parser, policy
 and gpiozero MockFactory pins. Pin timings are asserted exactly (gpiozero's tolerance)."""
 
-import threading
-
 import numpy as np
 import pytest
 from imagegen import empty_frame, qr_frame
-from pins import assert_pattern
+from pins import assert_pattern, join_blinks
 
 from gate.app_config import GateConfig
 from gate.camera.replay import ReplaySource
@@ -63,8 +61,9 @@ def run_gate(frames: list[np.ndarray], sink, factory, config: GateConfig | None 
     )
     gate.start()
     assert gate.finished.wait(len(frames) / FPS + 10), "replay did not finish"
-    settle = threading.Event()
-    settle.wait(1.0)  # let the last pattern finish before the pins are read
+    signals = gate.signals
+    assert signals is not None
+    join_blinks(signals.relay, signals.green, signals.red, signals.buzzer)
     gate.stop()
     return gate
 
@@ -185,7 +184,8 @@ def test_exit_button_opens_for_the_exit_pulse(sink, mock_factory):
         button = mock_factory.pin(24)
         button.drive_low()
         button.drive_high()
-        threading.Event().wait(config.signals.exit_pulse_s + 0.3)
+        assert gate.signals is not None
+        join_blinks(gate.signals.relay)
     finally:
         gate.stop()
     assert_pattern(mock_factory.pin(23), [*IDLE_ACTIVE_LOW, (None, False), (0.6, True)])

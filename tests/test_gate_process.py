@@ -74,6 +74,7 @@ def status(broker: Broker) -> str | None:
     return None if payload is None else json.loads(payload)["state"]
 
 
+@pytest.mark.slow
 def test_sigkill_between_commit_and_ack_loses_nothing_and_presence_tells_the_truth(
     broker, gate_config
 ):

@@ -271,6 +271,7 @@ def test_acl_refusal_v311_is_acknowledged_and_the_event_lost(
     watcher.close()
 
 
+@pytest.mark.slow
 def test_broker_stopped_and_restarted_mid_drain(
     broker: Broker, outbox: Outbox, publishers: Publishers
 ) -> None:
@@ -292,6 +293,7 @@ def test_broker_stopped_and_restarted_mid_drain(
     watcher.close()
 
 
+@pytest.mark.slow
 def test_broker_frozen_then_thawed(broker: Broker, outbox: Outbox, publishers: Publishers) -> None:
     watcher = Watcher(broker)
     ids = commit(outbox, None, 5000)
@@ -313,6 +315,7 @@ def test_broker_frozen_then_thawed(broker: Broker, outbox: Outbox, publishers: P
     watcher.close()
 
 
+@pytest.mark.slow
 def test_live_check_ins_are_not_starved_by_a_backlog(
     broker: Broker, outbox: Outbox, publishers: Publishers
 ) -> None:
@@ -332,6 +335,7 @@ def test_live_check_ins_are_not_starved_by_a_backlog(
     watcher.close()
 
 
+@pytest.mark.slow
 def test_commands_are_routed_and_resubscribed_after_reconnect(
     broker: Broker, outbox: Outbox, publishers: Publishers
 ) -> None:
@@ -387,6 +391,7 @@ def test_an_oversized_command_is_counted_and_never_handed_on(
 CALLBACKS = ("_on_connect", "_on_disconnect", "_on_publish", "_on_message", "_on_subscribe")
 
 
+@pytest.mark.slow
 def test_exceptions_in_every_callback_leave_the_publisher_alive(
     broker: Broker, outbox: Outbox, publishers: Publishers, monkeypatch: pytest.MonkeyPatch
 ) -> None:

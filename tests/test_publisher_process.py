@@ -80,6 +80,7 @@ def state_of(broker: Broker) -> dict[str, object] | None:
     return None if payload is None else json.loads(payload)
 
 
+@pytest.mark.slow
 def test_sigkill_between_commit_and_ack_then_restart(tmp_path: Path, broker: Broker) -> None:
     watcher = Watcher(broker)
     state = tmp_path / "state"
@@ -106,6 +107,7 @@ def test_sigkill_between_commit_and_ack_then_restart(tmp_path: Path, broker: Bro
     watcher.close()
 
 
+@pytest.mark.slow
 def test_last_will_offline_then_online_then_stopped(tmp_path: Path, broker: Broker) -> None:
     state = tmp_path / "state"
     first = Driver(state, broker)
@@ -123,6 +125,7 @@ def test_last_will_offline_then_online_then_stopped(tmp_path: Path, broker: Brok
     assert stopped.get("state") == "stopped" and stopped["session"] == session + 1
 
 
+@pytest.mark.slow
 def test_backlog_of_10000_drains_in_order_with_flat_memory(tmp_path: Path, broker: Broker) -> None:
     watcher = Watcher(broker)
     driver = Driver(
@@ -151,6 +154,7 @@ def test_backlog_of_10000_drains_in_order_with_flat_memory(tmp_path: Path, broke
     watcher.close()
 
 
+@pytest.mark.slow
 def test_a_10_mb_command_leaves_memory_flat_and_delivery_going(
     tmp_path: Path, broker: Broker
 ) -> None:

@@ -6,7 +6,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,12 +40,6 @@ ROWS = [
     "outbox",
 ]
 PINS = {"green_led": 17, "red_led": 27, "buzzer": 22, "relay": 23}
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    with Broker(tmp_path / "broker") as running:
-        yield running
 
 
 def frames_dir(tmp_path: Path, *frames: object, name: str = "frames") -> Path:

@@ -13,7 +13,7 @@ from itertools import pairwise
 import pytest
 from gpiozero import LED, Button, Buzzer, DigitalOutputDevice
 from gpiozero.pins.mock import MockFactory
-from pins import assert_pattern, levels
+from pins import assert_pattern, join_blinks, levels
 from pydantic import ValidationError
 
 from gate.errors import SignalError
@@ -90,7 +90,7 @@ def test_each_outcome_shows_its_default_pattern_and_leaves_the_relay_alone(
     clear(mock_factory, RELAY, GREEN, RED, BUZZER)
 
     signals.show(outcome)
-    pause(Patterns().for_outcome(outcome).duration_s + 0.2)
+    join_blinks(signals.green, signals.red, signals.buzzer)
 
     for pin, expected in DEFAULT_PATTERNS[outcome].items():
         assert_pattern(mock_factory.pin(pin), expected)
@@ -117,7 +117,7 @@ def test_a_new_outcome_replaces_the_pattern_showing(make_signals, mock_factory):
     signals.show(Outcome.REFUSED)
     pause(0.1)
     signals.show(Outcome.DUPLICATE)
-    pause(0.6)
+    join_blinks(signals.green, signals.red, signals.buzzer)
 
     # Red cut short by the duplicate (which has no red), green flashing from then on.
     assert_pattern(mock_factory.pin(RED), [(0.0, False), (0.0, True), (0.1, False)])
@@ -146,7 +146,7 @@ def test_relay_pulse_lasts_relay_pulse_s(make_signals, mock_factory):
     clear(mock_factory, RELAY)
 
     signals.open_relay()
-    pause(0.5)
+    join_blinks(signals.relay)
 
     assert_pattern(mock_factory.pin(RELAY), [(0.0, False), (0.0, True), (0.3, False)])
 
@@ -156,7 +156,7 @@ def test_active_low_relay_pulses_low(make_signals, mock_factory):
     clear(mock_factory, RELAY)
 
     signals.open_relay()
-    pause(0.5)
+    join_blinks(signals.relay)
 
     assert_pattern(mock_factory.pin(RELAY), [(0.0, True), (0.0, False), (0.3, True)])
 
@@ -166,7 +166,7 @@ def test_a_longer_pulse_than_relay_max_s_is_cut_to_relay_max_s(make_signals, moc
     clear(mock_factory, RELAY)
 
     signals.open_relay(5.0)
-    pause(0.5)
+    join_blinks(signals.relay)
 
     assert_pattern(mock_factory.pin(RELAY), [(0.0, False), (0.0, True), (0.3, False)])
 
@@ -176,7 +176,7 @@ def test_a_shorter_explicit_pulse_is_honoured(make_signals, mock_factory):
     clear(mock_factory, RELAY)
 
     signals.open_relay(0.2)
-    pause(0.4)
+    join_blinks(signals.relay)
 
     assert_pattern(mock_factory.pin(RELAY), [(0.0, False), (0.0, True), (0.2, False)])
 
@@ -188,7 +188,7 @@ def test_a_second_pulse_extends_an_open_relay_without_closing_it(make_signals, m
     signals.open_relay()
     pause(0.2)
     signals.open_relay()
-    pause(0.5)
+    join_blinks(signals.relay)
 
     # Open for 0.2 + 0.3 s in one piece: no close-and-reopen click in between.
     assert_pattern(mock_factory.pin(RELAY), [(0.0, False), (0.0, True), (0.5, False)])
@@ -405,7 +405,7 @@ def test_close_releases_every_pin_for_a_new_signals_on_the_same_factory(make_sig
 
     second = make_signals(cfg)  # would raise GPIOPinInUse if any pin were still claimed
     second.open_relay(0.1)
-    pause(0.2)
+    join_blinks(second.relay)
 
     assert_pattern(mock_factory.pin(RELAY), [(0.0, False), (None, True), (0.1, False)])
 

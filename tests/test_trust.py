@@ -23,7 +23,8 @@ from credentialgen import (
     vds_vaccination,
 )
 from cryptography.hazmat.primitives import serialization
-from hypothesis import given, settings
+from fuzzing import fuzz
+from hypothesis import given
 from hypothesis import strategies as st
 from imagegen import empty_frame, save_png
 
@@ -330,7 +331,7 @@ SEED_CERTIFICATES = [
 ]
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@fuzz(300)
 @given(
     seed=st.sampled_from(SEED_CERTIFICATES),
     edits=st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 255)), min_size=1, max_size=4),

@@ -59,6 +59,7 @@ def messages_until(server: socket.socket, seconds: float) -> list[tuple[float, s
     return received
 
 
+@pytest.mark.slow
 def test_ready_then_pings_while_frames_flow_and_none_after_a_stall(
     notify_socket, sink, mock_factory
 ):

@@ -9,7 +9,7 @@ _BYTE_MAX = 0xFF
 
 def encode(data: bytes) -> str:
     """Two bytes to three characters, a last odd byte to two; least significant first."""
-    out = []
+    out: list[str] = []
     for i in range(0, len(data) - 1, 2):
         n = data[i] << 8 | data[i + 1]
         n, c = divmod(n, 45)

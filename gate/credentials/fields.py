@@ -11,6 +11,7 @@ import datetime
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
+from typing import TypeGuard
 
 from gate.credentials.model import Refusal
 from gate.reasons import Reason
@@ -179,12 +180,12 @@ def real_date(year: int, month: int, day: int) -> datetime.date | None:
         return None
 
 
-def text_value(value: object) -> bool:
+def text_value(value: object) -> TypeGuard[str]:
     """A string with something other than whitespace in it."""
     return isinstance(value, str) and not blank(value)
 
 
-def small_int(value: object, low: int, high: int) -> bool:
+def small_int(value: object, low: int, high: int) -> TypeGuard[int]:
     """An integer (not a bool) within [low, high]."""
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 

@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 
 from gate.config.base import Section
 from gate.decode.base import Code, Decoder
-from gate.decode.ladder import BothPolarities, LadderDecoder, Rescaled, Rescue, Rung
+from gate.decode.ladder import BothPolarities, LadderDecoder, Rescaled, Rescue, Rung, Scanner
 from gate.errors import DecoderError, GateError, ImageReadError
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ def make_decoder(config: DecoderConfig) -> Decoder:
         name = config.backend
     primary = _backend(name)
     if name == "zbar":
-        both = BothPolarities(primary)
+        both: Scanner | None = BothPolarities(primary)
         rungs: list[tuple[str, Rescue]] = []
     else:
         zxing = _load("zxing")

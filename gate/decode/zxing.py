@@ -9,6 +9,7 @@ polarities; 3.0 added the keyword (default on). Which one is installed is probed
 import, so the options passed never include a keyword the library refuses.
 """
 
+import functools
 from typing import Literal
 
 import numpy as np
@@ -34,15 +35,16 @@ def _invert_is_optional() -> bool:
 READS_INVERTED_ITSELF = not _invert_is_optional()
 """True on zxing-cpp 2.x: every pass also reads light-on-dark codes, at its own cost."""
 
-_OPTIONS = {
-    "formats": zxingcpp.BarcodeFormat.QRCode,
-    "try_downscale": False,
-    "try_rotate": False,
-    "text_mode": zxingcpp.TextMode.Plain,
-    "return_errors": True,
-    **({} if READS_INVERTED_ITSELF else {"try_invert": False}),
-}
-"""Read options measured by bench/decode_backends.py and bench/decode_ladder.py.
+_READ = functools.partial(
+    zxingcpp.read_barcodes,
+    # The stubs want BarcodeFormats; the binding converts a single BarcodeFormat implicitly.
+    formats=zxingcpp.BarcodeFormat.QRCode,  # type: ignore[arg-type]
+    try_downscale=False,
+    try_rotate=False,
+    text_mode=zxingcpp.TextMode.Plain,
+    return_errors=True,
+)
+"""read_barcodes with the options measured by bench/decode_backends.py and decode_ladder.py.
 
 LocalAverage reads more of the photo sets than GlobalHistogram for about 5x the (tiny)
 empty-frame cost, so it reads every frame and GlobalHistogram is a rescue rung;
@@ -79,15 +81,16 @@ class ZxingDecoder:
         binarizer: Literal["local_average", "global_histogram"] = "local_average",
         both_polarities: bool = False,
     ) -> None:
-        self._options = {**_OPTIONS, "binarizer": _BINARIZERS[binarizer]}
-        if both_polarities and not READS_INVERTED_ITSELF:
-            self._options["try_invert"] = True
+        read = functools.partial(_READ, binarizer=_BINARIZERS[binarizer])
+        if not READS_INVERTED_ITSELF:
+            read = functools.partial(read, try_invert=both_polarities)
+        self._read = read
 
     def scan(self, grey: np.ndarray) -> tuple[list[Code], tuple[Box, ...]]:
         """Decoded codes, and the bounds of QR symbols located but not decoded."""
         check_frame(grey)
         try:
-            barcodes = zxingcpp.read_barcodes(grey, **self._options)
+            barcodes = self._read(grey)
         except Exception as exc:  # the contract: only DecoderError leaves a decoder
             raise DecoderError(f"zxing-cpp failed on a {grey.shape} frame: {exc}") from exc
         codes: list[Code] = []

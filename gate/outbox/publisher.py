@@ -348,7 +348,7 @@ class Publisher:
             client = self._make_client(link)
             connect(client, cfg)
             sock = client.socket()
-            if sock is not None:  # a lone check-in must not wait for Nagle's algorithm
+            if isinstance(sock, socket.socket):  # a lone check-in must not wait for Nagle
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (OSError, ValueError) as exc:
             self._connect_failed(f"{type(exc).__name__}: {exc}")
@@ -665,4 +665,4 @@ class Publisher:
         with self._handlers_lock:
             handler = self._handlers.get(name) or self._handlers.get(ANY_COMMAND)
         if handler is not None:
-            handler(name, message.payload)
+            handler(name, bytes(message.payload))
