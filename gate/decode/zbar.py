@@ -17,7 +17,8 @@ import numpy as np
 try:
     from numpy.lib.array_utils import byte_bounds  # numpy 2
 except ImportError:  # numpy 1.x, as Debian bookworm and Raspberry Pi OS ship it (1.24)
-    from numpy import byte_bounds
+    # the installed stubs are numpy 2's, which has no numpy.byte_bounds
+    from numpy import byte_bounds  # type: ignore[attr-defined,no-redef]
 
 from gate.decode.base import Box, Code, check_frame, utf8_or_none
 from gate.errors import DecoderError
