@@ -94,7 +94,7 @@ class Gate:
         Raises ConfigError (TrustError) when the judge cannot load: that needs a person.
         """
         config = self.config
-        judge = load_judge(config)
+        judge = load_judge(config, every_kind=False)
         self.signals = self._start_signals()
         source = self._open_source()
         decoder = self._make_decoder()
@@ -211,7 +211,7 @@ class Gate:
 
         Raises GateError (a list or key that cannot load) and keeps the old judge then.
         """
-        judge = load_judge(self.config)
+        judge = load_judge(self.config, every_kind=False)
         if self._pipeline is not None:
             self._pipeline.use_judge(judge)
 
