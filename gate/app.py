@@ -241,10 +241,10 @@ class GateApp:
             self.faults.report(Fault.STORAGE_FULL, full)
 
     def telemetry(self) -> dict[str, object]:
-        """The door's counters and the faults, for the publisher (read from its thread)."""
-        if self.door is None:
-            return {"faults": self.faults.listing()}
-        return self.door.telemetry()
+        """The door's counters, the faults and the sd_notify messages dropped (a service
+        manager that stopped reading), for the publisher (read from its thread)."""
+        door = self.door.telemetry() if self.door is not None else {"faults": self.faults.listing()}
+        return door | {"notify_dropped": self.notifier.dropped}
 
 
 @contextlib.contextmanager

@@ -111,7 +111,7 @@ class ReplaySource:
         if not self._frames:
             raise CameraError("replay source is not open or has no frames")
         interval = 1.0 / self._fps if self._fps else 0.0
-        deadline = time.monotonic()
+        deadline = time.monotonic() - interval  # the first frame at once, as a camera gives it
         while not stop.is_set():
             for frame in self._images():
                 for _ in range(self._repeat_each):
