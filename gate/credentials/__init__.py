@@ -162,7 +162,6 @@ class Parser:
     """
 
     def __init__(self, *, signed: bool = True, trust: "TrustStore | None" = None) -> None:
-        self.signed = signed
         if signed:
             signed_formats, empty = load_signed_formats()
             self._trust = trust if trust is not None else empty
@@ -170,7 +169,7 @@ class Parser:
             signed_formats = UNREAD_SIGNED_FORMATS
             # read by the signed parsers only, and none is loaded: there is no store to give
             self._trust = cast("TrustStore", None)
-        self.formats = signed_formats + UNSIGNED_FORMATS
+        self._formats = signed_formats + UNSIGNED_FORMATS
 
     def parse(
         self,
@@ -195,7 +194,7 @@ class Parser:
             else datetime.datetime.combine(today, datetime.time(), datetime.UTC)
         )
         context = Context(today=today, at=instant, trust=self._trust)
-        for fmt in self.formats:
+        for fmt in self._formats:
             if fmt.recognise(text):
                 outcome = fmt.parse(text, context)
                 return outcome if isinstance(outcome, Credential) else _refuse(fmt.kind, outcome)
