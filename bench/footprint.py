@@ -6,7 +6,11 @@ NOTIFY_SOCKET): on config/demo.yaml (replayed frames, mock pins) and on a full c
 key). READY is timed from just before the process is started to the datagram's arrival;
 VmHWM is read from /proc after the gate has run for a few seconds, then it is stopped.
 
-    .venv/bin/python bench/footprint.py [--rounds N] [--run-s S]
+    .venv/bin/python bench/footprint.py [--rounds N] [--run-s S] [--against DIR]
+
+`--against DIR` runs another checkout of the gate (say `git worktree add DIR <commit>`)
+with the same interpreter and packages, round for round beside this one, so that the two
+are measured under the same load.
 
 Goals (issue 12): demo peak RSS <= 60 MB, READY <= 0.4 s on the development machine.
 Figures are of this machine; a Pi Zero 2 W is slower (see the README's estimates).
@@ -26,7 +30,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-GATE = str(Path(sys.executable).with_name("gate"))
+LAUNCH = "import sys; from gate.cli import main; sys.exit(main())"
 DEMO = ROOT / "config" / "demo.yaml"
 SIGNED = ["eu_dcc", "vds_nc", "gate_pass"]
 
@@ -39,11 +43,18 @@ def demo_config(folder: Path) -> dict:
     return raw
 
 
+def gate(source: Path, *argv: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of `gate ARGV` from the checkout at `source` (`-P`:
+    the current folder does not shadow it)."""
+    return [sys.executable, "-P", "-c", LAUNCH, *argv], os.environ | {"PYTHONPATH": str(source)}
+
+
 def full_config(folder: Path) -> dict:
     """The demo plus every kind, a pinned trust file and remote commands."""
     pass_key, ops_key = folder / "pass.key", folder / "ops.key"
     for argv in (["pass", "keygen", str(pass_key)], ["cmd", "keygen", "--out", str(ops_key)]):
-        subprocess.run([GATE, *argv], check=True, capture_output=True, timeout=60)
+        command, env = gate(ROOT, *argv)
+        subprocess.run(command, env=env, check=True, capture_output=True, timeout=60)
     raw = demo_config(folder)
     raw["policy"] = {
         "accept_kinds": ["cccd", "national_qr", "bhyt", *SIGNED],
@@ -54,8 +65,8 @@ def full_config(folder: Path) -> dict:
     return raw
 
 
-def measure(raw: dict, folder: Path, run_s: float) -> tuple[float, float]:
-    """(seconds from start to READY=1, VmHWM in MB) of one `gate run`."""
+def measure(source: Path, raw: dict, folder: Path, run_s: float) -> tuple[float, float]:
+    """(seconds from start to READY=1, VmHWM in MB) of one `gate run` of `source`."""
     config = folder / "gate.yaml"
     config.write_text(yaml.safe_dump(raw), encoding="utf-8")
     notify = folder / "notify.sock"
@@ -63,10 +74,11 @@ def measure(raw: dict, folder: Path, run_s: float) -> tuple[float, float]:
     server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     server.bind(str(notify))
     server.settimeout(30)
-    env = os.environ | {"NOTIFY_SOCKET": str(notify)}
+    command, env = gate(source, "run", "--config", str(config))
+    env["NOTIFY_SOCKET"] = str(notify)
     started = time.perf_counter()
-    gate = subprocess.Popen(
-        [GATE, "run", "--config", str(config)],
+    process = subprocess.Popen(
+        command,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -76,10 +88,10 @@ def measure(raw: dict, folder: Path, run_s: float) -> tuple[float, float]:
             pass
         ready_s = time.perf_counter() - started
         time.sleep(run_s)
-        peak = _vm_hwm_mb(gate.pid)
+        peak = _vm_hwm_mb(process.pid)
     finally:
-        gate.send_signal(signal.SIGTERM)
-        gate.wait(30)
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
         server.close()
     return ready_s, peak
 
@@ -95,20 +107,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--run-s", type=float, default=5.0, help="seconds of running per round")
+    parser.add_argument("--against", type=Path, help="another checkout, measured alongside")
     args = parser.parse_args()
-    print(f"gate run, {args.rounds} rounds each, {args.run_s:g} s of running per round")
-    print(f"{'config':<8} {'READY s (median, max)':>24} {'VmHWM MB (median, max)':>24}")
+    sources = {"this": ROOT} | ({"against": args.against.resolve()} if args.against else {})
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"gate run, {args.rounds} rounds each, {args.run_s:g} s of running; load {load}")
+    ready_head, peak_head = "READY s (min, median, max)", "VmHWM MB (median, max)"
+    print(f"{'tree':<8} {'config':<6} {ready_head:>27} {peak_head:>24}")
     for name, make in (("demo", demo_config), ("full", full_config)):
-        ready, peak = [], []
+        ready: dict[str, list[float]] = {tree: [] for tree in sources}
+        peak: dict[str, list[float]] = {tree: [] for tree in sources}
         for _ in range(args.rounds):
-            with tempfile.TemporaryDirectory() as tmp:
-                r, p = measure(make(Path(tmp)), Path(tmp), args.run_s)
-            ready.append(r)
-            peak.append(p)
-        print(
-            f"{name:<8} {statistics.median(ready):>15.3f}, {max(ready):.3f}"
-            f" {statistics.median(peak):>16.1f}, {max(peak):.1f}"
-        )
+            for tree, source in sources.items():
+                with tempfile.TemporaryDirectory() as tmp:
+                    r, p = measure(source, make(Path(tmp)), Path(tmp), args.run_s)
+                ready[tree].append(r)
+                peak[tree].append(p)
+        for tree in sources:
+            times = ready[tree]
+            print(
+                f"{tree:<8} {name:<6} {min(times):>11.3f}, {statistics.median(times):.3f}, "
+                f"{max(times):.3f} {statistics.median(peak[tree]):>16.1f}, {max(peak[tree]):.1f}"
+            )
 
 
 if __name__ == "__main__":

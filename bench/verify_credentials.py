@@ -43,6 +43,7 @@ from imagegen import empty_frame, qr_frame  # noqa: E402
 
 from gate.camera.config import CameraConfig  # noqa: E402
 from gate.config.site import SiteConfig  # noqa: E402
+from gate.credentials import Parser  # noqa: E402
 from gate.decode import DecoderConfig, make_decoder  # noqa: E402
 from gate.judge import Judge  # noqa: E402
 from gate.policy import PolicyConfig, Rules  # noqa: E402
@@ -118,7 +119,7 @@ def main() -> None:
     texts, trust = payloads()
     signed_and_plain = ["cccd", "national_qr", "bhyt", "eu_dcc", "vds_nc", "gate_pass"]
     policy = PolicyConfig(accept_kinds=signed_and_plain)
-    judge = Judge(Rules(policy, SiteConfig(venue_id="demo-venue")), trust)
+    judge = Judge(Rules(policy, SiteConfig(venue_id="demo-venue")), Parser(trust=trust))
 
     print(f"\nparse + verify + decide (Judge.judge), {ROUNDS} calls each")
     print(f"{'payload':36s} {'bytes':>5s} {'p50 us':>8s} {'p99 us':>8s}  outcome")

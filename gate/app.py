@@ -21,19 +21,23 @@ import time
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gpiozero import Factory
 
 from gate.app_config import GateConfig
 from gate.camera.source import FrameSource
 from gate.checkin import CheckIn, CheckinSink
-from gate.commands.service import CommandService
 from gate.control import JOIN_TIMEOUT_S
 from gate.door import Gate
 from gate.errors import EXIT_RESTART, StorageError, StorageFull
 from gate.faults import Fault, Faults
 from gate.notify import Notifier
+from gate.outbox.publisher import ANY_COMMAND
 from gate.outbox.service import OutboxService, open_outbox
+
+if TYPE_CHECKING:  # loaded by _load_commands (cryptography), see _start_commands
+    from gate.commands.service import CommandService
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,8 @@ class GateApp:
         self.outbox: OutboxService | None = None
         self.door: Gate | None = None
         self.commands: CommandService | None = None
+        self._commands_lock = threading.Lock()
+        self._commands_closed = False
 
     # -- start and stop ----------------------------------------------------------------------
 
@@ -153,17 +159,46 @@ class GateApp:
             self.door.close()
 
     def _start_commands(self) -> None:
+        """Remote commands load now when an operations key is configured. Without one they
+        load when the first command arrives (to answer it `commands_disabled`, or run it if
+        a reload has brought a key since): until then cryptography is not loaded."""
         if self.outbox is None or self.door is None:
             return
-        self.commands = CommandService(
-            self.door,
-            self.outbox,
-            lock=self.lock,
-            restart=lambda: self.request(Request.RESTART),
-            outbox=self.outbox,
-        )
-        self._stops.append(("commands", self.commands.stop))
-        self.commands.start()
+        self._stops.append(("commands", self._stop_commands))
+        if self.config.commands.public_keys:
+            self._load_commands()
+        else:
+            self.outbox.on_command(ANY_COMMAND, self._first_command)
+
+    def _first_command(self, name: str, payload: bytes) -> None:
+        """In the publisher's thread: load the command service, then hand it this command."""
+        service = self._load_commands()
+        if service is not None:
+            service.received(name, payload)
+
+    def _load_commands(self) -> "CommandService | None":
+        """The command service, built and started once (None once stopping)."""
+        with self._commands_lock:
+            if self.commands is None and not self._commands_closed:
+                assert self.outbox is not None and self.door is not None
+                log.debug("loading remote commands")
+                from gate.commands.service import CommandService
+
+                self.commands = CommandService(
+                    self.door,
+                    self.outbox,
+                    lock=self.lock,
+                    restart=lambda: self.request(Request.RESTART),
+                    outbox=self.outbox,
+                )
+                self.commands.start()
+            return self.commands
+
+    def _stop_commands(self) -> None:
+        with self._commands_lock:
+            self._commands_closed = True
+        if self.commands is not None:
+            self.commands.stop()
 
     # -- running -----------------------------------------------------------------------------
 
@@ -206,10 +241,10 @@ class GateApp:
             self.faults.report(Fault.STORAGE_FULL, full)
 
     def telemetry(self) -> dict[str, object]:
-        """The door's counters and the faults, for the publisher (read from its thread)."""
-        if self.door is None:
-            return {"faults": self.faults.listing()}
-        return self.door.telemetry()
+        """The door's counters, the faults and the sd_notify messages dropped (a service
+        manager that stopped reading), for the publisher (read from its thread)."""
+        door = self.door.telemetry() if self.door is not None else {"faults": self.faults.listing()}
+        return door | {"notify_dropped": self.notifier.dropped}
 
 
 @contextlib.contextmanager

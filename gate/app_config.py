@@ -16,7 +16,7 @@ from gate.outbox.config import MqttConfig, OutboxConfig, PrivacyConfig
 from gate.policy import PolicyConfig
 from gate.presentation import PresentationConfig
 from gate.signals import SignalsConfig
-from gate.trust.store import TrustConfig
+from gate.trust.config import TrustConfig
 
 M = TypeVar("M", bound=Section)
 

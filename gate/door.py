@@ -46,6 +46,9 @@ from gate.signals import PinChangeLog, Signals, make_pin_factory
 log = logging.getLogger(__name__)
 
 MODE_FILE = "mode"
+READY_POLL_S = 0.01
+"""How often the watchdog looks for the first frame before READY (a short, bounded wait:
+READY is what systemd and the boot time wait for)."""
 
 
 class Gate:
@@ -94,7 +97,7 @@ class Gate:
         Raises ConfigError (TrustError) when the judge cannot load: that needs a person.
         """
         config = self.config
-        judge = load_judge(config)
+        judge = load_judge(config, every_kind=False)
         self.signals = self._start_signals()
         source = self._open_source()
         decoder = self._make_decoder()
@@ -211,7 +214,7 @@ class Gate:
 
         Raises GateError (a list or key that cannot load) and keeps the old judge then.
         """
-        judge = load_judge(self.config)
+        judge = load_judge(self.config, every_kind=False)
         if self._pipeline is not None:
             self._pipeline.use_judge(judge)
 
@@ -393,7 +396,7 @@ class Gate:
         period = min(self._notifier.watchdog_s / 2, 1.0) if self._notifier.watchdog_s else 1.0
         reported: str | None = None
         shown = self.faults.summary()
-        while not self._stop.wait(period if self._ready_sent else 0.1):
+        while not self._stop.wait(period if self._ready_sent else READY_POLL_S):
             if self.signals is not None:
                 self.signals.set_out_of_service(self.faults.out_of_service)
             summary = self.faults.summary()

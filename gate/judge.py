@@ -4,44 +4,64 @@
 trust lists replaced remotely (`gate.remote_lists`) and, when the policy lists keyed-hash
 subject ids, the privacy key. The daemon rebuilds the judge on every list push and reload;
 it holds no state of its own (anti-passback lives in `gate.passages`).
+
+The daemon's judge parses the signed kinds only when the gate can verify or accept one
+(`verifies`); otherwise it recognises them by their shape and refuses them
+`kind_not_accepted` unread, and cryptography is never loaded. The tools (`gate parse`,
+`gate trust check`) parse every kind.
 """
 
 import datetime
 
 from gate import remote_lists
 from gate.app_config import GateConfig
-from gate.credentials import NO_TRUST, parse
-from gate.credentials.model import Credential
+from gate.credentials import Parser
+from gate.credentials.model import SIGNED_KINDS, Credential
 from gate.decision import Decision
 from gate.errors import ConfigError
 from gate.outbox.config import SubjectMode
 from gate.policy import Rules
 from gate.privacy import load_key
-from gate.trust.store import TrustStore, load_trust
 
 
 class Judge:
     """Parse and decide one payload at a given time, as this gate's policy says."""
 
-    def __init__(self, rules: Rules, trust: TrustStore = NO_TRUST) -> None:
+    def __init__(self, rules: Rules, parser: Parser | None = None) -> None:
         self._rules = rules
-        self._trust = trust
+        self._parser = parser or Parser()
         self._zone = rules.zone
 
     def judge(self, payload: bytes, at: datetime.datetime) -> tuple[Credential, Decision]:
         """`at` is timezone-aware; local dates (birth dates, issue dates) use the site's zone."""
-        credential = parse(
-            payload, today=at.astimezone(self._zone).date(), at=at, trust=self._trust
-        )
+        credential = self._parser.parse(payload, today=at.astimezone(self._zone).date(), at=at)
         return credential, self._rules.decide(credential, at)
 
 
-def load_judge(config: GateConfig) -> Judge:
+def verifies(config: GateConfig) -> bool:
+    """Whether this gate needs the signed kinds' parsers and the trust store: it accepts a
+    signed kind, or pins signers (`trust.paths`, or a remote trust list received)."""
+    return bool(config.policy.accept_kinds & SIGNED_KINDS) or bool(remote_lists.trust_paths(config))
+
+
+def load_judge(config: GateConfig, *, every_kind: bool = True) -> Judge:
     """The trust store, the remote lists merged in, and the privacy key when the policy needs
-    it. Raises ConfigError (TrustError for the trust store) when one cannot be loaded."""
+    it. Raises ConfigError (TrustError for the trust store) when one cannot be loaded.
+
+    `every_kind=False` (the daemon): the signed kinds are parsed only when `verifies`.
+    """
     policy = config.policy.model_copy(update={"deny": remote_lists.merged_deny(config)})
     key = _subject_key(config) if policy.uses_subject_hashes else None
-    return Judge(Rules(policy, config.site, key), load_trust(remote_lists.trust_paths(config)))
+    return Judge(Rules(policy, config.site, key), _parser(config, every_kind))
+
+
+def _parser(config: GateConfig, every_kind: bool) -> Parser:
+    """The parser; when it parses the signed kinds, with the pinned signers loaded."""
+    if not (every_kind or verifies(config)):
+        return Parser(signed=False)
+    from gate.trust.store import load_trust  # cryptography: only for a gate that verifies
+
+    return Parser(trust=load_trust(remote_lists.trust_paths(config)))
 
 
 def _subject_key(config: GateConfig) -> bytes | None:

@@ -19,7 +19,6 @@ from pydantic import Field, field_validator, model_validator
 
 from gate.config.base import Section
 from gate.config.site import SiteConfig
-from gate.credentials.gate_pass import gates_of
 from gate.credentials.model import (
     REFUSED_KINDS,
     SIGNED_KINDS,
@@ -29,6 +28,7 @@ from gate.credentials.model import (
     HealthType,
     Kind,
 )
+from gate.credentials.signed import gates_of
 from gate.decision import ACCEPT, Decision
 from gate.errors import ConfigError
 from gate.outbox.config import SubjectMode

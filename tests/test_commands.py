@@ -981,7 +981,7 @@ def test_command_names_and_list_errors_from_outside_are_logged_escaped(rigs, bur
     name = "open\u2028gate: command open done\u202e"
     burst.sender.publish(f"{GATE_ROOT}/cmd/{name}", encode(unsigned(rig)), qos=1)
     # what it refuses, and another broker might not: a newline and terminal escapes
-    rig.service._received("open\n2026-12-01 gate: command open done\x1b[2J", b"{}")
+    rig.service.received("open\n2026-12-01 gate: command open done\x1b[2J", b"{}")
     evil = {"subject_hashes": [], "x\nforged line\x1b[31m": 1}
     result = rig.send(rig.signed("deny_list", evil))
 

@@ -27,7 +27,7 @@ from imagegen import qr_frame
 
 from gate.app_config import GateConfig
 from gate.cli import main
-from gate.credentials import Credential, Kind, internal_error_summary, parse
+from gate.credentials import Credential, Kind, Parser, internal_error_summary, parse
 from gate.credentials.vds_nc import MAX_DEPTH, canonical
 from gate.pipeline import Pipeline
 from gate.reasons import Reason
@@ -376,6 +376,16 @@ def failing_parse(payload: bytes, **_context: object) -> Credential:
     return parse(payload, **_context)  # type: ignore[arg-type]
 
 
+PARSE = Parser.parse
+
+
+def failing_parser(parser: Parser, payload: bytes, **context: object) -> Credential:
+    """`Parser.parse` (which the judge calls), failing as `failing_parse` does."""
+    if payload.startswith(b"BOOM"):
+        failing_parse(payload)
+    return PARSE(parser, payload, **context)  # type: ignore[arg-type]
+
+
 def test_an_exception_summary_has_the_type_and_place_never_the_message() -> None:
     try:
         failing_parse(b"BOOM " + SECRET.encode())
@@ -387,7 +397,7 @@ def test_an_exception_summary_has_the_type_and_place_never_the_message() -> None
 
 
 def test_gate_parse_reports_a_failing_payload_on_its_line_and_goes_on(monkeypatch, capsys):
-    monkeypatch.setattr("gate.judge.parse", failing_parse)
+    monkeypatch.setattr("gate.credentials.Parser.parse", failing_parser)
     assert main(["parse", AN, "BOOM " + SECRET, KHA_HAN, "BOOM"]) == 1
 
     captured = capsys.readouterr()
@@ -415,7 +425,7 @@ def test_gate_parse_prints_the_field_and_flaw_of_a_refusal(capsys):
 
 
 def test_the_daemon_logs_a_judge_failure_without_the_payload(monkeypatch, mock_factory, caplog):
-    monkeypatch.setattr("gate.judge.parse", failing_parse)
+    monkeypatch.setattr("gate.credentials.Parser.parse", failing_parser)
     config = GateConfig.model_validate({"presentation": {"confirm_frames": 1}})
     sink = ListSink()
     signals = Signals(config.signals, mock_factory)

@@ -245,7 +245,7 @@ def test_a_payload_the_judge_fails_on_is_stored_as_an_internal_error(
     def broken_parser(*_args: object, **_kwargs: object) -> None:
         raise ZeroDivisionError("a parser bug")
 
-    monkeypatch.setattr("gate.judge.parse", broken_parser)
+    monkeypatch.setattr("gate.credentials.Parser.parse", broken_parser)
     gate = run_gate(scene((frames["cccd"], 6), (frames["empty"], 4)), sink, mock_factory)
 
     assert [(c.credential.kind, c.decision.reason) for c in sink.checkins] == [

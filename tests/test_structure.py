@@ -64,6 +64,18 @@ DEFERRED: dict[tuple[str, str], str] = {
     ("gate.camera.source", "gate.camera.picam"): "picamera2 exists only on a Pi",
     ("gate.camera.source", "gate.camera.replay"): "Pillow only for a replayed camera",
     ("gate.camera.replay", "gate.decode"): "Pillow only once frames are read from files",
+    **dict.fromkeys(
+        [
+            ("gate.credentials", "gate.credentials.dcc"),
+            ("gate.credentials", "gate.credentials.vds_nc"),
+            ("gate.credentials", "gate.credentials.gate_pass"),
+            ("gate.credentials", "gate.trust.store"),
+        ],
+        "the signed parsers and cryptography (15 MB) only for a parser that reads signed kinds",
+    ),
+    ("gate.judge", "gate.trust.store"): "cryptography only for a gate that verifies signatures",
+    ("gate.app", "gate.commands.service"): "cryptography only once remote commands can be "
+    "used: an operations key configured, or a first command to answer",
 }
 """(importer, imported) -> why this import is made inside a function."""
 

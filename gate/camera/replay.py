@@ -3,7 +3,7 @@
 import glob
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +41,14 @@ def expand_paths(patterns: Sequence[Path]) -> list[Path]:
 
 
 class ReplaySource:
-    """Plays grey frames held in memory, paced to a frame rate or as fast as possible.
+    """Plays grey frames, paced to a frame rate or as fast as possible.
 
-    Images are decoded once, at open, so that replay costs nothing per frame and
-    benchmarks measure the pipeline, not the PNG decoder.
+    Unpaced (benchmarks), images are decoded once, at open, and held, so that replay costs
+    nothing per frame and benchmarks measure the pipeline, not the PNG decoder. Paced (the
+    demo), each image is decoded when its turn comes and only it is held: a decode per
+    image shown (`repeat_each` frames), not the whole set in memory (the demo's 11 images
+    are 3.4 MB of frames). The first image is decoded at open either way, so an unreadable
+    file is a camera error at open.
     """
 
     name = "replay"
@@ -64,6 +68,7 @@ class ReplaySource:
         self._loop = loop
         self._repeat_each = repeat_each
         self._frames: list[np.ndarray] = []
+        self._read: Callable[[Path], np.ndarray] | None = None
 
     @classmethod
     def from_config(cls, config: ReplayConfig) -> "ReplaySource":
@@ -82,18 +87,33 @@ class ReplaySource:
             return
         from gate.decode import load_grey
 
+        self._read = load_grey
+        paths = self._paths if not self._fps else self._paths[:1]
+        self._frames = [self._image(path) for path in paths]
+
+    def _image(self, path: Path) -> np.ndarray:
+        assert self._read is not None
         try:
-            self._frames = [load_grey(path) for path in self._paths]
+            return self._read(path)
         except ImageReadError as exc:
             raise CameraError(f"replay: {exc}") from exc
+
+    def _images(self) -> Iterator[np.ndarray]:
+        """One pass over the images: the held ones, or each file decoded in turn."""
+        if self._given is not None or not self._fps:
+            yield from self._frames
+            return
+        yield from self._frames  # the first, decoded at open
+        for path in self._paths[1:]:
+            yield self._image(path)
 
     def frames(self, stop: threading.Event) -> Iterator[np.ndarray]:
         if not self._frames:
             raise CameraError("replay source is not open or has no frames")
         interval = 1.0 / self._fps if self._fps else 0.0
-        deadline = time.monotonic()
+        deadline = time.monotonic() - interval  # the first frame at once, as a camera gives it
         while not stop.is_set():
-            for frame in self._frames:
+            for frame in self._images():
                 for _ in range(self._repeat_each):
                     if interval:
                         deadline += interval

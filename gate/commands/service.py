@@ -1,6 +1,6 @@
 """The daemon's side of remote commands: checked, run and answered off the network thread.
 
-The publisher calls `_received` in its network thread for each message on `cmd/<name>`.
+The publisher calls `received` in its network thread for each message on `cmd/<name>`.
 That looks at the size first (a payload over `commands.max_payload_bytes` is turned away
 `oversized`, never queued or parsed), then only queues it: at most 32 commands and 4 MiB
 (or one largest command) wait, beyond that it is turned away `busy`; once stopping,
@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from gate import __version__
 from gate import remote_lists as remote
 from gate.app_config import GateConfig
-from gate.commands import device
+from gate.commands import device, lists
 from gate.commands.budget import RefusalBudget
 from gate.commands.envelope import (
     Checks,
@@ -170,7 +170,7 @@ class CommandService:
         keys = len(self._checks().keys)
         self._thread = threading.Thread(target=self._run, name="gate-commands", daemon=True)
         self._thread.start()
-        self._channel.on_command(ANY_COMMAND, self._received)
+        self._channel.on_command(ANY_COMMAND, self.received)
         if keys:
             log.info("remote commands enabled: %d operations key(s)", keys)
         else:
@@ -187,7 +187,7 @@ class CommandService:
         while (waiting := self._inbox.get(0)) is not None:
             self._turn_away(*waiting, Outcome.UNAVAILABLE, "the gate is stopping")
 
-    def _received(self, name: str, payload: bytes) -> None:
+    def received(self, name: str, payload: bytes) -> None:
         """In the publisher's network thread: size first, then queue and return."""
         limit = self._gate.config.commands.max_payload_bytes
         if self._stop.is_set():
@@ -334,14 +334,14 @@ class CommandService:
         return {}
 
     def _deny_list(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        deny = remote.replace_deny(self._gate.config.site.state_dir, args)
+        deny = lists.replace_deny(self._gate.config.site.state_dir, args)
         sizes = _sizes(deny)
         log.warning("remote deny list replaced: %s", sizes)
         self._refresh_policy("the new deny list")
         return {"remote_deny": sizes}
 
     def _trust_list(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        pinned = _store_sizes(remote.replace_trust(self._gate.config, args))
+        pinned = _store_sizes(lists.replace_trust(self._gate.config, args))
         log.warning("remote trust list replaced; pinned now: %s", pinned)
         self._refresh_policy("the new trust list")
         return {"pinned": pinned}

@@ -58,11 +58,11 @@ from typing import Any
 from gate.credentials import base45, cbor
 from gate.credentials.fields import iso_date, iso_instant, small_int, text_value
 from gate.credentials.model import Context, Credential, Health, HealthType, Kind, judged
+from gate.credentials.signed import HC1_PREFIX as PREFIX
 from gate.reasons import Reason
 from gate.trust.keys import Algorithm, raw_ecdsa_to_der, suits, verify
 from gate.trust.store import DocumentSigner
 
-PREFIX = "HC1:"
 MAX_INFLATED = 64 * 1024
 IAT_SKEW = datetime.timedelta(minutes=5)
 VN_VALIDITY_MONTHS = 12
@@ -125,10 +125,6 @@ class Certificate:
     country: str
     health: Health
     details: dict[str, str]
-
-
-def recognise(text: str) -> bool:
-    return text.startswith(PREFIX)
 
 
 def inflate(data: bytes) -> bytes | Reason:

@@ -14,16 +14,15 @@ codec: `gate.trust.passes` issues with it and the gate parses with it.
 
 import datetime
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gate.credentials import base45, cbor
 from gate.credentials.fields import blank, text_refusal
 from gate.credentials.model import Context, Credential, Kind, judged
+from gate.credentials.signed import PASS_PREFIX as PREFIX
 from gate.reasons import Reason
 from gate.trust.keys import Algorithm, verify
 
-PREFIX = "GP1:"
 VERSION = 1
 SIGNATURE_BYTES = 64
 KID_BYTES = 8
@@ -87,10 +86,6 @@ def signed_message(body: bytes) -> bytes:
 def token(body: bytes, signature: bytes) -> str:
     """The QR text of a signed body."""
     return PREFIX + base45.encode(cbor.dump([body, signature]))
-
-
-def recognise(text: str) -> bool:
-    return text.startswith(PREFIX)
 
 
 def read_token(text: str) -> tuple[bytes, bytes] | Reason:
@@ -169,12 +164,6 @@ def details(body: PassBody) -> dict[str, str]:
         "not_after": body.not_after.isoformat(),
         "kid": body.kid.hex(),
     }
-
-
-def gates_of(credential: Credential) -> Sequence[str]:
-    """The gates a parsed pass names (empty: all gates of its venue)."""
-    listed = credential.details.get("gates", "")
-    return listed.split(",") if listed else ()
 
 
 def _window_problems(body: PassBody, at: datetime.datetime) -> list[Reason]:

@@ -5,9 +5,12 @@ import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from gate.reasons import Reason
-from gate.trust.store import TrustStore
+
+if TYPE_CHECKING:  # the store loads cryptography; a gate that verifies nothing never does
+    from gate.trust.store import TrustStore
 
 
 class Kind(StrEnum):
@@ -114,7 +117,7 @@ class Context:
 
     today: datetime.date
     at: datetime.datetime
-    trust: TrustStore
+    trust: "TrustStore"
 
 
 def judged(

@@ -51,16 +51,11 @@ from gate.reasons import Reason
 from gate.trust.keys import Algorithm, raw_ecdsa_to_der, verify
 from gate.trust.store import Signer, strict_signer_from_der
 
-_START = re.compile(r'\s*\{\s*"(?:data|sig)"\s*:')
 _COUNTRY = re.compile(r"[A-Z]{3}|[A-Z]<<|[A-Z]{2}<")
 _TYPES = {"icao.vacc": HealthType.VACCINATION, "icao.test": HealthType.TEST}
 _NEGATIVE = frozenset({"negative", "normal"})
 _POSITIVE = frozenset({"positive", "abnormal"})
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def recognise(text: str) -> bool:
-    return _START.match(text) is not None
 
 
 class _Raw(str):

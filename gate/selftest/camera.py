@@ -10,7 +10,7 @@ import numpy as np
 
 from gate.app_config import GateConfig
 from gate.camera.source import FrameSource, make_source
-from gate.credentials import NO_TRUST, parse
+from gate.credentials import parse
 from gate.decode import Code, Decoder, make_decoder
 from gate.errors import CameraError, DecoderError, TrustError
 from gate.selftest.report import Row, Status, skipped
@@ -250,7 +250,7 @@ def _kind_row(code: Code, config: GateConfig) -> Row:
     try:
         trust = load_trust(config.trust.paths)
     except TrustError as exc:
-        trust = NO_TRUST
+        trust = None
         detail += f"; trust store: {exc}"
         status = Status.WARN
         action = "fix trust.paths (`gate trust list` shows the problem): gate run will not start"

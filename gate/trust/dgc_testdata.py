@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gate.credentials import base45, cbor, dcc, parse
+from gate.credentials import base45, cbor, dcc, parse, signed
 from gate.credentials.fields import iso_instant
 from gate.credentials.model import Credential
 from gate.errors import DccTestDataError, TrustError
@@ -245,7 +245,7 @@ def evaluate(case: TestCase, pictures: PictureDecoder | None = None) -> Outcome:
 
 
 def _chain(prefixed: str | None) -> bytes | None:
-    if prefixed is None or not dcc.recognise(prefixed):
+    if prefixed is None or not signed.is_hc1(prefixed):
         return None
     cose = dcc.unwrap(prefixed)
     return None if isinstance(cose, Reason) else cose
@@ -254,7 +254,7 @@ def _chain(prefixed: str | None) -> bytes | None:
 def _unprefix(case: TestCase) -> bool | None:
     if case.prefixed is None:
         return None
-    if not dcc.recognise(case.prefixed):
+    if not signed.is_hc1(case.prefixed):
         return False
     rest = case.prefixed.removeprefix(dcc.PREFIX)
     if case.base45_text is not None:

@@ -38,9 +38,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from pydantic import Field
 
-from gate.config.base import Section
 from gate.errors import TrustError
 from gate.reasons import Reason
 from gate.trust.keys import PublicKey, ed25519_kid, key_id
@@ -52,16 +50,6 @@ _PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 _PEM_PUBLIC_KEY = b"-----BEGIN PUBLIC KEY-----"
 _PEM_END = b"-----END "
 _PEM_PRIVATE = b"PRIVATE KEY-----"
-
-
-class TrustConfig(Section):
-    paths: list[Path] = Field(
-        default_factory=list,
-        description="Files or directories (read recursively) of pinned signers: certificates "
-        "(PEM/DER: HC1 document signers, VDS-NC country signing CAs), gate-pass Ed25519 public "
-        "keys (PEM) and `kid -> certificate` JSON maps. Read at start and on reload, never at "
-        "scan time; `gate trust list` shows them. Empty: nothing signed can verify.",
-    )
 
 
 class Role(StrEnum):
