@@ -64,8 +64,16 @@ def _rss_kb() -> dict[str, int]:
     return fields
 
 
+_SAYING = threading.Lock()
+
+
 def _say(**fields: object) -> None:
-    print(json.dumps(fields), flush=True)
+    """One JSON line, whole: the command handler and the main loop both report, and print()
+    writes the text and its newline separately."""
+    line = json.dumps(fields) + "\n"
+    with _SAYING:
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 def main() -> int:

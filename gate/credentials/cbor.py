@@ -7,9 +7,17 @@ from cbor2 import CBORTag
 
 __all__ = ["CBORTag", "dump", "load"]
 
-#: Everything cbor2 raises on hostile input: its own errors, and those of the semantic tags
-#: it decodes (dates, big numbers, sets) on out-of-range or unhashable values.
-_DECODE_ERRORS = (cbor2.CBORError, ValueError, TypeError, LookupError, OverflowError)
+#: Everything cbor2 raises on hostile input: its own errors, those of the semantic tags it
+#: decodes (dates, big numbers, sets) on out-of-range or unhashable values, and, before
+#: cbor2 5.7, RecursionError on deeply nested items (the tested floor, 5.6, does).
+_DECODE_ERRORS = (
+    cbor2.CBORError,
+    ValueError,
+    TypeError,
+    LookupError,
+    OverflowError,
+    RecursionError,
+)
 
 
 def load(data: bytes) -> object | None:

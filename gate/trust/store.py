@@ -176,7 +176,8 @@ def signer_from_certificate(
         certificate.issuer.rfc4514_string()
         is_ca = _is_ca(certificate)
         not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
-    except (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension) as exc:
+    # KeyError: cryptography 45 (the tested floor) on a name attribute of an unknown type
+    except (ValueError, TypeError, KeyError, UnsupportedAlgorithm, x509.DuplicateExtension) as exc:
         raise TrustError(f"{source}: not a usable certificate ({exc})") from exc
     der = certificate.public_bytes(serialization.Encoding.DER)
     return Signer(
