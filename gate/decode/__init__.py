@@ -65,8 +65,7 @@ class DecoderConfig(Section):
         description="Read one frame in this many in both polarities, for light-on-dark codes "
         "(phones in dark mode); while such a frame reads a code, the next one is read in both "
         "polarities too. A held code is seen in many frames. With zxing the inverted pass costs "
-        "about half a pass, with zbar a whole one. 0: never. Ignored with zxing-cpp 2.x, which "
-        "reads both polarities in every frame.",
+        "about half a pass, with zbar a whole one. 0: never.",
     )
 
     @field_validator("rescue")
@@ -137,7 +136,7 @@ def make_decoder(config: DecoderConfig) -> Decoder:
         rungs: list[tuple[str, Rescue]] = []
     else:
         zxing = _load("zxing")
-        both = None if zxing.READS_INVERTED_ITSELF else zxing.ZxingDecoder(both_polarities=True)
+        both = zxing.ZxingDecoder(both_polarities=True)
         built = ((r, _rung(r, primary)) for r in config.rescue)
         rungs = [(r, rescue) for r, rescue in built if rescue is not None]
     if not rungs and (both is None or not config.invert_every):

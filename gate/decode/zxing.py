@@ -4,9 +4,8 @@ read_barcodes() takes the numpy buffer with its strides (a camera view with row 
 read in place, no copy) and releases the GIL while it works. Barcode.bytes is the raw
 payload, so no charset guess stands between the symbol and the parsers.
 
-Works with zxing-cpp 2.2 and later. 2.x has no `try_invert` keyword and always reads both
-polarities; 3.0 added the keyword (default on). Which one is installed is probed once at
-import, so the options passed never include a keyword the library refuses.
+Needs zxing-cpp 3.0 or later (`try_invert`, which 2.x lacks: it read both polarities in
+every pass, at that cost on every empty frame).
 """
 
 import functools
@@ -22,18 +21,6 @@ try:
 except ImportError as exc:  # no wheel for this platform
     raise ImportError(f"zxing backend unavailable: {exc}") from exc
 
-
-def _invert_is_optional() -> bool:
-    """Whether this zxing-cpp takes `try_invert` (3.0+); 2.x refuses it with TypeError."""
-    try:
-        zxingcpp.read_barcodes(np.zeros((8, 8), np.uint8), try_invert=False)
-    except TypeError:
-        return False
-    return True
-
-
-READS_INVERTED_ITSELF = not _invert_is_optional()
-"""True on zxing-cpp 2.x: every pass also reads light-on-dark codes, at its own cost."""
 
 _READ = functools.partial(
     zxingcpp.read_barcodes,
@@ -81,10 +68,9 @@ class ZxingDecoder:
         binarizer: Literal["local_average", "global_histogram"] = "local_average",
         both_polarities: bool = False,
     ) -> None:
-        read = functools.partial(_READ, binarizer=_BINARIZERS[binarizer])
-        if not READS_INVERTED_ITSELF:
-            read = functools.partial(read, try_invert=both_polarities)
-        self._read = read
+        self._read = functools.partial(
+            _READ, binarizer=_BINARIZERS[binarizer], try_invert=both_polarities
+        )
 
     def scan(self, grey: np.ndarray) -> tuple[list[Code], tuple[Box, ...]]:
         """Decoded codes, and the bounds of QR symbols located but not decoded."""
