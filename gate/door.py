@@ -89,6 +89,9 @@ class Gate:
         self._passages = Passages(config.policy.anti_passback_minutes * 60)
         self._pipeline: Pipeline | None = None
         self.mode = Mode.NORMAL
+        self._mode_known = False
+        """The mode is read from its file at the first start only: a reload keeps the running
+        one, which may not have been kept on disk (a full or read-only card)."""
         self._source: FrameSource | None = None
 
     def start(self) -> None:
@@ -115,7 +118,8 @@ class Gate:
                 self.counters,
                 self._passages,
             )
-        self._apply_mode(self._stored_mode())
+        self._apply_mode(self.mode if self._mode_known else self._stored_mode())
+        self._mode_known = True
         self._stop.clear()
         self.finished.clear()
         self._threads = [

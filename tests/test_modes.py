@@ -1,7 +1,9 @@
 """Modes the operations team sets: locked refuses everyone but never locks anyone in;
 emergency open holds the relay; both survive a restart."""
 
+import errno
 import threading
+from pathlib import Path
 
 import pytest
 from imagegen import empty_frame, qr_frame
@@ -103,3 +105,27 @@ def test_an_unreadable_stored_mode_is_normal(config, sink, mock_factory, caplog)
 
     assert gate.mode is Mode.NORMAL
     assert "cannot read the stored gate mode" in caplog.text
+
+
+def test_a_restart_of_the_door_keeps_the_running_mode_even_when_it_could_not_be_kept_on_disk(
+    config, sink, mock_factory, caplog, monkeypatch
+):
+    """An operator's `normal` after an emergency open must hold through a reload, also when
+    the card refused to store it: the file still says emergency_open."""
+    gate = gate_with_a_code_later(config, sink, mock_factory)
+    gate.start()
+    gate.set_mode(Mode.EMERGENCY_OPEN)
+
+    def card_full(path: Path, data: bytes, mode: int = 0o600) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr("gate.door.write_atomically", card_full)
+    gate.set_mode(Mode.NORMAL)
+    assert "applied but not kept" in caplog.text
+    gate.stop()
+    gate.start()  # what a reload does with a config that needs no daemon restart
+    try:
+        assert gate.mode is Mode.NORMAL
+        assert mock_factory.pin(RELAY).state is False
+    finally:
+        gate.stop()
