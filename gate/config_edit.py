@@ -133,6 +133,8 @@ def set_keys(path: Path, updates: Sequence[tuple[str, str]]) -> bool:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): a config is YAML") from None
     try:
         new = edited_text(text, updates)
     except UneditableConfig as exc:

@@ -383,5 +383,9 @@ def _hmac_hexes(hashes: frozenset[str]) -> frozenset[str]:
     lowered = frozenset(h.strip().lower() for h in hashes)
     bad = sorted(h for h in lowered if not _HMAC_HEX.fullmatch(h))
     if bad:
-        raise ValueError(f"not an HMAC-SHA256 hex digest (64 hex digits): {bad[0]!r}")
+        # never quoted: a raw id number put here by mistake must not reach a log or a result
+        raise ValueError(
+            f"{len(bad)} of {len(lowered)} entries are not HMAC-SHA256 hex digests (64 hex "
+            "digits): list the keyed hashes events carry, never raw id numbers"
+        )
     return lowered

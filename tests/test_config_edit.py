@@ -135,3 +135,10 @@ def test_device_id_without_any_source_says_what_to_set(tmp_path, capsys):
         assert status == 0 and capsys.readouterr().out.strip()
     else:
         assert status == 1 and "set site.device_id" in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_utf8_is_refused_naming_it(tmp_path, capsys):
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("site:\n  venue_id: caf\xe9\n".encode("latin-1"))
+    assert main(["config", "set", str(latin), "site.gate_id", "g"]) == 1
+    assert f"{latin}: not UTF-8 text (byte 21)" in capsys.readouterr().err

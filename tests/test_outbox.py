@@ -260,6 +260,20 @@ def test_garbage_file_is_set_aside_and_a_fresh_outbox_works(tmp_path: Path) -> N
     box.close()
 
 
+def test_a_meta_counter_that_is_not_a_number_is_corruption_set_aside(tmp_path: Path) -> None:
+    box = open_outbox(tmp_path)
+    box.commit(make_checkin(1))
+    box.close()
+    with sqlite3.connect(tmp_path / "outbox.sqlite3") as conn:
+        conn.execute("UPDATE meta SET value = 'garbage'")
+    box = open_outbox(tmp_path)
+    try:
+        assert box.stats().set_aside == 1
+        assert box.store(make_checkin(2)).seq > 1
+    finally:
+        box.close()
+
+
 def test_damaged_database_continues_seq_from_what_is_readable(tmp_path: Path) -> None:
     box = open_outbox(tmp_path)
     for i in range(200):

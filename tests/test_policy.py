@@ -429,3 +429,13 @@ def test_every_reason_code_is_documented() -> None:
     text = (REPO / "docs" / "reasons.md").read_text(encoding="utf-8")
     documented = re.findall(r"^\| `([a-z0-9_]+)` \|", text, re.MULTILINE)
     assert sorted(documented) == sorted(reason.value for reason in Reason)
+
+
+def test_a_raw_id_number_in_a_deny_list_is_refused_without_being_quoted() -> None:
+    """A list is checked before use; its error reaches logs and command results, so it names
+    how many entries are wrong, never what they are."""
+    with pytest.raises(ValidationError) as refused:
+        PolicyConfig(deny={"subject_hashes": [hashed("x"), "001090123456"]})
+    message = refused.value.errors()[0]["msg"]  # what config errors and command results say
+    assert "1 of 2 entries are not HMAC-SHA256 hex digests" in message
+    assert "001090123456" not in message

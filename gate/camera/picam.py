@@ -1,7 +1,7 @@
 """picamera2 source: the Y plane of a `lores` YUV420 stream, decoded in place.
 
 Imported only on a Pi (Raspberry Pi OS installs picamera2 with apt); nothing else in
-the package imports this module. See PI-NOTES.md for the hangs this guards against.
+the package imports this module. docs/raspberry-pi.md (Camera) tells the hangs this guards against.
 """
 
 import logging

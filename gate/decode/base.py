@@ -13,7 +13,8 @@ class Code:
     """One decoded QR symbol.
 
     `data` is authoritative: parsers work from bytes because charset guesses are wrong for
-    UTF-8 Vietnamese without ECI (see QR-FORMATS.md). `text` is a convenience for display.
+    UTF-8 Vietnamese without ECI (docs/formats.md, Character set). `text` is a convenience
+    for display.
     """
 
     data: bytes

@@ -684,8 +684,15 @@ class Outbox:
 
     @staticmethod
     def _meta(conn: sqlite3.Connection, key: str) -> int | None:
+        """A counter of the meta table; one that is not a whole number means a damaged file,
+        which opening sets aside like any other corruption."""
         row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else int(row[0])
+        if row is None:
+            return None
+        try:
+            return int(row[0])
+        except (TypeError, ValueError):
+            raise sqlite3.DatabaseError(f"database disk image is malformed: meta {key}") from None
 
     def _require(self, conn: sqlite3.Connection | None) -> sqlite3.Connection:
         if conn is None:
@@ -758,4 +765,9 @@ def _peek(path: Path, mode: str, query: str) -> int | None:
         return None
     finally:
         conn.close()
-    return None if not row or row[0] is None else int(row[0])
+    if not row or row[0] is None:
+        return None
+    try:
+        return int(row[0])
+    except (TypeError, ValueError):  # a damaged file: nothing to say
+        return None

@@ -17,7 +17,7 @@ from gate.selftest.report import Row, Status, skipped
 from gate.trust.store import load_trust
 
 MAX_EXPOSURE_US = 10_000
-"""Longer exposures blur a code moved by hand (PI-NOTES: 2-6 ms freezes one)."""
+"""Longer exposures blur a code moved by hand (docs/raspberry-pi.md, Camera: 2-6 ms freezes one)."""
 
 CAMERA_ROWS = ("camera", "exposure", "code")
 
@@ -158,7 +158,8 @@ def camera_rows(
 
 
 def _close(source: FrameSource, timeout: float) -> None:
-    """A camera wedged in the driver never returns from close (PI-NOTES): do not wait forever."""
+    """A camera wedged in the driver never returns from close (docs/raspberry-pi.md, Camera):
+    do not wait forever."""
     closer = threading.Thread(target=source.close, name="selftest-camera-close", daemon=True)
     closer.start()
     closer.join(timeout)
