@@ -751,13 +751,13 @@ def test_gate_run_answers_commands_and_exits_75_after_a_reload_that_needs_a_rest
             answers["status"] = send("status", 0.5)  # until the gate has subscribed
             return answers["status"]
 
-        if wait_until(status, 20):
-            answers["open"] = send("open", 5)
+        if wait_until(status, 40):
+            answers["open"] = send("open", 15)
             path.write_text(yaml.safe_dump(raw | {"mqtt": raw["mqtt"] | {"keepalive": 20}}))
-            answers["reload"] = send("reload", 5)
+            answers["reload"] = send("reload", 15)
 
     threading.Thread(target=operator, name="operator", daemon=True).start()
-    safety = threading.Timer(30, os.kill, (os.getpid(), signal.SIGTERM))
+    safety = threading.Timer(90, os.kill, (os.getpid(), signal.SIGTERM))
     safety.start()
     try:
         assert run(load_config(path), path) == 75
