@@ -5,6 +5,11 @@ trust lists replaced remotely (`gate.remote_lists`) and, when the policy lists k
 subject ids, the privacy key. The daemon rebuilds the judge on every list push and reload;
 it holds no state of its own (anti-passback lives in `gate.passages`).
 
+A remote deny list that cannot be read (a damaged card) does not stop the gate: the judge
+then refuses every scan with `policy_unavailable` (the people the list names must not get
+in), while the exit button, the publisher and remote commands go on, so the operations
+team's next `deny_list` (or a reload) brings the gate back.
+
 The daemon's judge parses the signed kinds only when the gate can verify or accept one
 (`verifies`); otherwise it recognises them by their shape and refuses them
 `kind_not_accepted` unread, and cryptography is never loaded. The tools (`gate parse`,
@@ -12,6 +17,7 @@ The daemon's judge parses the signed kinds only when the gate can verify or acce
 """
 
 import datetime
+import logging
 
 from gate import remote_lists
 from gate.app_config import GateConfig
@@ -22,19 +28,29 @@ from gate.errors import ConfigError
 from gate.outbox.config import SubjectMode
 from gate.policy import Rules
 from gate.privacy import load_key
+from gate.reasons import Reason
+
+log = logging.getLogger(__name__)
 
 
 class Judge:
     """Parse and decide one payload at a given time, as this gate's policy says."""
 
-    def __init__(self, rules: Rules, parser: Parser | None = None) -> None:
+    def __init__(
+        self, rules: Rules, parser: Parser | None = None, *, policy_unavailable: bool = False
+    ) -> None:
         self._rules = rules
         self._parser = parser or Parser()
         self._zone = rules.zone
+        self.policy_unavailable = policy_unavailable
+        """True when part of the policy (the remote deny list) could not be read: every scan
+        is refused `policy_unavailable`."""
 
     def judge(self, payload: bytes, at: datetime.datetime) -> tuple[Credential, Decision]:
         """`at` is timezone-aware; local dates (birth dates, issue dates) use the site's zone."""
         credential = self._parser.parse(payload, today=at.astimezone(self._zone).date(), at=at)
+        if self.policy_unavailable:
+            return credential, Decision(False, Reason.POLICY_UNAVAILABLE)
         return credential, self._rules.decide(credential, at)
 
 
@@ -50,9 +66,16 @@ def load_judge(config: GateConfig, *, every_kind: bool = True) -> Judge:
 
     `every_kind=False` (the daemon): the signed kinds are parsed only when `verifies`.
     """
-    policy = config.policy.model_copy(update={"deny": remote_lists.merged_deny(config)})
+    try:
+        deny = remote_lists.merged_deny(config)
+        unavailable = False
+    except ConfigError as exc:
+        log.error("%s: every scan is refused (policy_unavailable) until a deny list is sent", exc)
+        deny, unavailable = config.policy.deny, True
+    policy = config.policy.model_copy(update={"deny": deny})
     key = _subject_key(config) if policy.uses_subject_hashes else None
-    return Judge(Rules(policy, config.site, key), _parser(config, every_kind))
+    rules = Rules(policy, config.site, key)
+    return Judge(rules, _parser(config, every_kind), policy_unavailable=unavailable)
 
 
 def _parser(config: GateConfig, every_kind: bool) -> Parser:

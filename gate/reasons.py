@@ -83,4 +83,5 @@ class Reason(StrEnum):
     GATE_LOCKED = "gate_locked"  # the operations team locked the gate: nobody enters
     DUPLICATE = "duplicate"
     STORAGE_FULL = "storage_full"
+    POLICY_UNAVAILABLE = "policy_unavailable"  # the remote deny list cannot be read
     INTERNAL_ERROR = "internal_error"

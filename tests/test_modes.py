@@ -1,6 +1,7 @@
 """Modes the operations team sets: locked refuses everyone but never locks anyone in;
 emergency open holds the relay; both survive a restart."""
 
+import datetime
 import errno
 import threading
 from pathlib import Path
@@ -10,8 +11,10 @@ from imagegen import empty_frame, qr_frame
 
 from gate.app_config import GateConfig
 from gate.camera.replay import ReplaySource
+from gate.commands.lists import replace_deny
 from gate.control import Mode
 from gate.door import Gate
+from gate.judge import load_judge
 from gate.reasons import Reason
 
 CCCD = "001090123456|012345678|Nguyễn Văn An|01011990|Nam|Hà Nội|15042021"
@@ -129,3 +132,38 @@ def test_a_restart_of_the_door_keeps_the_running_mode_even_when_it_could_not_be_
         assert mock_factory.pin(RELAY).state is False
     finally:
         gate.stop()
+
+
+def test_a_damaged_remote_deny_list_refuses_everyone_but_never_locks_anyone_in(
+    config, sink, mock_factory, caplog
+):
+    """A deny list the card cannot give back must not stop the gate (it would take the exit
+    button with it) nor be ignored (those it names would get in): every scan is refused
+    `policy_unavailable` until the operations team sends a new list."""
+    remote = config.site.state_dir / "remote"
+    remote.mkdir(parents=True)
+    (remote / "deny.json").write_bytes(b"\x00garbage{")
+    gate = gate_with_a_code_later(config, sink, mock_factory)
+    gate.start()
+    try:
+        mock_factory.pin(EXIT).drive_low()
+        mock_factory.pin(EXIT).drive_high()
+        assert gate.finished.wait(5)
+    finally:
+        gate.stop()
+
+    assert [c.decision.reason for c in sink.checkins] == [Reason.POLICY_UNAVAILABLE]
+    assert sink.checkins[0].credential.valid
+    assert [s.state for s in mock_factory.pin(RELAY).states] == [False, True, False]  # the exit
+    assert "remote deny list unreadable" in caplog.text
+
+
+def test_a_new_deny_list_brings_a_gate_with_a_damaged_one_back(config):
+    remote = config.site.state_dir / "remote"
+    remote.mkdir(parents=True)
+    (remote / "deny.json").write_text("{not json")
+    at = datetime.datetime(2026, 6, 1, 12, tzinfo=datetime.UTC)
+    assert load_judge(config).judge(CCCD.encode(), at)[1].reason is Reason.POLICY_UNAVAILABLE
+
+    replace_deny(config.site.state_dir, {})
+    assert load_judge(config).judge(CCCD.encode(), at)[1].accepted
