@@ -187,7 +187,9 @@ class Gate:
         return decoder
 
     def stop(self) -> None:
-        """Capture first (no new check-ins), then the pins with the relay safe."""
+        """The relay safe first (systemd may kill a stop that waits), then capture (no new
+        check-ins), then the pins."""
+        self.make_safe()
         self._stop.set()
         camera = self.config.camera
         capture_s = camera.frame_timeout_s + camera.close_timeout_s + JOIN_TIMEOUT_S
@@ -203,6 +205,11 @@ class Gate:
         if self._pin_log is not None:
             self._pin_log.stop()
             self._pin_log = None
+
+    def make_safe(self) -> None:
+        """Relay off and no new opening until the next start (the first step of a stop)."""
+        if self.signals is not None:
+            self.signals.make_safe()
 
     def set_mode(self, mode: Mode) -> None:
         """Lock, hold open or return to normal, now and after a restart (synced to disk)."""
