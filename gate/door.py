@@ -49,6 +49,11 @@ MODE_FILE = "mode"
 READY_POLL_S = 0.01
 """How often the watchdog looks for the first frame before READY (a short, bounded wait:
 READY is what systemd and the boot time wait for)."""
+NO_FRAME_TRIES = 3
+"""Capture failures in a row, with no frame between them, that make a camera which opens
+`camera_missing`: one timeout is a glitch a reopen cures; three (each at least
+`restart_min_interval_s` apart, about 12 s by default) are a camera that cannot deliver, and
+READY must come well within systemd's TimeoutStartSec (60 s)."""
 
 
 class Gate:
@@ -323,6 +328,7 @@ class Gate:
         """Run frames through the pipeline; restart a failed camera, rate-limited."""
         process = pipeline.process
         last_start = float("-inf")
+        failures = 0  # capture failures since the last frame (a failed open has its own fault)
         while not self._stop.is_set():
             wait = last_start + self.config.camera.restart_min_interval_s - time.monotonic()
             if wait > 0 and self._stop.wait(wait):
@@ -330,7 +336,13 @@ class Gate:
             last_start = time.monotonic()
             try:
                 self._open_camera(source)
-                for frame in source.frames(self._stop):
+                frames = iter(source.frames(self._stop))
+                for frame in frames:  # the first frame: the camera delivers
+                    failures = 0
+                    self.faults.clear(Fault.CAMERA_MISSING)
+                    process(frame)
+                    break
+                for frame in frames:
                     process(frame)
                 if not self._stop.is_set():
                     log.info("frame source %s has no more frames", source.name)
@@ -341,6 +353,7 @@ class Gate:
             except CameraError as exc:
                 self.counters.camera_restarts += 1
                 log.error("camera failed, restarting: %s", exc)
+                failures = self._capture_failed(source, failures + 1, exc)
             except Exception as exc:
                 self.counters.errors += 1
                 self.counters.camera_restarts += 1
@@ -349,11 +362,25 @@ class Gate:
                     exc,
                     exc_info=log.isEnabledFor(logging.DEBUG),
                 )
+                failures = self._capture_failed(source, failures + 1, exc)
             finally:
                 self._close_source(source)
 
+    def _capture_failed(self, source: FrameSource, failures: int, exc: Exception) -> int:
+        """Raise `camera_missing` once `failures` in a row have brought no frame; returns it."""
+        if failures >= NO_FRAME_TRIES and self.faults.report(
+            Fault.CAMERA_MISSING, f"{source.name} opens but gives no frames: {exc}"
+        ):
+            log.error(
+                "camera %s opened but gave no frame in %s tries: out of service",
+                source.name,
+                failures,
+            )
+        return failures
+
     def _open_camera(self, source: FrameSource) -> None:
-        """Open, or raise `camera_missing` (logged once per cause) and CameraMissing."""
+        """Open, or raise `camera_missing` (logged once per cause) and CameraMissing. The
+        fault clears at the first frame, not here: a camera may open and give none."""
         try:
             source.open()
         except CameraError as exc:
@@ -364,7 +391,6 @@ class Gate:
                     exc,
                 )
             raise CameraMissing(str(exc)) from exc
-        self.faults.clear(Fault.CAMERA_MISSING)
 
     def _close_source(self, source: FrameSource) -> None:
         """A camera wedged in the driver never returns from close: exit and let systemd restart."""

@@ -1,17 +1,21 @@
 """Stopping the door: the relay is safe before anything the stop waits for, and a camera
 that opens but never gives a frame is a fault, not an endless silent restart."""
 
+import socket
 import threading
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from broker import wait_until
 from gpiozero.pins.mock import MockFactory
 from imagegen import empty_frame
 
 from gate.app_config import GateConfig
 from gate.control import Mode
-from gate.door import Gate
+from gate.door import NO_FRAME_TRIES, Gate
+from gate.errors import FrameTimeout
+from gate.notify import Notifier
 
 RELAY = 23
 
@@ -47,7 +51,7 @@ def config(tmp_path) -> GateConfig:
     return GateConfig.model_validate(
         {
             "site": {"state_dir": str(tmp_path / "state")},
-            "camera": {"source": "replay"},
+            "camera": {"source": "replay", "restart_min_interval_s": 0},
             "signals": {"pin_factory": "mock", "relay_max_s": 60, "relay_pulse_s": 30},
         }
     )
@@ -78,3 +82,99 @@ def test_stop_makes_the_relay_safe_before_it_waits_for_a_blocked_capture(
         stopping.join(30)
     assert not stopping.is_alive()
     assert mock_factory.pin(RELAY).state is False
+
+
+class SilentCamera:
+    """Opens every time, then times out on its reads `timeouts` times (None: for ever),
+    then gives frames until the stop."""
+
+    name = "silent"
+
+    def __init__(self, timeouts: int | None) -> None:
+        self._timeouts = timeouts
+
+    def open(self) -> None:
+        """Opening works: the camera is there."""
+
+    def frames(self, stop: threading.Event) -> Iterator[np.ndarray]:
+        if self._timeouts is None or self._timeouts > 0:
+            self._timeouts = None if self._timeouts is None else self._timeouts - 1
+            raise FrameTimeout("no frame from the camera within 2.0 s")
+        frame = empty_frame(seed=4)
+        while not stop.wait(0.02):
+            yield frame
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+@pytest.fixture
+def notify_socket(tmp_path) -> Iterator[tuple[socket.socket, str]]:
+    path = str(tmp_path / "notify.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    server.settimeout(10)
+    yield server, path
+    server.close()
+
+
+def silent_gate(config, sink, factory, path: str, timeouts: int | None) -> tuple[Gate, list]:
+    """The gate on a SilentCamera, and the fault codes after each change of the faults."""
+    gate = Gate(
+        config,
+        sink=sink,
+        source=SilentCamera(timeouts),
+        pin_factory=factory,
+        notifier=Notifier({"NOTIFY_SOCKET": path}),
+    )
+    changes: list[list[str]] = []
+    gate.faults.on_change = lambda: changes.append([f["code"] for f in gate.faults.listing()])
+    return gate, changes
+
+
+def test_a_camera_that_opens_but_never_gives_a_frame_is_camera_missing_and_ready_says_so(
+    config, sink, mock_factory, notify_socket
+):
+    server, path = notify_socket
+    gate, changes = silent_gate(config, sink, mock_factory, path, timeouts=None)
+    gate.start()
+    try:
+        ready = server.recv(4096).decode()
+    finally:
+        gate.stop()
+
+    assert ready == (
+        "READY=1\nSTATUS=degraded: camera_missing (silent opens but gives no frames: "
+        "no frame from the camera within 2.0 s)"
+    )
+    assert changes == [["camera_missing"]]  # raised once, not again at every retry
+    assert gate.counters.camera_restarts >= NO_FRAME_TRIES
+
+
+def test_a_camera_that_gives_frames_after_failing_clears_camera_missing(
+    config, sink, mock_factory, notify_socket
+):
+    _server, path = notify_socket
+    gate, changes = silent_gate(config, sink, mock_factory, path, timeouts=NO_FRAME_TRIES)
+    gate.start()
+    try:
+        assert wait_until(lambda: gate.counters.frames > 0, 10)
+    finally:
+        gate.stop()
+
+    assert changes == [["camera_missing"], []]
+    assert gate.faults.summary() is None
+
+
+def test_fewer_failures_in_a_row_than_the_bound_raise_no_fault(
+    config, sink, mock_factory, notify_socket
+):
+    server, path = notify_socket
+    gate, changes = silent_gate(config, sink, mock_factory, path, timeouts=NO_FRAME_TRIES - 1)
+    gate.start()
+    try:
+        assert server.recv(4096).decode() == "READY=1\nSTATUS=running"
+    finally:
+        gate.stop()
+
+    assert changes == []
