@@ -87,6 +87,9 @@ class Gate:
         self.counters = Counters()
         self.finished = threading.Event()
         self._stop = threading.Event()
+        """The running threads' stop; each start makes a new one, so a thread that outlived
+        its join (a read stuck in the driver) stays stopped and never reads beside its
+        successor."""
         self._threads: list[threading.Thread] = []
         self._pin_log: PinChangeLog | None = None
         self.signals: Signals | None = None
@@ -125,18 +128,20 @@ class Gate:
             )
         self._apply_mode(self.mode if self._mode_known else self._stored_mode())
         self._mode_known = True
-        self._stop.clear()
+        stop = self._stop = threading.Event()
         self.finished.clear()
         self._threads = [
-            threading.Thread(target=self._status_loop, name="status", daemon=True),
-            threading.Thread(target=self._watchdog_loop, name="watchdog", daemon=True),
+            threading.Thread(target=self._status_loop, args=(stop,), name="status", daemon=True),
+            threading.Thread(
+                target=self._watchdog_loop, args=(stop,), name="watchdog", daemon=True
+            ),
         ]
         if self._pipeline is not None and source is not None:
             self._threads.insert(
                 0,
                 threading.Thread(
                     target=self._capture_loop,
-                    args=(self._pipeline, source),
+                    args=(self._pipeline, source, stop),
                     name="capture",
                     daemon=True,
                 ),
@@ -324,19 +329,19 @@ class Gate:
             f"storage_full={now.storage_full} camera_restarts={now.camera_restarts}"
         )
 
-    def _capture_loop(self, pipeline: Pipeline, source: FrameSource) -> None:
+    def _capture_loop(self, pipeline: Pipeline, source: FrameSource, stop: threading.Event) -> None:
         """Run frames through the pipeline; restart a failed camera, rate-limited."""
         process = pipeline.process
         last_start = float("-inf")
         failures = 0  # capture failures since the last frame (a failed open has its own fault)
-        while not self._stop.is_set():
+        while not stop.is_set():
             wait = last_start + self.config.camera.restart_min_interval_s - time.monotonic()
-            if wait > 0 and self._stop.wait(wait):
+            if wait > 0 and stop.wait(wait):
                 break
             last_start = time.monotonic()
             try:
                 self._open_camera(source)
-                frames = iter(source.frames(self._stop))
+                frames = iter(source.frames(stop))
                 for frame in frames:  # the first frame: the camera delivers
                     failures = 0
                     self.faults.clear(Fault.CAMERA_MISSING)
@@ -344,7 +349,7 @@ class Gate:
                     break
                 for frame in frames:
                     process(frame)
-                if not self._stop.is_set():
+                if not stop.is_set():
                     log.info("frame source %s has no more frames", source.name)
                     self.finished.set()
                     return
@@ -407,11 +412,11 @@ class Gate:
             logging.shutdown()
             os._exit(EXIT_CAMERA_WEDGED)
 
-    def _status_loop(self) -> None:
+    def _status_loop(self, stop: threading.Event) -> None:
         interval = self.config.log.status_interval_s
         since, at = copy.copy(self.counters), time.monotonic()
         synced = _log_clock(None)
-        while not self._stop.wait(interval):
+        while not stop.wait(interval):
             now = time.monotonic()
             line = self.status_line(since, now - at)
             summary = self.faults.summary()
@@ -421,7 +426,7 @@ class Gate:
             self.counters.decode_ns_max = 0
             synced = _log_clock(synced)
 
-    def _watchdog_loop(self) -> None:
+    def _watchdog_loop(self, stop: threading.Event) -> None:
         """READY once frames flow or a fault says why they cannot (STATUS says which); then
         WATCHDOG pings while the capture loop progresses, or while it is not meant to.
 
@@ -433,7 +438,7 @@ class Gate:
         period = min(self._notifier.watchdog_s / 2, 1.0) if self._notifier.watchdog_s else 1.0
         reported: str | None = None
         shown = self.faults.summary()
-        while not self._stop.wait(period if self._ready_sent else READY_POLL_S):
+        while not stop.wait(period if self._ready_sent else READY_POLL_S):
             if self.signals is not None:
                 self.signals.set_out_of_service(self.faults.out_of_service)
             summary = self.faults.summary()

@@ -178,3 +178,62 @@ def test_fewer_failures_in_a_row_than_the_bound_raise_no_fault(
         gate.stop()
 
     assert changes == []
+
+
+class SharedSource:
+    """One source for every capture thread. The first read sticks after the stop (a driver
+    that does not return) until the test releases it, then goes on while its stop is not
+    set; every read counts itself while it runs."""
+
+    name = "shared"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls = 0
+        self.readers = 0
+        self.release = threading.Event()
+
+    def open(self) -> None:
+        """Nothing to open."""
+
+    def frames(self, stop: threading.Event) -> Iterator[np.ndarray]:
+        with self._lock:
+            first = self._calls == 0
+            self._calls += 1
+            self.readers += 1
+        frame = empty_frame(seed=6)
+        try:
+            if first:
+                yield frame
+                stop.wait()
+                self.release.wait()
+            while not stop.wait(0.02):
+                yield frame
+        finally:
+            with self._lock:
+                self.readers -= 1
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def test_a_capture_thread_that_outlived_its_stop_does_not_come_back_on_the_next_start(
+    config, sink, mock_factory, monkeypatch
+):
+    monkeypatch.setattr("gate.door.JOIN_TIMEOUT_S", 0)  # stop gives up on the stuck read at once
+    quick = {"frame_timeout_s": 0.01, "close_timeout_s": 0.01}
+    config = config.model_copy(update={"camera": config.camera.model_copy(update=quick)})
+    source = SharedSource()
+    gate = Gate(config, sink=sink, source=source, pin_factory=mock_factory)
+    gate.start()
+    try:
+        assert wait_until(lambda: gate.counters.frames > 0, 10)
+        gate.stop()  # the first capture thread is still stuck in its read
+        gate.start()
+        assert wait_until(lambda: source.readers == 2, 10)
+        source.release.set()
+
+        assert wait_until(lambda: source.readers == 1, 10)  # only the new thread reads
+    finally:
+        source.release.set()
+        gate.stop()
