@@ -11,6 +11,7 @@ from broker import wait_until
 from gpiozero.pins.mock import MockFactory
 from imagegen import empty_frame
 
+from gate.app import GateApp
 from gate.app_config import GateConfig
 from gate.control import Mode
 from gate.door import NO_FRAME_TRIES, Gate
@@ -237,3 +238,25 @@ def test_a_capture_thread_that_outlived_its_stop_does_not_come_back_on_the_next_
     finally:
         source.release.set()
         gate.stop()
+
+
+def test_the_app_makes_the_relay_safe_before_it_waits_for_a_running_command(
+    config, sink, mock_factory, monkeypatch
+):
+    """A command (a reload) holds the app's lock when the stop comes: the relay goes off
+    before the stop waits for it, not when the wait ends."""
+    monkeypatch.setattr("gate.app.JOIN_TIMEOUT_S", 60)  # the wait for the lock: 120 s
+    source = SharedSource()
+    app = GateApp(config, open_store=lambda _: sink, source=source, pin_factory=mock_factory)
+    app.start()
+    assert app.door is not None
+    app.door.set_mode(Mode.EMERGENCY_OPEN)
+    assert mock_factory.pin(RELAY).state is True
+    stopping = threading.Thread(target=app.stop, name="test-stop")
+    with app.lock:
+        stopping.start()
+        assert wait_until(lambda: mock_factory.pin(RELAY).state is False, 30)
+        assert stopping.is_alive()
+    source.release.set()
+    stopping.join(30)
+    assert not stopping.is_alive()
