@@ -112,6 +112,8 @@ class GateApp:
     def stop(self) -> None:
         """The started steps' stops, in reverse order; one failing does not skip the rest."""
         self.notifier.notify("STOPPING=1")
+        if self.door is not None:
+            self.door.make_safe()  # before waiting for commands, the lock and the threads
         while self._stops:
             name, stop = self._stops.pop()
             log.debug("stopping %s", name)

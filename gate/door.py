@@ -49,6 +49,11 @@ MODE_FILE = "mode"
 READY_POLL_S = 0.01
 """How often the watchdog looks for the first frame before READY (a short, bounded wait:
 READY is what systemd and the boot time wait for)."""
+NO_FRAME_TRIES = 3
+"""Capture failures in a row, with no frame between them, that make a camera which opens
+`camera_missing`: one timeout is a glitch a reopen cures; three (each at least
+`restart_min_interval_s` apart, about 12 s by default) are a camera that cannot deliver, and
+READY must come well within systemd's TimeoutStartSec (60 s)."""
 
 
 class Gate:
@@ -82,6 +87,9 @@ class Gate:
         self.counters = Counters()
         self.finished = threading.Event()
         self._stop = threading.Event()
+        """The running threads' stop; each start makes a new one, so a thread that outlived
+        its join (a read stuck in the driver) stays stopped and never reads beside its
+        successor."""
         self._threads: list[threading.Thread] = []
         self._pin_log: PinChangeLog | None = None
         self.signals: Signals | None = None
@@ -120,18 +128,20 @@ class Gate:
             )
         self._apply_mode(self.mode if self._mode_known else self._stored_mode())
         self._mode_known = True
-        self._stop.clear()
+        stop = self._stop = threading.Event()
         self.finished.clear()
         self._threads = [
-            threading.Thread(target=self._status_loop, name="status", daemon=True),
-            threading.Thread(target=self._watchdog_loop, name="watchdog", daemon=True),
+            threading.Thread(target=self._status_loop, args=(stop,), name="status", daemon=True),
+            threading.Thread(
+                target=self._watchdog_loop, args=(stop,), name="watchdog", daemon=True
+            ),
         ]
         if self._pipeline is not None and source is not None:
             self._threads.insert(
                 0,
                 threading.Thread(
                     target=self._capture_loop,
-                    args=(self._pipeline, source),
+                    args=(self._pipeline, source, stop),
                     name="capture",
                     daemon=True,
                 ),
@@ -187,7 +197,9 @@ class Gate:
         return decoder
 
     def stop(self) -> None:
-        """Capture first (no new check-ins), then the pins with the relay safe."""
+        """The relay safe first (systemd may kill a stop that waits), then capture (no new
+        check-ins), then the pins."""
+        self.make_safe()
         self._stop.set()
         camera = self.config.camera
         capture_s = camera.frame_timeout_s + camera.close_timeout_s + JOIN_TIMEOUT_S
@@ -203,6 +215,11 @@ class Gate:
         if self._pin_log is not None:
             self._pin_log.stop()
             self._pin_log = None
+
+    def make_safe(self) -> None:
+        """Relay off and no new opening until the next start (the first step of a stop)."""
+        if self.signals is not None:
+            self.signals.make_safe()
 
     def set_mode(self, mode: Mode) -> None:
         """Lock, hold open or return to normal, now and after a restart (synced to disk)."""
@@ -312,20 +329,27 @@ class Gate:
             f"storage_full={now.storage_full} camera_restarts={now.camera_restarts}"
         )
 
-    def _capture_loop(self, pipeline: Pipeline, source: FrameSource) -> None:
+    def _capture_loop(self, pipeline: Pipeline, source: FrameSource, stop: threading.Event) -> None:
         """Run frames through the pipeline; restart a failed camera, rate-limited."""
         process = pipeline.process
         last_start = float("-inf")
-        while not self._stop.is_set():
+        failures = 0  # capture failures since the last frame (a failed open has its own fault)
+        while not stop.is_set():
             wait = last_start + self.config.camera.restart_min_interval_s - time.monotonic()
-            if wait > 0 and self._stop.wait(wait):
+            if wait > 0 and stop.wait(wait):
                 break
             last_start = time.monotonic()
             try:
                 self._open_camera(source)
-                for frame in source.frames(self._stop):
+                frames = iter(source.frames(stop))
+                for frame in frames:  # the first frame: the camera delivers
+                    failures = 0
+                    self.faults.clear(Fault.CAMERA_MISSING)
                     process(frame)
-                if not self._stop.is_set():
+                    break
+                for frame in frames:
+                    process(frame)
+                if not stop.is_set():
                     log.info("frame source %s has no more frames", source.name)
                     self.finished.set()
                     return
@@ -334,6 +358,7 @@ class Gate:
             except CameraError as exc:
                 self.counters.camera_restarts += 1
                 log.error("camera failed, restarting: %s", exc)
+                failures = self._capture_failed(source, failures + 1, exc)
             except Exception as exc:
                 self.counters.errors += 1
                 self.counters.camera_restarts += 1
@@ -342,11 +367,25 @@ class Gate:
                     exc,
                     exc_info=log.isEnabledFor(logging.DEBUG),
                 )
+                failures = self._capture_failed(source, failures + 1, exc)
             finally:
                 self._close_source(source)
 
+    def _capture_failed(self, source: FrameSource, failures: int, exc: Exception) -> int:
+        """Raise `camera_missing` once `failures` in a row have brought no frame; returns it."""
+        if failures >= NO_FRAME_TRIES and self.faults.report(
+            Fault.CAMERA_MISSING, f"{source.name} opens but gives no frames: {exc}"
+        ):
+            log.error(
+                "camera %s opened but gave no frame in %s tries: out of service",
+                source.name,
+                failures,
+            )
+        return failures
+
     def _open_camera(self, source: FrameSource) -> None:
-        """Open, or raise `camera_missing` (logged once per cause) and CameraMissing."""
+        """Open, or raise `camera_missing` (logged once per cause) and CameraMissing. The
+        fault clears at the first frame, not here: a camera may open and give none."""
         try:
             source.open()
         except CameraError as exc:
@@ -357,7 +396,6 @@ class Gate:
                     exc,
                 )
             raise CameraMissing(str(exc)) from exc
-        self.faults.clear(Fault.CAMERA_MISSING)
 
     def _close_source(self, source: FrameSource) -> None:
         """A camera wedged in the driver never returns from close: exit and let systemd restart."""
@@ -374,11 +412,11 @@ class Gate:
             logging.shutdown()
             os._exit(EXIT_CAMERA_WEDGED)
 
-    def _status_loop(self) -> None:
+    def _status_loop(self, stop: threading.Event) -> None:
         interval = self.config.log.status_interval_s
         since, at = copy.copy(self.counters), time.monotonic()
         synced = _log_clock(None)
-        while not self._stop.wait(interval):
+        while not stop.wait(interval):
             now = time.monotonic()
             line = self.status_line(since, now - at)
             summary = self.faults.summary()
@@ -388,7 +426,7 @@ class Gate:
             self.counters.decode_ns_max = 0
             synced = _log_clock(synced)
 
-    def _watchdog_loop(self) -> None:
+    def _watchdog_loop(self, stop: threading.Event) -> None:
         """READY once frames flow or a fault says why they cannot (STATUS says which); then
         WATCHDOG pings while the capture loop progresses, or while it is not meant to.
 
@@ -400,7 +438,7 @@ class Gate:
         period = min(self._notifier.watchdog_s / 2, 1.0) if self._notifier.watchdog_s else 1.0
         reported: str | None = None
         shown = self.faults.summary()
-        while not self._stop.wait(period if self._ready_sent else READY_POLL_S):
+        while not stop.wait(period if self._ready_sent else READY_POLL_S):
             if self.signals is not None:
                 self.signals.set_out_of_service(self.faults.out_of_service)
             summary = self.faults.summary()

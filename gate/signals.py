@@ -204,6 +204,8 @@ class Signals:
         self._offline = False
         self._out_of_service = False
         self._held = False
+        self._safe = False
+        """Set by `make_safe`: the relay stays off until these signals are built again."""
         self._relay_lock = threading.Lock()
         self._pattern_lock = threading.Lock()
         self._closed = False
@@ -271,7 +273,7 @@ class Signals:
         end the hold when its time runs out.
         """
         with self._relay_lock:
-            if self._held or self._closed:
+            if self._held or self._safe:
                 return
             pulse = self._config.relay_pulse_s if seconds is None else seconds
             self.relay.blink(on_time=min(pulse, self._config.relay_max_s), off_time=0, n=1)
@@ -279,8 +281,8 @@ class Signals:
     def hold_relay(self, held: bool) -> None:
         """Keep the relay open without a bound (emergency open), or return it to closed."""
         with self._relay_lock:
-            self._held = held
-            if held:
+            self._held = held and not self._safe
+            if self._held:
                 self.relay.on()
             else:
                 self.relay.off()
@@ -335,6 +337,16 @@ class Signals:
             name: getattr(self, name) for name in names if getattr(self, name, None) is not None
         }
 
+    def make_safe(self) -> None:
+        """Relay off now, hold and pulse ended, and no new pulse or hold from here on: the
+        first step of a stop, before anything it waits for (systemd may kill it meanwhile)."""
+        with self._relay_lock:
+            self._safe = True
+            self._held = False
+            relay = getattr(self, "relay", None)
+            if relay is not None:
+                relay.off()
+
     def close(self) -> None:
         """Relay to its safe state first, then release every pin. Closing twice is harmless."""
         with self._relay_lock:
@@ -343,11 +355,7 @@ class Signals:
             self._closed = True
         self._stop.set()
         self._wake.set()
-        relay = getattr(self, "relay", None)
-        if relay is not None:
-            with self._relay_lock:
-                self._held = False
-                relay.off()
+        self.make_safe()
         idle = getattr(self, "_idle_thread", None)
         if idle is not None:
             idle.join(timeout=2.0)
