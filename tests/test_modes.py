@@ -45,8 +45,8 @@ def wait(seconds: float) -> None:
 
 def test_locked_gate_refuses_a_valid_card_and_the_relay_stays_shut(config, sink, mock_factory):
     gate = gate_with_a_code_later(config, sink, mock_factory)
+    gate.set_mode(Mode.LOCKED)  # before the first frame, however slow the machine
     gate.start()
-    gate.set_mode(Mode.LOCKED)
     assert gate.finished.wait(5)
     gate.stop()
 
