@@ -963,8 +963,13 @@ def test_a_flood_of_unsigned_commands_is_answered_and_logged_within_a_budget(rig
         summaries = [m for m in refusal_lines(caplog) if "neither answered nor logged" in m]
         return sum(int(m.split()[0]) for m in summaries)
 
-    answered = lambda: [r for r in burst.results() if r["nonce"] in burst.nonces]  # noqa: E731
-    assert wait_until(lambda: len(answered()) + suppressed() == 3000, 30), (
+    def answered() -> list[dict]:
+        """One result per command: QoS 1 may deliver a result twice (at least once)."""
+        by_nonce = {r["nonce"]: r for r in burst.results() if r["nonce"] in burst.nonces}
+        return list(by_nonce.values())
+
+    # every command answered or counted; QoS 1 may hand the gate one twice (at least once)
+    assert wait_until(lambda: len(answered()) + suppressed() >= 3000, 30), (
         len(answered()),
         suppressed(),
     )
