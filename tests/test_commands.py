@@ -756,13 +756,15 @@ def test_gate_run_answers_commands_and_exits_75_after_a_reload_that_needs_a_rest
             path.write_text(yaml.safe_dump(raw | {"mqtt": raw["mqtt"] | {"keepalive": 20}}))
             answers["reload"] = send("reload", 15)
 
-    threading.Thread(target=operator, name="operator", daemon=True).start()
+    operating = threading.Thread(target=operator, name="operator", daemon=True)
+    operating.start()
     safety = threading.Timer(90, os.kill, (os.getpid(), signal.SIGTERM))
     safety.start()
     try:
         assert run(load_config(path), path) == 75
     finally:
         safety.cancel()
+    operating.join(30)  # the reload's answer may still be on its way to the operator
 
     assert answers["status"]["state"]["broker"] == "connected"
     assert answers["open"]["ok"] is True
