@@ -3,6 +3,7 @@ mosquitto and the Hypothesis profiles."""
 
 import os
 import signal
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -75,3 +76,16 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     """
     with Broker(tmp_path_factory.mktemp("broker")) as running:
         yield running
+
+
+@pytest.fixture
+def notify_socket(tmp_path) -> Iterator[tuple[socket.socket, str]]:
+    """A notify socket like systemd's: the test reads what the gate tells systemd. Reads
+    time out after 0.05 s, for tests that poll; a test that waits for one message sets its
+    own timeout."""
+    path = str(tmp_path / "notify.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    server.settimeout(0.05)
+    yield server, path
+    server.close()

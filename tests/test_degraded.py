@@ -45,17 +45,6 @@ GATE = str(Path(sys.executable).with_name("gate"))
 FAULTS_SCHEMA = Path(__file__).resolve().parents[1] / "schema" / "faults.v1.json"
 
 
-@pytest.fixture
-def notify(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
-    """A notify socket like systemd's: the test reads what the gate tells systemd."""
-    path = str(tmp_path / "notify.sock")
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    server.bind(path)
-    server.settimeout(0.1)
-    yield server, path
-    server.close()
-
-
 def raw_config(tmp_path: Path, broker: Broker, **sections: Any) -> dict[str, Any]:
     frames = tmp_path / "frames"
     frames.mkdir(exist_ok=True)
@@ -133,9 +122,9 @@ def start_app(apps: list[GateApp], config: GateConfig, factory: MockFactory, pat
 
 
 def test_without_a_camera_the_gate_comes_up_out_of_service_and_lets_people_out(
-    tmp_path, broker, notify, mock_factory, apps
+    tmp_path, broker, notify_socket, mock_factory, apps
 ):
-    server, path = notify
+    server, path = notify_socket
     raw = raw_config(tmp_path, broker)
     raw["camera"]["replay"]["paths"] = [str(tmp_path / "no-camera")]
     watcher = Watcher(broker, f"{ROOT}/telemetry", client_id="camera-watcher")
@@ -165,7 +154,7 @@ def test_without_a_camera_the_gate_comes_up_out_of_service_and_lets_people_out(
     ],
 )
 def test_without_pins_the_gate_comes_up_and_says_gpio_unavailable(
-    tmp_path, broker, notify, apps, monkeypatch, pin_factory, environment
+    tmp_path, broker, notify_socket, apps, monkeypatch, pin_factory, environment
 ):
     try:
         import lgpio  # noqa: F401
@@ -175,7 +164,7 @@ def test_without_pins_the_gate_comes_up_and_says_gpio_unavailable(
         pytest.skip("lgpio is installed here: its factory would not fail")
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    server, path = notify
+    server, path = notify_socket
     raw = raw_config(tmp_path, broker)
     raw["signals"]["pin_factory"] = pin_factory
     app = GateApp(GateConfig.model_validate(raw), notifier=Notifier({"NOTIFY_SOCKET": path}))
@@ -188,9 +177,9 @@ def test_without_pins_the_gate_comes_up_and_says_gpio_unavailable(
 
 
 def test_an_outbox_that_cannot_open_refuses_scans_storage_full_and_the_rest_runs(
-    tmp_path, broker, notify, mock_factory, apps
+    tmp_path, broker, notify_socket, mock_factory, apps
 ):
-    server, path = notify
+    server, path = notify_socket
     config = GateConfig.model_validate(raw_config(tmp_path, broker))
     outbox_path(config.outbox, config.site).mkdir(parents=True)  # not a file: cannot open
     app = start_app(apps, config, mock_factory, path)
@@ -205,9 +194,9 @@ def test_an_outbox_that_cannot_open_refuses_scans_storage_full_and_the_rest_runs
 
 
 def test_a_gate_restarted_on_a_full_outbox_refuses_scans_and_says_storage_full(
-    tmp_path, broker, notify, mock_factory, apps
+    tmp_path, broker, notify_socket, mock_factory, apps
 ):
-    server, path = notify
+    server, path = notify_socket
     raw = raw_config(tmp_path, broker, outbox={"max_rows": 2})
     raw["mqtt"]["host"], raw["mqtt"]["port"] = "127.0.0.1", 9  # offline: nothing drains
     config = GateConfig.model_validate(raw)
@@ -226,7 +215,7 @@ def test_a_gate_restarted_on_a_full_outbox_refuses_scans_and_says_storage_full(
 
 
 def test_a_gate_restarted_on_a_full_outbox_drains_it_and_opens_again(
-    tmp_path, broker, notify, mock_factory, apps
+    tmp_path, broker, notify_socket, mock_factory, apps
 ):
     raw = raw_config(tmp_path, broker, outbox={"max_rows": 2})
     config = GateConfig.model_validate(raw)
@@ -234,7 +223,7 @@ def test_a_gate_restarted_on_a_full_outbox_drains_it_and_opens_again(
     with Outbox(config.outbox, config.site, config.privacy) as outbox:
         for _ in range(2):
             outbox.commit(unknown_code(config))
-    app = start_app(apps, config, mock_factory, notify[1])
+    app = start_app(apps, config, mock_factory, notify_socket[1])
     serving = threading.Thread(target=app.serve, name="serve", daemon=True)
     serving.start()  # the main thread's loop: it checks the outbox every second
 
@@ -274,11 +263,11 @@ def test_an_unexpected_failure_at_start_exits_71_once_with_the_relay_safe(
 
 
 def test_gate_run_without_any_decoder_backend_is_ready_degraded_and_stops_with_0(
-    tmp_path, broker, notify
+    tmp_path, broker, notify_socket
 ):
     """The real process, with the decoder modules made unimportable (as on a Pi without
     zxing-cpp and libzbar): it comes up, says `no_decoder`, and a SIGTERM stops it."""
-    server, path = notify
+    server, path = notify_socket
     hidden = tmp_path / "hidden"
     (hidden / "pyzbar").mkdir(parents=True)
     for module in (hidden / "zxingcpp.py", hidden / "pyzbar" / "__init__.py"):
@@ -321,13 +310,13 @@ def test_gate_run_with_an_invalid_config_exits_78_without_a_traceback(tmp_path):
     assert "Traceback" not in done.stderr and "signals.relay_max_s" in done.stderr
 
 
-def test_published_faults_follow_their_schema(tmp_path, broker, notify, mock_factory, apps):
+def test_published_faults_follow_their_schema(tmp_path, broker, notify_socket, mock_factory, apps):
     schema = json.loads(
         (Path(__file__).resolve().parents[1] / "schema" / "faults.v1.json").read_text()
     )
     raw = raw_config(tmp_path, broker)
     raw["camera"]["replay"]["paths"] = [str(tmp_path / "no-camera")]
-    start_app(apps, GateConfig.model_validate(raw), mock_factory, notify[1])
+    start_app(apps, GateConfig.model_validate(raw), mock_factory, notify_socket[1])
 
     assert wait_until(lambda: published_faults(broker, "status") == ["camera_missing"], 10)
     faults = json.loads(retained(broker, f"{ROOT}/status") or b"{}")["faults"]

@@ -1,7 +1,6 @@
 """Stopping the door: the relay is safe before anything the stop waits for, and a camera
 that opens but never gives a frame is a fault, not an endless silent restart."""
 
-import socket
 import threading
 from collections.abc import Iterator
 
@@ -109,16 +108,6 @@ class SilentCamera:
         """Nothing to close."""
 
 
-@pytest.fixture
-def notify_socket(tmp_path) -> Iterator[tuple[socket.socket, str]]:
-    path = str(tmp_path / "notify.sock")
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    server.bind(path)
-    server.settimeout(10)
-    yield server, path
-    server.close()
-
-
 def silent_gate(config, sink, factory, path: str, timeouts: int | None) -> tuple[Gate, list]:
     """The gate on a SilentCamera, and the fault codes after each change of the faults."""
     gate = Gate(
@@ -137,6 +126,7 @@ def test_a_camera_that_opens_but_never_gives_a_frame_is_camera_missing_and_ready
     config, sink, mock_factory, notify_socket
 ):
     server, path = notify_socket
+    server.settimeout(10)
     gate, changes = silent_gate(config, sink, mock_factory, path, timeouts=None)
     gate.start()
     try:
@@ -171,6 +161,7 @@ def test_fewer_failures_in_a_row_than_the_bound_raise_no_fault(
     config, sink, mock_factory, notify_socket
 ):
     server, path = notify_socket
+    server.settimeout(10)
     gate, changes = silent_gate(config, sink, mock_factory, path, timeouts=NO_FRAME_TRIES - 1)
     gate.start()
     try:

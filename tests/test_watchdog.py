@@ -39,16 +39,6 @@ class StallingSource:
         """Nothing to close."""
 
 
-@pytest.fixture
-def notify_socket(tmp_path) -> Iterator[tuple[socket.socket, str]]:
-    path = str(tmp_path / "notify.sock")
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    server.bind(path)
-    server.settimeout(0.05)
-    yield server, path
-    server.close()
-
-
 def messages_until(server: socket.socket, seconds: float) -> list[tuple[float, str]]:
     started, received = time.monotonic(), []
     while time.monotonic() - started < seconds:
