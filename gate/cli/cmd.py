@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from pydantic import ValidationError
 
 from gate.app_config import load_config
+from gate.cli.config import config_option
 from gate.commands import device
 from gate.commands.envelope import (
     TAKES_ARGS,
@@ -76,7 +77,7 @@ def add_remote_commands(commands: Any) -> None:
         "command results with (<state_dir>/commands/device.key, 0600, made now if the gate "
         "has none yet; run as the gate's user).",
     )
-    device_key.add_argument("--config", type=Path, required=True, metavar="FILE")
+    config_option(device_key)
     device_key.set_defaults(handler=_device_key)
 
     send = cmd_commands.add_parser(

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gate.app_config import DEFAULT_PATH, load_config
+from gate.app_config import load_config
+from gate.cli.config import config_option
 from gate.config.site import SiteConfig
 from gate.errors import ConfigError
 from gate.identity import MACHINE_ID_FILE, device_id
@@ -21,7 +22,7 @@ def add_device_id_command(commands: Any) -> None:
         "machine id: what the daemon uses for its MQTT client id (gate-<id>). A missing "
         "config file counts as one with every key at its default.",
     )
-    parser.add_argument("--config", type=Path, default=DEFAULT_PATH)
+    config_option(parser)
     parser.add_argument(
         "--machine-id",
         type=Path,

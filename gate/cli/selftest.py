@@ -1,10 +1,9 @@
 """`gate selftest`: the command line of the technician's check (`gate.selftest` runs it)."""
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from gate.app_config import DEFAULT_PATH
+from gate.cli.config import config_option
 from gate.selftest import CHECKS, Options, selftest
 
 
@@ -19,9 +18,7 @@ def add_selftest_command(commands: Any) -> None:
         "problem. Exit status: 0 nothing failed (warnings allowed), 1 a check failed, "
         "78 the config is invalid. Stop gate.service first: it holds the camera and pins.",
     )
-    parser.add_argument(
-        "--config", type=Path, default=DEFAULT_PATH, help=f"config file (default {DEFAULT_PATH})"
-    )
+    config_option(parser)
     parser.add_argument("--json", action="store_true", help="print the rows as a JSON list")
     parser.add_argument(
         "--only",
