@@ -879,8 +879,9 @@ class Forger:
     """Someone with broker credentials who answers every command `ok`, signed with a key
     of their own, before any gate can."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, detail: str | None = None) -> None:
         self.key = ed25519.Ed25519PrivateKey.generate()
+        self.detail = detail
         self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
         subscribed = threading.Event()
         self.client.on_connect = lambda c, *_: c.subscribe("checkin/+/+/+/cmd/+", qos=1)
@@ -899,6 +900,7 @@ class Forger:
             gate=command["target"],
             at_ms=now_ms(),
             state={"mode": command["cmd"]},
+            detail=self.detail,
             device_key=self.key,
         )
         client.publish(f"{message.topic}/result", forged, qos=1)
@@ -948,6 +950,20 @@ def test_a_forged_result_is_never_taken_for_the_gates_answer(
         forger.close()
     assert rig.gate.mode is Mode.NORMAL
     scanning_goes_on(rig)
+
+
+def test_a_forged_result_reaches_the_operators_terminal_escaped(broker, ops_key, capsys):
+    """Anyone on the broker can answer; what they write must not drive the terminal."""
+    forger = Forger(broker, detail="\x1b[2J\u009b31m\u202egate ok")
+    base = ["cmd", "send", "--broker", f"{broker.host}:{broker.port}", "--plain", "--wait", "2"]
+    try:
+        ghost = ["--key", str(ops_key), "--target", "hn/stadium/gate-9", "lock"]
+        assert main([*base, *ghost]) == 3
+    finally:
+        forger.close()
+    out = capsys.readouterr().out
+    assert out.isascii() and "\x1b" not in out
+    assert json.loads(out)["detail"] == "\x1b[2J\u009b31m\u202egate ok"  # the text, escaped
 
 
 @pytest.mark.slow

@@ -53,6 +53,9 @@ EXIT_NO_ANSWER = 2
 EXIT_UNVERIFIED = 3
 _SEVERITY = (0, EXIT_REFUSED, EXIT_NO_ANSWER, EXIT_UNVERIFIED)  # the worst is the exit status
 _DEFAULT_ROOT = MqttConfig.model_fields["topic_root"].default
+MAX_RESULT_BYTES = 64 * 1024
+"""A gate's result is a few hundred bytes (`status` a few KiB): anything larger on a result
+topic is not a gate's and is not parsed."""
 
 
 def add_remote_commands(commands: Any) -> None:
@@ -190,7 +193,8 @@ def _send(args: argparse.Namespace) -> int:
                 line["verification"] = problem
             outcome = EXIT_UNVERIFIED if problem else 0 if answer.result.get("ok") else 1
         status = max(status, outcome, key=_SEVERITY.index)
-        print(json.dumps({**line, "gate": delivery.gate}, ensure_ascii=False), flush=True)
+        # ASCII: a result may come from anyone on the broker, and its text reaches a terminal
+        print(json.dumps({**line, "gate": delivery.gate}), flush=True)
     return status
 
 
@@ -301,11 +305,13 @@ def exchange(
 
     def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
         delivery = by_result_topic.get(message.topic)
+        if delivery is None or len(message.payload) > MAX_RESULT_BYTES:
+            return
         try:
             result = json.loads(message.payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # anyone may publish on a result topic
             return
-        if delivery is None or not isinstance(result, dict):
+        if not isinstance(result, dict):
             return
         if delivery.nonce is not None and result.get("nonce") != delivery.nonce:
             return
