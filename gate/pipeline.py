@@ -101,12 +101,13 @@ class Pipeline:
         passages: Passages | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> "Pipeline":
-        """The configured decoder, presentation rules and judge; the memories the caller
-        keeps across rebuilds come in (new ones otherwise)."""
+        """The configured decoder, presentation rules and judge, the judge as the daemon
+        builds it (signed kinds parsed only when the gate can use them); the memories the
+        caller keeps across rebuilds come in (new ones otherwise)."""
         return cls(
             make_decoder(config.decoder),
             tracker or PresentationTracker(config.presentation),
-            load_judge(config),
+            load_judge(config, every_kind=False),
             sink,
             signals,
             counters or Counters(),

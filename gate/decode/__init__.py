@@ -132,14 +132,14 @@ def make_decoder(config: DecoderConfig) -> Decoder:
         name = config.backend
     primary = _backend(name)
     if name == "zbar":
-        both: Scanner | None = BothPolarities(primary)
+        both: Scanner = BothPolarities(primary)
         rungs: list[tuple[str, Rescue]] = []
     else:
         zxing = _load("zxing")
         both = zxing.ZxingDecoder(both_polarities=True)
         built = ((r, _rung(r, primary)) for r in config.rescue)
         rungs = [(r, rescue) for r, rescue in built if rescue is not None]
-    if not rungs and (both is None or not config.invert_every):
+    if not rungs and not config.invert_every:
         return primary
     return LadderDecoder(primary, rungs, both, config.invert_every)
 
