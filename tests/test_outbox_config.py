@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import sqlite3
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,6 +192,28 @@ def test_gate_queue_on_a_stopped_gate_is_read_only(
     garbage.write_bytes(os.urandom(4096))
     assert queue(["--db", str(garbage)], config) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_gate_queue_on_a_damaged_file_reports_what_it_can_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--db` reads files set aside as corrupt: counters that are no numbers, or no times,
+    are shown as unknown, not a traceback."""
+    config = RootConfig(make_site(tmp_path), OutboxConfig())
+    box = Outbox(config.outbox, config.site, PrivacyConfig(), privacy_key=KEY)
+    box.commit(make_checkin(1))
+    box.close()
+    path = tmp_path / "outbox.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = 'x\x1b[2J' WHERE key = 'last_seq'")
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_acked_ms', ?)", (2**62,)
+        )
+        conn.execute("UPDATE events SET committed_ms = 'soon'")
+    assert queue(["--json", "--db", str(path)], None) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["depth"], info["last_seq"], info["last_acked_at"]) == (1, None, None)
+    assert info["oldest_unsent_at"] is None
 
 
 def test_gate_queue_reads_an_old_card_without_any_config(

@@ -52,10 +52,19 @@ def add_queue_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
 
+def _whole(value: object) -> int | None:
+    """A counter as stored, or None: `--db` reads files set aside as corrupt, whose values
+    may be anything."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _iso(ms: int | None) -> str | None:
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    except (OverflowError, ValueError, OSError):  # not a time any clock shows
+        return None
 
 
 def summary(conn: sqlite3.Connection, path: Path) -> dict[str, object]:
@@ -64,15 +73,15 @@ def summary(conn: sqlite3.Connection, path: Path) -> dict[str, object]:
         "SELECT count(*), coalesce(sum(length(payload)), 0), min(seq), max(seq) FROM events"
     ).fetchone()
     oldest = conn.execute("SELECT committed_ms FROM events ORDER BY seq LIMIT 1").fetchone()
-    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    meta = {key: _whole(value) for key, value in conn.execute("SELECT key, value FROM meta")}
     now = time.time()
-    oldest_ms = oldest[0] if oldest else None
+    oldest_ms = _whole(oldest[0]) if oldest else None
     return {
         "path": str(path),
         "depth": depth,
         "bytes": size,
-        "first_unsent_seq": first,
-        "last_unsent_seq": last,
+        "first_unsent_seq": _whole(first),
+        "last_unsent_seq": _whole(last),
         "oldest_unsent_at": _iso(oldest_ms),
         "oldest_unsent_age_s": None if oldest_ms is None else round(now - oldest_ms / 1000, 3),
         "last_seq": meta.get("last_seq"),
