@@ -4,6 +4,7 @@ text from outside reaches a log line escaped and bounded."""
 import logging
 import os
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,18 +26,22 @@ def mode_of(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_a_link_planted_at_the_old_temporary_name_is_not_followed(tmp_path):
+def test_a_link_planted_at_the_temporary_name_is_never_followed(tmp_path, monkeypatch):
+    """Someone who can write the state folder plants a link where the temporary will be
+    made (here they guess its name right): the write must not go through the link."""
     victim = tmp_path / "victim"
     victim.write_bytes(b"precious")
     state = tmp_path / "state"
     state.mkdir()
-    (state / ".mode.tmp").symlink_to(victim)
+    (state / ".mode.guessed.tmp").symlink_to(victim)
+    names = iter(["guessed", "fresh"])
+    monkeypatch.setattr(tempfile, "_get_candidate_names", lambda: names)
 
     write_atomically(state / "mode", b'{"mode": "normal"}')
 
     assert victim.read_bytes() == b"precious"
     assert (state / "mode").read_bytes() == b'{"mode": "normal"}'
-    assert sorted(p.name for p in state.iterdir()) == [".mode.tmp", "mode"]
+    assert sorted(p.name for p in state.iterdir()) == [".mode.guessed.tmp", "mode"]
 
 
 def test_a_link_planted_at_the_file_itself_is_replaced_not_followed(tmp_path):
