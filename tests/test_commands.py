@@ -611,6 +611,18 @@ def test_what_was_issued_before_the_service_started_is_refused_whatever_the_nonc
     assert logged[file] in caplog.text
 
 
+def test_a_nonce_file_larger_than_the_book_is_not_read(tmp_path, caplog):
+    """The file is the gate's own and small; a bloated one (a card written by someone else)
+    is not read whole, and the floor still refuses what was issued before the start."""
+    (tmp_path / NONCE_FILE).parent.mkdir()
+    fresh = {f"{i:016d}": 5_000_000 for i in range(3)}
+    (tmp_path / NONCE_FILE).write_text(json.dumps({"v": 1, "nonces": fresh}) + " " * 400)
+    book = NonceBook(tmp_path, capacity=2, monotonic=Monotonic())
+    assert "cannot read the command nonces" in caplog.text
+    assert "larger than 2 nonces" in caplog.text
+    assert book.claim("a" * 16, 5_000_000, 5_000_000, 300_000) is None
+
+
 # --- the lists the operations team replaces -----------------------------------------------
 
 

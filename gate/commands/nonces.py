@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 VERSION = 1
 CAPACITY = 4096
 FILE = Path("commands") / "nonces.json"
+ENTRY_BYTES = 64
+"""Room for one entry in the file (a 22-character nonce, its time, quotes and separators
+take about 40): a file larger than `capacity` entries is not the gate's and is not read."""
 
 
 class NonceBook:
@@ -51,7 +54,11 @@ class NonceBook:
 
     def _load(self) -> dict[str, int]:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            with self.path.open("rb") as file:
+                text = file.read(self._capacity * ENTRY_BYTES + 1)
+            if len(text) > self._capacity * ENTRY_BYTES:
+                raise ValueError(f"larger than {self._capacity} nonces")
+            data = json.loads(text)
             seen = data["nonces"]
             if data["v"] != VERSION or not all(
                 isinstance(k, str) and type(v) is int for k, v in seen.items()
@@ -61,7 +68,7 @@ class NonceBook:
             log.warning("no command nonce file %s (first start, or lost): starting one", self.path)
             self._start_file()
             return {}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             log.error("cannot read the command nonces %s (%s): starting anew", self.path, exc)
             return {}
         return dict(seen)
