@@ -4,6 +4,7 @@ planted link; and a warning for secrets others can read."""
 import contextlib
 import logging
 import os
+import secrets
 import stat
 import tempfile
 from collections.abc import Callable
@@ -53,6 +54,19 @@ def _place(path: Path, data: bytes, mode: int, put: Callable[[Path, Path], None]
         put(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def link_atomically(path: Path, target: str) -> None:
+    """Point the symbolic link `path` at `target` in one step: a new link under a fresh name
+    (never an existing one) renamed over it, then the directory synced."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    os.symlink(target, temporary)
+    try:
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    sync_directory(path.parent)
 
 
 def create_private_file(path: Path) -> None:

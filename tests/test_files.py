@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.files import warn_if_readable_by_others, write_atomically
+from gate.files import link_atomically, warn_if_readable_by_others, write_atomically
 from gate.logtext import printable
 
 
@@ -112,3 +112,13 @@ def test_printable_escapes_line_breaks_terminal_escapes_and_bidi_controls():
 def test_printable_bounds_the_length_and_says_how_much_was_cut():
     assert printable("a" * 1000, limit=10) == "aaaaaaaaaa...(+990 characters)"
     assert printable("x\ud800\U000e0001") == "x\\ud800\\U000e0001"
+
+
+def test_a_link_is_replaced_in_one_step_and_leaves_nothing_beside_it(tmp_path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    link = tmp_path / "current"
+    link_atomically(link, "old")
+    link_atomically(link, "new")
+    assert os.readlink(link) == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "new", "old"]

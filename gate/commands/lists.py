@@ -5,7 +5,6 @@ Apart from the reading side so that a judge reads the lists without loading cryp
 which checking a new trust list (and answering a command) needs.
 """
 
-import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -17,7 +16,7 @@ from pydantic import ValidationError
 from gate.app_config import GateConfig
 from gate.commands.envelope import Outcome, Refused, encode
 from gate.errors import TrustError
-from gate.files import make_private_directory, sync_directory, write_atomically
+from gate.files import link_atomically, make_private_directory, write_atomically
 from gate.policy import DenyList
 from gate.remote_lists import DENY_FILE, REMOTE, TRUST_LINK, VERSION
 from gate.trust.store import TrustStore, load_trust
@@ -56,11 +55,7 @@ def replace_trust(config: GateConfig, args: Mapping[str, Any]) -> TrustStore:
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
-    link, temporary = remote / TRUST_LINK, remote / f".{TRUST_LINK}.tmp"
-    temporary.unlink(missing_ok=True)
-    os.symlink(staged.name, temporary)
-    os.replace(temporary, link)
-    sync_directory(remote)
+    link_atomically(remote / TRUST_LINK, staged.name)
     for old in remote.glob(f"{_TRUST_DIR_PREFIX}*"):
         if old != staged:
             shutil.rmtree(old, ignore_errors=True)
