@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from gate.app_config import load_config
+from gate.config.loader import read_config_text
 from gate.errors import ConfigError
 from gate.files import write_atomically
 
@@ -129,12 +130,7 @@ def set_keys(path: Path, updates: Sequence[tuple[str, str]]) -> bool:
     """Set the keys in the file at `path`; True when it changed. The edited text must load as a
     valid config before it atomically replaces the file (same mode); else ConfigError naming
     the file, the key and what was expected, and the file is untouched."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): a config is YAML") from None
+    text = read_config_text(path)
     try:
         new = edited_text(text, updates)
     except UneditableConfig as exc:

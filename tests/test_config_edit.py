@@ -12,6 +12,7 @@ import pytest
 
 from gate.app_config import load_config
 from gate.cli import main
+from gate.config.loader import MAX_CONFIG_BYTES
 
 COMMENTED = """\
 # The gate at the north door. Ask Lan before changing the relay pins.
@@ -141,4 +142,13 @@ def test_a_file_that_is_not_utf8_is_refused_naming_it(tmp_path, capsys):
     latin = tmp_path / "latin.yaml"
     latin.write_bytes("site:\n  venue_id: caf\xe9\n".encode("latin-1"))
     assert main(["config", "set", str(latin), "site.gate_id", "g"]) == 1
-    assert f"{latin}: not UTF-8 text (byte 21)" in capsys.readouterr().err
+    assert (
+        f"{latin}: cannot read config file: 'utf-8' codec can't decode" in capsys.readouterr().err
+    )
+
+
+def test_a_file_over_the_config_size_cap_is_not_read(tmp_path, capsys):
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("# " + "x" * MAX_CONFIG_BYTES + "\n")
+    assert main(["config", "set", str(huge), "site.gate_id", "g"]) == 1
+    assert f"{huge}: config file too large" in capsys.readouterr().err

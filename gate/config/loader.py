@@ -37,19 +37,24 @@ class InvalidConfig(ConfigError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-def load_model(path: Path, model: type[M]) -> M:
-    """Load `path` and validate it as `model`, raising ConfigError with every problem found."""
-    file = str(path)
+def read_config_text(path: Path) -> str:
+    """The text of a config file, bounded by MAX_CONFIG_BYTES; ConfigError naming the file."""
     try:
         with path.open("rb") as stream:
             raw = stream.read(MAX_CONFIG_BYTES + 1)
         if len(raw) > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{file}: config file too large (more than {MAX_CONFIG_BYTES} bytes)")
-        text = raw.decode("utf-8")
+            raise ConfigError(f"{path}: config file too large (more than {MAX_CONFIG_BYTES} bytes)")
+        return raw.decode("utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{file}: config file not found") from None
+        raise ConfigError(f"{path}: config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: cannot read config file: {exc}") from None
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+
+
+def load_model(path: Path, model: type[M]) -> M:
+    """Load `path` and validate it as `model`, raising ConfigError with every problem found."""
+    file = str(path)
+    text = read_config_text(path)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.load(text, Loader=yaml.SafeLoader)
