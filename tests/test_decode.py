@@ -354,6 +354,35 @@ def test_normal_codes_are_read_on_every_frame_including_the_inverted_ones(
     assert all(payloads(decoder.decode(frame)) == [CCCD.encode()] for _ in range(40))
 
 
+class RecordingScanner:
+    """A backend that reads a fixed code (or nothing) and records which pass ran."""
+
+    def __init__(self, name: str, log: list[str], reads: bool) -> None:
+        self.name, self._log, self._reads = name, log, reads
+
+    def scan(self, grey: np.ndarray) -> tuple[list[Code], tuple]:
+        self._log.append(self.name)
+        return ([Code(b"x", "x", self.name)] if self._reads else []), ()
+
+
+def test_a_normal_code_in_view_does_not_hold_the_dearer_both_polarities_pass() -> None:
+    passes: list[str] = []
+    plain, both = RecordingScanner("plain", passes, True), RecordingScanner("both", passes, True)
+    ladder = LadderDecoder(plain, [], both, invert_every=3)
+    for _ in range(7):
+        assert payloads(ladder.decode(empty_frame())) == [b"x"]
+    assert passes == ["plain", "plain", "both", "plain", "plain", "both", "plain"]
+
+
+def test_a_code_only_the_both_polarities_pass_reads_holds_it() -> None:
+    passes: list[str] = []
+    plain, both = RecordingScanner("plain", passes, False), RecordingScanner("both", passes, True)
+    ladder = LadderDecoder(plain, [], both, invert_every=3)
+    for _ in range(5):
+        ladder.decode(empty_frame())
+    assert passes == ["plain", "plain", "both", "both", "both"]
+
+
 def test_the_inverted_frame_reuses_one_buffer() -> None:
     zbar = make_decoder(DecoderConfig(backend="zbar", invert_every=1))
     view = np.full((480, 704), 255, np.uint8)[:, :640]

@@ -113,6 +113,7 @@ class LadderDecoder:
         self._invert_every = invert_every if both is not None else 0
         self._until_both = self._invert_every
         self._hold_both = False
+        self._plain_read = False
         parts = [primary.name, *(name for name, _ in rungs)]
         if self._invert_every:
             parts.append(f"invert/{self._invert_every}")
@@ -124,9 +125,11 @@ class LadderDecoder:
         if self._hold_both or self._until_both == 0:
             self._until_both = self._invert_every
             codes, located = self._scan_both(grey)
-            self._hold_both = bool(codes)
+            # held only for what the plain pass missed: a light-on-dark code, not any code
+            self._hold_both = bool(codes) and not self._plain_read
         else:
             codes, located = self._scan(grey)
+            self._plain_read = bool(codes)
         if located and self._rungs:
             self._rescue(grey, codes, located)
         return codes
