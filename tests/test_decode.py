@@ -5,6 +5,7 @@ decoder must give the symbol's exact bytes, never a charset guess.
 """
 
 import json
+import subprocess
 import sys
 import tracemalloc
 from collections.abc import Iterator
@@ -463,3 +464,45 @@ def test_a_rescue_rung_reads_a_code_the_single_pass_only_locates(rung: str) -> N
 def test_a_rung_named_twice_is_refused() -> None:
     with pytest.raises(ValidationError, match="repeated: zbar"):
         DecoderConfig(rescue=("zbar", "histogram", "zbar"))
+
+
+# --- zbar, loaded when a rescue first needs it ----------------------------------------
+
+
+@pytest.mark.skipif("zxing" not in available_backends(), reason="no zxing-cpp wheel here")
+def test_zbar_is_loaded_only_when_a_rescue_first_reaches_its_rung() -> None:
+    program = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from imagegen import empty_frame, qr_frame
+from gate.decode import DecoderConfig, ZbarOnFirstUse, make_decoder
+decoder = make_decoder(DecoderConfig())
+assert decoder.name == "zxing+histogram+upscale+zbar+invert/16"
+for frame in [empty_frame(), qr_frame("read at the first pass")] * 20:
+    decoder.decode(frame)
+print("pyzbar" in sys.modules)
+print([c.text for c in ZbarOnFirstUse()(qr_frame("read by zbar"))], "pyzbar" in sys.modules)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.splitlines() == ["False", "['read by zbar'] True"]
+
+
+def test_a_zbar_rung_without_zbar_turns_itself_off_and_says_so_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "pyzbar", None)
+    monkeypatch.delitem(sys.modules, "gate.decode.zbar", raising=False)
+    decode._load.cache_clear()
+    decode._why_unavailable.cache_clear()
+    try:
+        rung = decode.ZbarOnFirstUse()
+        assert rung(qr_frame(HUYNH)) == []
+        assert rung(qr_frame(HUYNH)) == []
+    finally:
+        decode._load.cache_clear()
+        decode._why_unavailable.cache_clear()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "zbar rescue rung is off" in warnings[0] and "pyzbar" in warnings[0]

@@ -4,6 +4,7 @@ zxing-cpp is the fast path where its wheel exists; zbar (pyzbar's ctypes binding
 works. Both are restricted to QR and return the symbol's bytes, never a charset guess.
 """
 
+import logging
 from collections.abc import Iterable, Iterator
 from functools import cache
 from importlib import import_module
@@ -21,6 +22,8 @@ from gate.errors import DecoderError, GateError, ImageReadError
 
 if TYPE_CHECKING:
     from gate.decode.zxing import ZxingDecoder
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Code",
@@ -111,23 +114,49 @@ def _backend(name: str) -> Any:  # ZxingDecoder or ZbarDecoder, imported lazily
     return module.ZxingDecoder() if name == "zxing" else module.ZbarDecoder()
 
 
-def _rung(name: Rung, zxing: "ZxingDecoder") -> Rescue | None:
-    """One rescue attempt, built over the primary zxing decoder; None when zbar is missing."""
+class ZbarOnFirstUse:
+    """The zbar rescue rung, which loads pyzbar and libzbar when a rescue first reaches it.
+
+    zxing reads nearly every code at its first pass, so most gates never get this far;
+    loading zbar up front cost every gate 1.7 MB and 9 ms of start (bench/footprint.py).
+    The one load happens on a frame that is already being rescued (a slow path).
+    A zbar that cannot load turns the rung off, said once in the log.
+    """
+
+    def __init__(self) -> None:
+        self._decode: Rescue | None = None
+        self._unavailable = False
+
+    def __call__(self, crop: np.ndarray) -> list[Code]:
+        if self._decode is None:
+            if self._unavailable:
+                return []
+            try:
+                self._decode = _backend("zbar").decode
+            except DecoderError as exc:
+                self._unavailable = True
+                log.warning("the zbar rescue rung is off: %s", exc)
+                return []
+        return self._decode(crop)
+
+
+def _rung(name: Rung, zxing: "ZxingDecoder") -> Rescue:
+    """One rescue attempt, built over the primary zxing decoder."""
     if name == "histogram":
         return _load("zxing").ZxingDecoder("global_histogram").decode
     if name == "zbar":
-        return _backend("zbar").decode if _why_unavailable("zbar") is None else None
+        return ZbarOnFirstUse()
     return Rescaled(zxing, 2.0 if name == "upscale" else 0.5)
 
 
 def make_decoder(config: DecoderConfig) -> Decoder:
     """The decoder the config asks for; DecoderError names a missing backend and the fix."""
     if config.backend == "auto":
-        available = available_backends()
-        if not available:
+        first = next((b for b in _BACKENDS if _why_unavailable(b) is None), None)
+        if first is None:
             reasons = "; ".join(f"{b}: {_why_unavailable(b)}" for b in _BACKENDS)
             raise DecoderError(f"no QR decoder backend is available ({reasons})")
-        name = available[0]
+        name = first
     else:
         name = config.backend
     primary = _backend(name)
@@ -137,8 +166,7 @@ def make_decoder(config: DecoderConfig) -> Decoder:
     else:
         zxing = _load("zxing")
         both = zxing.ZxingDecoder(both_polarities=True)
-        built = ((r, _rung(r, primary)) for r in config.rescue)
-        rungs = [(r, rescue) for r, rescue in built if rescue is not None]
+        rungs = [(r, _rung(r, primary)) for r in config.rescue]
     if not rungs and not config.invert_every:
         return primary
     return LadderDecoder(primary, rungs, both, config.invert_every)
