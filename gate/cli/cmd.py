@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from pydantic import ValidationError
 
 from gate.app_config import load_config
-from gate.cli.config import config_option
+from gate.cli.options import config_option
 from gate.commands import device
 from gate.commands.envelope import (
     TAKES_ARGS,

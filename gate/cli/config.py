@@ -14,13 +14,6 @@ from gate.config_edit import set_keys
 from gate.errors import ConfigError
 
 
-def config_option(parser: argparse.ArgumentParser) -> None:
-    """`--config FILE`, as every subcommand that reads the config takes it."""
-    parser.add_argument(
-        "--config", type=Path, default=DEFAULT_PATH, help=f"config file (default {DEFAULT_PATH})"
-    )
-
-
 def add_config_command(commands: Any) -> None:
     config = commands.add_parser("config", help="check or document the configuration")
     config_commands = config.add_subparsers(title="config commands", metavar="COMMAND")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.app_config import load_config
-from gate.cli.config import config_option
+from gate.cli.options import config_option
 from gate.config.site import SiteConfig
 from gate.errors import ConfigError
 from gate.identity import MACHINE_ID_FILE, device_id

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from gate.app_config import load_config
-from gate.cli.config import config_option
+from gate.cli.options import config_option
 from gate.config.site import SiteConfig
 from gate.outbox.config import OutboxConfig
 from gate.outbox.events import with_replayed

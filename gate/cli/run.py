@@ -6,7 +6,7 @@ import sys
 from typing import Any
 
 from gate.app_config import load_config
-from gate.cli.config import config_option
+from gate.cli.options import config_option
 from gate.daemon import run
 from gate.errors import EXIT_CONFIG, ConfigError
 

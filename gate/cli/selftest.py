@@ -3,7 +3,7 @@
 import argparse
 from typing import Any
 
-from gate.cli.config import config_option
+from gate.cli.options import config_option
 from gate.selftest import CHECKS, Options, selftest
 
 
