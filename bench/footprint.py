@@ -5,6 +5,7 @@ NOTIFY_SOCKET): on config/demo.yaml (replayed frames, mock pins) and on a full c
 (every credential kind accepted, a pinned trust file, remote commands with an operations
 key). READY is timed from just before the process is started to the datagram's arrival;
 VmHWM is read from /proc after the gate has run for a few seconds, then it is stopped.
+A first, uncounted run of each config compiles the bytecode, as installing the gate does.
 
     .venv/bin/python bench/footprint.py [--rounds N] [--run-s S] [--against DIR]
 
@@ -45,8 +46,18 @@ def demo_config(folder: Path) -> dict:
 
 def gate(source: Path, *argv: str) -> tuple[list[str], dict[str, str]]:
     """The command line and environment of `gate ARGV` from the checkout at `source` (`-P`:
-    the current folder does not shadow it)."""
-    return [sys.executable, "-P", "-c", LAUNCH, *argv], os.environ | {"PYTHONPATH": str(source)}
+    the current folder does not shadow it).
+
+    As installed: pip compiles a package's bytecode when it installs it, so each checkout's
+    is written on its first run (to a cache of its own, never into the checkout) and read
+    on the next, whatever PYTHONDONTWRITEBYTECODE says in the caller's environment.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    cache = Path(tempfile.gettempdir()) / f"gate-footprint-pycache-{os.getuid()}"
+    return [sys.executable, "-P", "-c", LAUNCH, *argv], env | {
+        "PYTHONPATH": str(source),
+        "PYTHONPYCACHEPREFIX": str(cache / str(source).strip("/").replace("/", "_")),
+    }
 
 
 def full_config(folder: Path) -> dict:
@@ -117,6 +128,9 @@ def main() -> None:
     for name, make in (("demo", demo_config), ("full", full_config)):
         ready: dict[str, list[float]] = {tree: [] for tree in sources}
         peak: dict[str, list[float]] = {tree: [] for tree in sources}
+        for source in sources.values():  # not counted: compiles the bytecode, fills the caches
+            with tempfile.TemporaryDirectory() as tmp:
+                measure(source, make(Path(tmp)), Path(tmp), 0.0)
         for _ in range(args.rounds):
             for tree, source in sources.items():
                 with tempfile.TemporaryDirectory() as tmp:
