@@ -57,6 +57,19 @@ def test_seq_increases_and_survives_reopen(tmp_path: Path) -> None:
     box.close()
 
 
+def test_seq_goes_on_from_the_newest_row_deleted_not_from_an_acknowledgement(
+    tmp_path: Path,
+) -> None:
+    box = open_outbox(tmp_path)
+    for i in range(3):
+        box.commit(make_checkin(i))
+    assert box.ack([3, 99]) == 1  # 99 was never stored
+    box.close()
+    box = open_outbox(tmp_path)
+    assert box.store(make_checkin(4)).seq == 4
+    box.close()
+
+
 def test_fetch_ranges_and_ack(outbox: Outbox) -> None:
     for i in range(10):
         outbox.commit(make_checkin(i))

@@ -212,7 +212,7 @@ def test_gate_queue_on_a_damaged_file_reports_what_it_can_read(
         conn.execute("UPDATE events SET committed_ms = 'soon'")
     assert queue(["--json", "--db", str(path)], None) == 0
     info = json.loads(capsys.readouterr().out)
-    assert (info["depth"], info["last_seq"], info["last_acked_at"]) == (1, None, None)
+    assert (info["depth"], info["last_seq"], info["last_acked_at"]) == (1, 1, None)  # the row's
     assert info["oldest_unsent_at"] is None
 
 

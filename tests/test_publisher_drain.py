@@ -13,6 +13,7 @@ import pytest
 from gate.outbox.drain import (
     DELETE_BATCH,
     DELETE_EVERY_S,
+    DELETE_PER_WINDOW,
     FETCH_ROWS,
     LIVE_POLL_S,
     Backoff,
@@ -47,6 +48,7 @@ class Shell:
         self.rewinds = 0
         self.deleted: list[int] = []
         self.other: list[object] = []
+        self.order: list[str] = []  # the kinds of the actions done, Fetch left out
         self.next_mid = 1
         self.now = 0.0
 
@@ -59,6 +61,8 @@ class Shell:
     def turn(self, owes: bool = False) -> None:
         while (action := self.drain.next_action(self.now, owes)) is not None:
             owes = False
+            if not isinstance(action, Fetch):
+                self.order.append(type(action).__name__)
             match action:
                 case Fetch(lane, after, upto, limit):
                     rows = [self.store[s] for s in sorted(self.store) if after < s <= upto]
@@ -131,12 +135,35 @@ def test_deletions_are_batched_by_time_and_size_and_flushed_when_idle() -> None:
     assert len(shell.deleted) == WINDOW
     shell.ack(*shell.mids()[-WINDOW:])
     shell.turn()
-    assert len(shell.deleted) == WINDOW + (DELETE_BATCH // WINDOW + 1) * WINDOW  # the size limit
+    assert len(shell.deleted) == WINDOW + DELETE_PER_WINDOW  # the size limit
     shell = Shell(stored=3)
     shell.connect()
     shell.ack(*shell.mids())
     shell.turn()
     assert shell.deleted == [1, 2, 3]  # nothing else to send: no reason to wait
+
+
+def test_a_due_deletion_waits_for_a_full_window_and_takes_one_run_per_window() -> None:
+    shell = Shell(stored=2000)
+    shell.connect()
+    turns = 0
+    while not shell.deleted:  # acknowledged quickly, until the size limit is reached
+        shell.ack(*list(shell.flying))
+        shell.order.clear()
+        shell.turn()
+        turns += 1
+    assert turns * WINDOW >= DELETE_BATCH
+    assert shell.order == ["Publish"] * WINDOW + ["Delete"]  # sent first, deleted while flying
+    assert shell.deleted == list(range(1, DELETE_PER_WINDOW + 1))
+    shell.turn()
+    assert len(shell.deleted) == DELETE_PER_WINDOW  # one run per window, not the whole batch
+    shell.now += DELETE_EVERY_S  # the batch is due by its age now: a run per window
+    for _ in range(3):
+        shell.ack(*list(shell.flying))
+        shell.turn()
+    assert len(shell.deleted) == 4 * DELETE_PER_WINDOW
+    in_flight = {publish.seq for mid, publish in shell.sent if mid in shell.flying}
+    assert not in_flight & set(shell.deleted)
 
 
 def test_live_check_ins_take_up_to_half_the_window_ahead_of_the_backlog() -> None:

@@ -84,7 +84,9 @@ def summary(conn: sqlite3.Connection, path: Path) -> dict[str, object]:
         "last_unsent_seq": _whole(last),
         "oldest_unsent_at": _iso(oldest_ms),
         "oldest_unsent_age_s": None if oldest_ms is None else round(now - oldest_ms / 1000, 3),
-        "last_seq": meta.get("last_seq"),
+        "last_seq": max(
+            (s for s in (meta.get("last_seq"), _whole(last)) if s is not None), default=None
+        ),
         "last_acked_seq": meta.get("last_acked_seq"),
         "last_acked_at": _iso(meta.get("last_acked_ms")),
         "sessions": meta.get("session"),

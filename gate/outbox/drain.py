@@ -18,8 +18,10 @@ The rules:
   with exponential backoff, then rewinds both lanes to what is stored.
 - An event unacknowledged for `ack_timeout_s` means the connection is stuck.
 - Acknowledged rows are deleted in batches of `DELETE_BATCH` or `DELETE_EVERY_S`
-  after the first, at once when nothing is in flight, and always before a lane
-  reset (until deleted, only the lane cursors keep them from being sent again).
+  after the first, once nothing more can be sent (the window is full, so the
+  deletion overlaps the broker's work instead of delaying the next events); at
+  once when nothing is in flight, and always before a lane reset (until deleted,
+  only the lane cursors keep them from being sent again).
 """
 
 import random
@@ -34,6 +36,7 @@ from gate.outbox.store import MAX_SEQ, StoredEvent
 FETCH_ROWS = 64  # rows read from the outbox at a time, per lane
 DELETE_BATCH = 256  # acknowledged rows deleted together...
 DELETE_EVERY_S = 0.05  # ...or this long after the first of them was acknowledged
+DELETE_PER_WINDOW = 64  # rows deleted per full window while events are in flight
 LIVE_POLL_S = 0.5  # look for live events without a wake-up this often
 
 
@@ -158,6 +161,7 @@ class Drain:
         self._acked_lately = False  # since the last `next_action`
         self._batch_opened = False  # `_batch_started` is stamped at the next `next_action`
         self._batch_started = 0.0  # when the first row of the coming deletion was acknowledged
+        self._deleted_in_window = False  # a run was handed out since the last event was sent
         self._retry_by = 0.0
         self._backlog = _Cursor(0, 0)
         self._live = _Cursor(0, MAX_SEQ)
@@ -198,6 +202,7 @@ class Drain:
     def sent(self, mid: int, publish: Publish, now: float) -> None:
         """Answer to `Publish`: paho took it as message `mid`."""
         self._inflight[mid] = _Sent(publish.seq, now, publish.lane)
+        self._deleted_in_window = False
         if publish.lane is Lane.LIVE:
             self._live_inflight += 1
         self.counters.published += 1
@@ -243,17 +248,26 @@ class Drain:
                 self.counters.ack_timeouts += 1
                 return Stuck(waited, len(self._inflight))
         resetting = self._rewind and not self._inflight and now >= self._paused_until
-        batch_due = len(self._acked) >= DELETE_BATCH or now >= self._batch_started + DELETE_EVERY_S
-        if self._acked and (batch_due or resetting):
+        if self._acked and resetting:
             return self._delete(now)
         if store_owes_deletes and now >= self._retry_by:
             return self._delete(now)
         if resetting:
             return Rewind()
         action = None if self._rewind else self._fill(now)
-        if action is None and self._acked and not self._inflight:
+        if action is not None:
+            return action
+        if not self._acked:
+            return None
+        if not self._inflight:
             return self._delete(now)  # idle: no reason to wait for a batch
-        return action
+        # The window is full: delete a short run while the broker works on what is in flight,
+        # not before sending, and one run per window, so the deletion costs the drain nothing.
+        batch_due = len(self._acked) >= DELETE_BATCH or now >= self._batch_started + DELETE_EVERY_S
+        if batch_due and not self._deleted_in_window:
+            self._deleted_in_window = True
+            return self._delete(now, DELETE_PER_WINDOW)
+        return None
 
     def take_deletions(self) -> tuple[int, ...]:
         """Every acknowledged row not yet handed out: at a clean stop or a lost connection."""
@@ -283,10 +297,15 @@ class Drain:
         self._rewind = True
         return Refused(len(refused), refused[0][0], refused[0][1], delay)
 
-    def _delete(self, now: float) -> Delete:
+    def _delete(self, now: float, most: int | None = None) -> Delete:
+        """The acknowledged rows, or the `most` first of them, handed out for deletion."""
         self._retry_by = now + DELETE_EVERY_S
-        self.counters.acked += len(self._acked)
-        return Delete(self.take_deletions())
+        if most is None or most >= len(self._acked):
+            seqs = self.take_deletions()
+        else:
+            seqs, self._acked = tuple(self._acked[:most]), self._acked[most:]
+        self.counters.acked += len(seqs)
+        return Delete(seqs)
 
     def _fill(self, now: float) -> Fetch | Publish | None:
         """Live first (up to half the window), then backlog, then live."""

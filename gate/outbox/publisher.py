@@ -362,6 +362,7 @@ class Publisher:
             log.info("connected to %s:%d as %s", cfg.host, cfg.effective_port, self._client_id)
             self._begin(client, link)
             while not self._stop.is_set() and not link.lost:
+                self._outbox.give_way()
                 rc = self._turn(client, _TICK_S)
                 self._heartbeat = time.monotonic()
                 if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -492,6 +493,7 @@ class Publisher:
         while (action := drain.next_action(now, self._outbox.pending_acks)) is not None:
             if not self._do(client, action, now):
                 return False
+            self._outbox.give_way()  # a check-in being committed goes first
         return True
 
     def _do(self, client: mqtt.Client, action: Action, now: float) -> bool:
@@ -633,6 +635,7 @@ class Publisher:
         is_event = self._drain.puback(mid, str(reason) if reason.is_failure else None)
         if not is_event and mid == link.status_mid:
             link.status_acked = True
+        self._outbox.give_way()  # one network read can hold many PUBACKs
 
     def _on_subscribe(
         self,
