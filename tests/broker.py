@@ -185,6 +185,7 @@ class Broker:
             "connection_messages true",
             "max_queued_messages 1000000",
             "max_inflight_messages 100",
+            "set_tcp_nodelay true",  # as config/mosquitto/province.conf: PUBACKs leave at once
         ]
         if os.geteuid() == 0:
             lines.append("user root")
