@@ -308,8 +308,12 @@ class Drain:
         return Delete(seqs)
 
     def _fill(self, now: float) -> Fetch | Publish | None:
-        """Live first (up to half the window), then backlog, then live."""
+        """Live first (up to half the window), then backlog, then live; with the window
+        full, the backlog's next rows are read ahead while the broker works."""
         if len(self._inflight) >= self._window:
+            backlog = self._backlog
+            if len(backlog.rows) < self._window and backlog.after < backlog.upto:
+                return Fetch(Lane.BACKLOG, backlog.after, backlog.upto, FETCH_ROWS)
             return None
         under_share = self._live_inflight < self._live_share
         order = (Lane.LIVE, Lane.BACKLOG) if under_share else (Lane.BACKLOG, Lane.LIVE)
