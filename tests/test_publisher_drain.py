@@ -49,6 +49,7 @@ class Shell:
         self.deleted: list[int] = []
         self.other: list[object] = []
         self.order: list[str] = []  # the kinds of the actions done, Fetch left out
+        self.fetched_flying: list[int] = []  # events in flight at each backlog Fetch
         self.next_mid = 1
         self.now = 0.0
 
@@ -65,6 +66,8 @@ class Shell:
                 self.order.append(type(action).__name__)
             match action:
                 case Fetch(lane, after, upto, limit):
+                    if lane is Lane.BACKLOG:
+                        self.fetched_flying.append(self.drain.inflight)
                     rows = [self.store[s] for s in sorted(self.store) if after < s <= upto]
                     self.drain.fetched(lane, rows[:limit])
                 case Publish():
@@ -164,6 +167,16 @@ def test_a_due_deletion_waits_for_a_full_window_and_takes_one_run_per_window() -
     assert len(shell.deleted) == 4 * DELETE_PER_WINDOW
     in_flight = {publish.seq for mid, publish in shell.sent if mid in shell.flying}
     assert not in_flight & set(shell.deleted)
+
+
+def test_the_backlog_is_read_ahead_while_the_window_is_full() -> None:
+    shell = Shell(stored=3 * FETCH_ROWS)
+    shell.connect()
+    while len(shell.fetched_flying) < 3:
+        shell.ack(*list(shell.flying))
+        shell.turn()
+    assert shell.fetched_flying[1:] == [WINDOW, WINDOW]  # not when the window has room
+    assert shell.seqs() == list(range(1, len(shell.seqs()) + 1))  # nothing skipped, in order
 
 
 def test_live_check_ins_take_up_to_half_the_window_ahead_of_the_backlog() -> None:
