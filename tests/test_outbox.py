@@ -15,7 +15,7 @@ from outbox_driver import KEY, make_checkin, make_site
 
 from gate.errors import StorageError, StorageFull
 from gate.outbox.config import OutboxConfig, PrivacyConfig
-from gate.outbox.store import Outbox
+from gate.outbox.store import Outbox, WriteTurn
 
 
 def open_outbox(state: Path, **config: object) -> Outbox:
@@ -371,3 +371,29 @@ def test_commits_and_acks_from_two_threads(outbox: Outbox) -> None:
     stats = outbox.stats()
     assert stats.depth == 0 and stats.bytes == 0 and stats.commits == total
     assert stats.commit_ms_p50 is not None and stats.commit_ms_p99 is not None
+
+
+def test_the_publisher_gives_way_while_a_commit_is_under_way() -> None:
+    turn = WriteTurn()
+    committing, finish, passed = threading.Event(), threading.Event(), threading.Event()
+
+    def commit() -> None:
+        with turn.commit():
+            committing.set()
+            finish.wait(10)
+
+    def publisher_step() -> None:
+        committing.wait(10)
+        turn.give_way()
+        passed.set()
+
+    threads = [threading.Thread(target=commit), threading.Thread(target=publisher_step)]
+    for thread in threads:
+        thread.start()
+    assert committing.wait(10)
+    assert not passed.wait(0.2)  # the publisher waits while the commit runs
+    finish.set()
+    assert passed.wait(10)  # and goes on as soon as it is done
+    for thread in threads:
+        thread.join(10)
+    turn.give_way()  # no commit: returns at once
