@@ -1,10 +1,11 @@
 """The composition root: `GateApp` builds every part of `gate run`, starts them in named
 steps and stops them in the reverse order.
 
-Start: `outbox` (the store and its publisher: nothing is captured before check-ins can be
-kept), `door` (pins, camera, decoder, judge and the capture, status and watchdog threads:
-`gate.door`), `commands` (remote commands, once the gate they act on runs). Stop, in
-reverse: commands, door (capture first, then the relay to its safe state and the pins),
+Start: `outbox` (the store: nothing is captured before check-ins can be kept), `door`
+(pins, camera, decoder, judge and the capture, status and watchdog threads: `gate.door`),
+`uplink` (the publisher, after the door: loading paho is not on the way to a working door),
+`commands` (remote commands, once the gate they act on runs and the channel is up). Stop,
+in reverse: commands, door (capture first, then the relay to its safe state and the pins),
 outbox (the publisher says `stopped` after the last commit, then the file closes).
 
 A part that is missing raises a fault (`gate.faults`) and the rest starts: an outbox that
@@ -33,7 +34,7 @@ from gate.door import Gate
 from gate.errors import EXIT_RESTART, StorageError, StorageFull
 from gate.faults import Fault, Faults
 from gate.notify import Notifier
-from gate.outbox.publisher import ANY_COMMAND
+from gate.outbox.channel import ANY_COMMAND
 from gate.outbox.service import OutboxService, open_outbox
 
 if TYPE_CHECKING:  # loaded by _load_commands (cryptography), see _start_commands
@@ -104,6 +105,7 @@ class GateApp:
         for name, step in (
             ("outbox", self._start_outbox),
             ("door", self._start_door),
+            ("uplink", self._start_uplink),
             ("commands", self._start_commands),
         ):
             log.debug("starting %s", name)
@@ -159,6 +161,11 @@ class GateApp:
         assert self.door is not None
         with _held(self.lock, JOIN_TIMEOUT_S * 2):  # a command's reload finishes first
             self.door.close()
+
+    def _start_uplink(self) -> None:
+        """The publisher; it stops with the outbox (after the door's last commit)."""
+        if self.outbox is not None:
+            self.outbox.start_uplink()
 
     def _start_commands(self) -> None:
         """Remote commands load now when an operations key is configured. Without one they

@@ -114,6 +114,7 @@ class Rig:
         self.config = config
         self.sink = ListSink()
         self.store: OutboxService = open_outbox(config)
+        self.store.start_uplink()
         self.gate = Gate(
             config,
             sink=self.sink,

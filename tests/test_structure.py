@@ -76,6 +76,8 @@ DEFERRED: dict[tuple[str, str], str] = {
     ("gate.judge", "gate.trust.store"): "cryptography only for a gate that verifies signatures",
     ("gate.app", "gate.commands.service"): "cryptography only once remote commands can be "
     "used: an operations key configured, or a first command to answer",
+    ("gate.outbox.service", "gate.outbox.publisher"): "paho once the door runs, not on the "
+    "way to READY",
 }
 """(importer, imported) -> why this import is made inside a function."""
 

@@ -149,7 +149,10 @@ def test_a_stopped_publisher_is_a_problem_for_the_watchdog(tmp_path):
     )
     service = open_outbox(config)
     try:
+        assert service.problem() is None  # not started yet: nothing to watch
+        service.start_uplink()
         assert service.problem() is None
+        assert service.publisher is not None
         service.publisher.stop()
         assert service.problem() == "the publisher thread is dead"
     finally:

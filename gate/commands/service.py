@@ -58,8 +58,8 @@ from gate.control import JOIN_TIMEOUT_S, GateControl, Mode
 from gate.errors import GateError, TrustError
 from gate.identity import clock_synced
 from gate.logtext import printable
+from gate.outbox.channel import ANY_COMMAND, CommandHandler
 from gate.outbox.presence import outbox_section
-from gate.outbox.publisher import ANY_COMMAND, CommandHandler
 from gate.outbox.store import OutboxStats
 from gate.policy import DenyList
 from gate.trust.store import TrustStore, load_trust

@@ -35,9 +35,11 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gate.config.site import SiteConfig
+from gate.errors import StorageError
 from gate.files import warn_if_readable_by_others
 from gate.identity import clock_synced, topic_root
 from gate.logtext import printable
+from gate.outbox.channel import ANY_COMMAND, CommandHandler
 from gate.outbox.config import MqttConfig, Protocol, Transport
 from gate.outbox.drain import Action, Backoff, Delete, Drain, Fetch, Publish, Refused, Rewind, Stuck
 from gate.outbox.presence import (
@@ -50,10 +52,6 @@ from gate.outbox.presence import (
 from gate.outbox.store import Outbox
 
 log = logging.getLogger(__name__)
-
-ANY_COMMAND = "+"
-CommandHandler = Callable[[str, bytes], None]
-"""Called in the publisher thread with (command name, payload): hand work off, return fast."""
 
 _TICK_S = 0.25  # longest network wait; `notify` and `stop` wake it at once
 _OUTGOING_MAX = 256  # messages queued by `publish` and not yet handed to paho
@@ -199,10 +197,9 @@ class Publisher:
     # -- API for the daemon ----------------------------------------------------------------
 
     def start(self) -> None:
-        """Count a new session (persisted) and start the network thread."""
+        """Start the network thread (it counts a new session first, persisted)."""
         if self._thread is not None:
             raise RuntimeError("publisher already started")
-        self._session = self._outbox.next_session()
         self._started = time.monotonic()
         if self._config.protocol is Protocol.V311:
             log.warning(
@@ -320,6 +317,10 @@ class Publisher:
     # -- the thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._session = self._outbox.next_session()
+        except StorageError as exc:  # a store that cannot count still drains: not a reason to stop
+            log.error("publisher session not counted: %s", exc)
         backoff = Backoff(self._config.reconnect_min_s, self._config.reconnect_max_s)
         while not self._stop.is_set():
             self._heartbeat = time.monotonic()
