@@ -25,6 +25,7 @@ import pytest
 import yaml
 from broker import Broker, Watcher, wait_until
 from credentialgen import certificate, cose, ec_key, hc1, kid_of, pem, vaccination
+from gpiozero.pins.mock import MockFactory
 from imagegen import save_png
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -237,3 +238,32 @@ def test_sd_notify_messages_dropped_are_in_telemetry(tmp_path: Path) -> None:
     notifier.notify("STATUS=running")
 
     assert app.telemetry()["notify_dropped"] == 1
+
+
+def test_the_door_runs_before_the_uplink_starts(
+    tmp_path: Path, broker: Broker, mock_factory: MockFactory
+) -> None:
+    """READY does not wait for paho: the camera opens before the publisher exists."""
+    publisher_at_camera_open: list[object] = []
+
+    class WatchedCamera(ReplaySource):
+        def open(self) -> None:
+            assert app.outbox is not None
+            publisher_at_camera_open.append(app.outbox.publisher)
+            super().open()
+
+    config = GateConfig.model_validate(
+        {
+            "site": {"state_dir": str(tmp_path), "device_id": "start-order"},
+            "mqtt": {"host": broker.host, "port": broker.port, "transport": "plain"},
+        }
+    )
+    camera = WatchedCamera([np.zeros((48, 64), np.uint8)], fps=20, loop=True)
+    app = GateApp(config, source=camera, pin_factory=mock_factory)
+    try:
+        app.start()
+        assert publisher_at_camera_open == [None]
+        assert app.outbox is not None and app.outbox.publisher is not None
+        assert wait_until(lambda: app.outbox is not None and app.outbox.connected, 15)
+    finally:
+        app.stop()
