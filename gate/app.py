@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # loaded by _load_commands (cryptography), see _start_command
 log = logging.getLogger(__name__)
 
 POLL_S = 0.2
+UPLINK_WAIT_S = 2.0
 STORAGE_CHECK_S = 1.0
 
 
@@ -163,9 +164,14 @@ class GateApp:
             self.door.close()
 
     def _start_uplink(self) -> None:
-        """The publisher; it stops with the outbox (after the door's last commit)."""
-        if self.outbox is not None:
-            self.outbox.start_uplink()
+        """The publisher, once the door serves (READY sent) or after `UPLINK_WAIT_S`: loading
+        paho beside the first frame would delay READY. It stops with the outbox (after the
+        door's last commit)."""
+        if self.outbox is None:
+            return
+        if self.door is not None:
+            self.door.serving.wait(UPLINK_WAIT_S)
+        self.outbox.start_uplink()
 
     def _start_commands(self) -> None:
         """Remote commands load now when an operations key is configured. Without one they

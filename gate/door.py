@@ -84,6 +84,9 @@ class Gate:
         self._health = health
         self.faults = faults or Faults()
         self._ready_sent = False
+        self._first_frame = threading.Event()
+        self.serving = threading.Event()
+        """Set once READY is sent (frames flow, or a fault says why they cannot)."""
         self.counters = Counters()
         self.finished = threading.Event()
         self._stop = threading.Event()
@@ -346,6 +349,7 @@ class Gate:
                     failures = 0
                     self.faults.clear(Fault.CAMERA_MISSING)
                     process(frame)
+                    self._first_frame.set()
                     break
                 for frame in frames:
                     process(frame)
@@ -438,14 +442,22 @@ class Gate:
         period = min(self._notifier.watchdog_s / 2, 1.0) if self._notifier.watchdog_s else 1.0
         reported: str | None = None
         shown = self.faults.summary()
-        while not stop.wait(period if self._ready_sent else READY_POLL_S):
+        while not stop.is_set():
+            if self._ready_sent:
+                if stop.wait(period):
+                    break
+            else:
+                self._first_frame.wait(READY_POLL_S)  # returns at once at the first frame
+                if stop.is_set():
+                    break
             if self.signals is not None:
                 self.signals.set_out_of_service(self.faults.out_of_service)
             summary = self.faults.summary()
             if not self._ready_sent:
-                if self.counters.last_frame_at or summary is not None:
+                if self._first_frame.is_set() or summary is not None:
                     self._notifier.notify(f"READY=1\nSTATUS={summary or 'running'}")
                     self._ready_sent, shown = True, summary
+                    self.serving.set()
                 continue
             if summary != shown:
                 self._notifier.notify(f"STATUS={summary or 'running'}")

@@ -243,14 +243,21 @@ def test_sd_notify_messages_dropped_are_in_telemetry(tmp_path: Path) -> None:
 def test_the_door_runs_before_the_uplink_starts(
     tmp_path: Path, broker: Broker, mock_factory: MockFactory
 ) -> None:
-    """READY does not wait for paho: the camera opens before the publisher exists."""
-    publisher_at_camera_open: list[object] = []
+    """READY does not wait for paho: the camera opens, and its first frame is read, before
+    the publisher exists; the publisher starts once READY is sent."""
+    publisher_at: dict[str, object] = {}
 
     class WatchedCamera(ReplaySource):
         def open(self) -> None:
             assert app.outbox is not None
-            publisher_at_camera_open.append(app.outbox.publisher)
+            publisher_at["open"] = app.outbox.publisher
             super().open()
+
+        def frames(self, stop: threading.Event) -> Iterator[np.ndarray]:
+            for frame in super().frames(stop):
+                assert app.outbox is not None
+                publisher_at.setdefault("first frame", app.outbox.publisher)
+                yield frame
 
     config = GateConfig.model_validate(
         {
@@ -262,7 +269,8 @@ def test_the_door_runs_before_the_uplink_starts(
     app = GateApp(config, source=camera, pin_factory=mock_factory)
     try:
         app.start()
-        assert publisher_at_camera_open == [None]
+        assert publisher_at == {"open": None, "first frame": None}
+        assert app.door is not None and app.door.serving.is_set()
         assert app.outbox is not None and app.outbox.publisher is not None
         assert wait_until(lambda: app.outbox is not None and app.outbox.connected, 15)
     finally:
