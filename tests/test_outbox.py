@@ -310,6 +310,27 @@ def test_damaged_database_continues_seq_from_what_is_readable(tmp_path: Path) ->
     box.close()
 
 
+def test_a_set_aside_file_whose_newest_rows_cannot_be_read_never_lends_its_seqs_again(
+    tmp_path: Path,
+) -> None:
+    box = open_outbox(tmp_path)
+    for i in range(10):
+        box.commit(make_checkin(i))
+    box.ack([1, 2, 3])  # `last_seq` in meta says 3; rows 4-10 wait, unsent
+    box.close()
+    path = tmp_path / "outbox.sqlite3"
+    with sqlite3.connect(path) as conn:
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events'").fetchone()
+    conn.close()
+    data = bytearray(path.read_bytes())
+    data[(root[0] - 1) * 4096 : root[0] * 4096] = os.urandom(4096)  # the events table's root
+    path.write_bytes(bytes(data))
+    box = open_outbox(tmp_path)
+    assert box.stats().set_aside == 1
+    assert box.store(make_checkin(11)).seq > 10  # 4-10 are still in the file set aside
+    box.close()
+
+
 def test_corruption_while_running_is_set_aside_and_commit_goes_on(outbox: Outbox) -> None:
     for i in range(100):
         outbox.commit(make_checkin(i))

@@ -732,12 +732,15 @@ def _no_room(folder: Path) -> bool:
 
 @contextmanager
 def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """Statements that commit together or not at all (the write lock taken at the start)."""
+    """Statements that commit together or not at all (the write lock taken at the start).
+
+    Whatever interrupts them rolls back: a transaction left open would hold the write lock.
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield
         conn.execute("COMMIT")
-    except sqlite3.Error:
+    except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
@@ -803,10 +806,16 @@ def _runs(seqs: Iterable[int]) -> Iterator[tuple[int, int]]:
 
 
 def _salvage_last_seq(path: Path) -> int | None:
-    """The highest seq still readable in a bad file, or None."""
-    queries = ("SELECT value FROM meta WHERE key = 'last_seq'", "SELECT max(seq) FROM events")
-    found = [_peek(path, "mode=ro", query) for query in queries]
-    return max((v for v in found if v is not None), default=None)
+    """The newest seq a bad file shows, or None when that cannot be known.
+
+    Commits leave `last_seq` in meta alone (deletions raise it), so it is only a floor: the
+    newest stored row must be readable as well, or nothing is said.
+    """
+    newest = _peek(path, "mode=ro", "SELECT coalesce(max(seq), 0) FROM events")
+    if newest is None:
+        return None
+    floor = _peek(path, "mode=ro", "SELECT value FROM meta WHERE key = 'last_seq'")
+    return max(newest, floor or 0)
 
 
 def _peek(path: Path, mode: str, query: str) -> int | None:
