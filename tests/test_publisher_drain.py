@@ -169,6 +169,36 @@ def test_a_due_deletion_waits_for_a_full_window_and_takes_one_run_per_window() -
     assert not in_flight & set(shell.deleted)
 
 
+def test_deletions_keep_up_with_acknowledgements_whatever_the_window() -> None:
+    for window in (WINDOW, 3 * DELETE_PER_WINDOW):
+        shell = Shell(stored=20 * window, window=window)
+        shell.connect()
+        most_waiting = 0
+        while shell.flying:
+            shell.ack(*list(shell.flying))
+            shell.turn()
+            waiting = len(shell.mids()) - len(shell.flying) - len(shell.deleted)
+            most_waiting = max(most_waiting, waiting)
+        assert most_waiting <= DELETE_BATCH + window  # acknowledged, not yet deleted
+        assert len(shell.deleted) == 20 * window
+
+
+def test_acknowledged_rows_do_not_wait_for_one_slow_puback() -> None:
+    stored = 3 * DELETE_PER_WINDOW
+    shell = Shell(stored=stored)
+    shell.connect()
+    slow = shell.flying[0]  # its PUBACK does not come
+    while len(shell.mids()) < stored:
+        shell.ack(*[mid for mid in shell.flying if mid != slow])
+        shell.turn()
+    shell.ack(*[mid for mid in shell.flying if mid != slow])
+    shell.turn()
+    shell.now += DELETE_EVERY_S
+    shell.turn()
+    assert len(shell.deleted) == stored - 1  # nothing left to send: the due batch goes at once
+    assert shell.drain.inflight == 1
+
+
 def test_the_backlog_is_read_ahead_while_the_window_is_full() -> None:
     shell = Shell(stored=3 * FETCH_ROWS)
     shell.connect()

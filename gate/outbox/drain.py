@@ -18,10 +18,11 @@ The rules:
   with exponential backoff, then rewinds both lanes to what is stored.
 - An event unacknowledged for `ack_timeout_s` means the connection is stuck.
 - Acknowledged rows are deleted in batches of `DELETE_BATCH` or `DELETE_EVERY_S`
-  after the first, once nothing more can be sent (the window is full, so the
-  deletion overlaps the broker's work instead of delaying the next events); at
-  once when nothing is in flight, and always before a lane reset (until deleted,
-  only the lane cursors keep them from being sent again).
+  after the first, once nothing more can be sent: with the window full, a run of
+  at least a window's worth per window (the deletion overlaps the broker's work
+  instead of delaying the next events); with nothing left to send, the whole
+  batch; at once when nothing is in flight, and always before a lane reset
+  (until deleted, only the lane cursors keep them from being sent again).
 """
 
 import random
@@ -261,13 +262,18 @@ class Drain:
             return None
         if not self._inflight:
             return self._delete(now)  # idle: no reason to wait for a batch
-        # The window is full: delete a short run while the broker works on what is in flight,
-        # not before sending, and one run per window, so the deletion costs the drain nothing.
         batch_due = len(self._acked) >= DELETE_BATCH or now >= self._batch_started + DELETE_EVERY_S
-        if batch_due and not self._deleted_in_window:
-            self._deleted_in_window = True
-            return self._delete(now, DELETE_PER_WINDOW)
-        return None
+        if not batch_due:
+            return None
+        if len(self._inflight) < self._window:
+            return self._delete(now)  # nothing more to send: the whole batch, now
+        # The window is full: delete a run while the broker works on what is in flight, not
+        # before sending, and one run per window (at least a window's worth, so deletions
+        # keep up with acknowledgements), so the deletion costs the drain nothing.
+        if self._deleted_in_window:
+            return None
+        self._deleted_in_window = True
+        return self._delete(now, max(DELETE_PER_WINDOW, self._window))
 
     def take_deletions(self) -> tuple[int, ...]:
         """Every acknowledged row not yet handed out: at a clean stop or a lost connection."""
