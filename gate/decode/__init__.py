@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from functools import cache
 from importlib import import_module
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -89,11 +90,13 @@ def _load(backend: str) -> Any:
 
 @cache
 def _why_unavailable(backend: str) -> str | None:
-    """None when the backend imports, else the import error's message."""
+    """None when the backend imports, else why not."""
     try:
         _load(backend)
     except ImportError as exc:
         return str(exc)
+    except (OSError, AttributeError) as exc:  # there but broken: a bad libzbar, a missing symbol
+        return f"{type(exc).__name__}: {exc}"
     return None
 
 
@@ -140,12 +143,13 @@ class ZbarOnFirstUse:
         return self._decode(crop)
 
 
-def _rung(name: Rung, zxing: "ZxingDecoder") -> Rescue:
-    """One rescue attempt, built over the primary zxing decoder."""
+def _rung(name: Rung, zxing: "ZxingDecoder") -> Rescue | None:
+    """One rescue attempt, built over the primary zxing decoder; None for zbar when pyzbar
+    is not installed (looked up, not imported)."""
     if name == "histogram":
         return _load("zxing").ZxingDecoder("global_histogram").decode
     if name == "zbar":
-        return ZbarOnFirstUse()
+        return ZbarOnFirstUse() if find_spec("pyzbar") is not None else None
     return Rescaled(zxing, 2.0 if name == "upscale" else 0.5)
 
 
@@ -166,7 +170,8 @@ def make_decoder(config: DecoderConfig) -> Decoder:
     else:
         zxing = _load("zxing")
         both = zxing.ZxingDecoder(both_polarities=True)
-        rungs = [(r, _rung(r, primary)) for r in config.rescue]
+        built = ((r, _rung(r, primary)) for r in config.rescue)
+        rungs = [(r, rescue) for r, rescue in built if rescue is not None]
     if not rungs and not config.invert_every:
         return primary
     return LadderDecoder(primary, rungs, both, config.invert_every)
