@@ -169,8 +169,10 @@ class GateApp:
         door's last commit)."""
         if self.outbox is None:
             return
-        if self.door is not None:
-            self.door.serving.wait(UPLINK_WAIT_S)
+        deadline = time.monotonic() + UPLINK_WAIT_S
+        while self.door is not None and self._requests.empty() and time.monotonic() < deadline:
+            if self.door.serving.wait(POLL_S / 4):  # a stop asked meanwhile is served at once
+                break
         self.outbox.start_uplink()
 
     def _start_commands(self) -> None:

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -29,7 +30,8 @@ from gpiozero.pins.mock import MockFactory
 from imagegen import save_png
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gate.app import GateApp
+import gate.app as app_module
+from gate.app import GateApp, Request
 from gate.app_config import GateConfig, load_config
 from gate.camera.replay import ReplaySource
 from gate.credentials import Kind
@@ -273,5 +275,35 @@ def test_the_door_runs_before_the_uplink_starts(
         assert app.door is not None and app.door.serving.is_set()
         assert app.outbox is not None and app.outbox.publisher is not None
         assert wait_until(lambda: app.outbox is not None and app.outbox.connected, 15)
+    finally:
+        app.stop()
+
+
+class SilentCamera(ReplaySource):
+    """Opens, then gives no frame until stopped: the door never serves."""
+
+    def frames(self, stop: threading.Event) -> Iterator[np.ndarray]:
+        stop.wait()
+        return iter(())
+
+
+def test_a_stop_asked_while_the_uplink_waits_for_ready_is_served_at_once(
+    tmp_path: Path, broker: Broker, mock_factory: MockFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "UPLINK_WAIT_S", 120.0)
+    config = GateConfig.model_validate(
+        {
+            "site": {"state_dir": str(tmp_path), "device_id": "stop-early"},
+            "mqtt": {"host": broker.host, "port": broker.port, "transport": "plain"},
+        }
+    )
+    app = GateApp(config, source=SilentCamera([]), pin_factory=mock_factory)
+    threading.Timer(0.3, app.request, args=(Request.STOP,)).start()
+    started = time.monotonic()
+    try:
+        app.start()
+        assert time.monotonic() - started < 60  # not the 120 s the uplink may wait
+        assert app.door is not None and not app.door.serving.is_set()
+        assert app.serve() == 0
     finally:
         app.stop()

@@ -4,6 +4,7 @@ Waits poll for correctness with generous timeouts; nothing here asserts speed.
 """
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -442,3 +443,17 @@ def test_exceptions_in_every_callback_leave_the_publisher_alive(
     assert wait_until(lambda: len(watcher.received("/telemetry")) > 0, 10)
     assert publisher.alive
     watcher.close()
+
+
+def test_a_session_that_cannot_be_counted_does_not_stop_the_drain(
+    broker: Broker, outbox: Outbox, publishers: Publishers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def damaged() -> int:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(outbox, "next_session", damaged)
+    commit(outbox, None, 5)
+    publisher = publishers(broker, outbox)
+    assert wait_until(lambda: outbox.stats().depth == 0, 20)
+    assert publisher.alive
+    assert publisher.stats()["loop_errors"] == 1

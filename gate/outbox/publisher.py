@@ -35,7 +35,6 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gate.config.site import SiteConfig
-from gate.errors import StorageError
 from gate.files import warn_if_readable_by_others
 from gate.identity import clock_synced, topic_root
 from gate.logtext import printable
@@ -319,8 +318,9 @@ class Publisher:
     def _run(self) -> None:
         try:
             self._session = self._outbox.next_session()
-        except StorageError as exc:  # a store that cannot count still drains: not a reason to stop
-            log.error("publisher session not counted: %s", exc)
+        except Exception:  # the network thread must outlive any failure (P6): it still drains
+            self._counters.loop_errors += 1
+            log.exception("publisher session not counted")
         backoff = Backoff(self._config.reconnect_min_s, self._config.reconnect_max_s)
         while not self._stop.is_set():
             self._heartbeat = time.monotonic()
