@@ -180,24 +180,20 @@ def drain_bare(payloads: list[bytes], broker: Broker, window: int) -> float:
     return len(payloads) / elapsed
 
 
-def process_cpu_s() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
 def store_alone(template: Path, directory: Path, chunk: int) -> tuple[float, float]:
-    """Microseconds per row to read the backlog and to delete it, `chunk` rows at a time,
-    with nothing else running: the publisher's share that a bare loop does not have."""
+    """Process CPU microseconds per row to read the backlog and to delete it, `chunk`
+    consecutive rows at a time (the drain's usual case), nothing else running: the
+    publisher's share that a bare loop does not have (checkpoints, once a second, left out)."""
     outbox = backlog(template, directory)
-    started = time.perf_counter()
+    started = time.process_time()
     after = rows = 0
     while batch := outbox.fetch(after, chunk):
         after, rows = batch[-1].seq, rows + len(batch)
-    read = time.perf_counter() - started
-    started = time.perf_counter()
+    read = time.process_time() - started
+    started = time.process_time()
     for first in range(1, after + 1, chunk):
         outbox.ack(range(first, min(first + chunk, after + 1)))
-    deleted = time.perf_counter() - started
+    deleted = time.process_time() - started
     outbox.close()
     return read * 1e6 / rows, deleted * 1e6 / rows
 
@@ -254,9 +250,9 @@ def main() -> int:
                     folder = root / f"drain-{run}-{pair}"
                     if pair % 2:
                         ours.append(drain_publisher(template, folder, broker, args.window))
-                    cpu = process_cpu_s()
+                    cpu = time.process_time()
                     bare.append(drain_bare(payloads, broker, args.window))
-                    bare_cpu.append((process_cpu_s() - cpu) * 1e6 / args.events)
+                    bare_cpu.append((time.process_time() - cpu) * 1e6 / args.events)
                     if not pair % 2:
                         ours.append(drain_publisher(template, folder, broker, args.window))
                 store.append(store_alone(template, root / f"store-{run}", 64))
@@ -285,9 +281,9 @@ def main() -> int:
         read = statistics.median(r for r, _ in store)
         deleted = statistics.median(d for _, d in store)
         print(
-            f"  the publisher's share, timed alone: read {read:.1f} us and delete {deleted:.1f} "
-            f"us a row (64 at a time), beside {statistics.median(bare_cpu):.0f} us of "
-            "process CPU per event for the bare loop"
+            f"  the publisher's share, alone, in process CPU: read {read:.1f} us and delete "
+            f"{deleted:.1f} us a row (64 consecutive at a time), beside "
+            f"{statistics.median(bare_cpu):.0f} us an event for the bare loop"
         )
         print(f"load average at the end: {os.getloadavg()[0]:.1f} (figures share the machine)")
     return 0
