@@ -80,9 +80,10 @@ class GateConfig(Section):
     )
 
 
-def load_config(path: Path) -> GateConfig:
-    """Load and validate the config; relative paths in it are relative to its folder."""
-    return _resolve_paths(load_model(path, GateConfig), path.parent.resolve())
+def load_config(path: Path, text: str | None = None) -> GateConfig:
+    """Load and validate the config (or `text`, as that file's); relative paths in it are
+    relative to its folder."""
+    return _resolve_paths(load_model(path, GateConfig, text), path.parent.resolve())
 
 
 def _resolve_paths(section: M, base: Path) -> M:

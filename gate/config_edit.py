@@ -8,8 +8,6 @@ on one line, a value spanning several lines, a key given twice) is refused, nami
 The result must load as a valid config (`gate config check`) before it replaces the file.
 """
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -139,17 +137,16 @@ def set_keys(path: Path, updates: Sequence[tuple[str, str]]) -> bool:
         ) from None
     if new == text:
         return False
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            f.write(new)
-        load_config(Path(temporary))  # relative paths resolve as they will beside `path`
+        load_config(path, new)
     except ConfigError as exc:
-        problems = str(exc).replace(temporary, str(path))
-        raise ConfigError(
-            f"{path}: not changed, the result would be invalid:\n{problems}"
-        ) from None
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-    write_atomically(path, new.encode(), mode=path.stat().st_mode & 0o7777)
+        raise ConfigError(f"{path}: not changed, the result would be invalid:\n{exc}") from None
+    target = path.resolve()  # a linked config: the file it points at, the link kept
+    try:
+        now = target.stat()
+        write_atomically(
+            target, new.encode(), mode=now.st_mode & 0o7777, owner=(now.st_uid, now.st_gid)
+        )
+    except OSError as exc:
+        raise ConfigError(f"{path}: not changed: {exc.strerror or exc}") from None
     return True

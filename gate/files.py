@@ -16,15 +16,18 @@ FILE_MODE = 0o600
 DIRECTORY_MODE = 0o700
 
 
-def write_atomically(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
+def write_atomically(
+    path: Path, data: bytes, mode: int = FILE_MODE, owner: tuple[int, int] | None = None
+) -> None:
     """Write a fresh file beside `path`, sync, rename over it, sync the directory; OSError on
     failure. A crash leaves the old file or the new, never half.
 
     The temporary file is created exclusively under a random name (a link planted in the
-    directory is never followed) and given `mode` before anything is written, whatever the
-    umask. Missing directories are made private (`make_private_directory`).
+    directory is never followed) and given `mode` (and `owner`, (uid, gid), when given: a
+    file edited by root keeps the group that lets the service read it) before anything is
+    written, whatever the umask. Missing directories are made private.
     """
-    _place(path, data, mode, os.replace)
+    _place(path, data, mode, os.replace, owner)
     sync_directory(path.parent)
 
 
@@ -39,7 +42,13 @@ def create_exclusively(path: Path, data: bytes, mode: int = FILE_MODE) -> bool:
     return True
 
 
-def _place(path: Path, data: bytes, mode: int, put: Callable[[Path, Path], None]) -> None:
+def _place(
+    path: Path,
+    data: bytes,
+    mode: int,
+    put: Callable[[Path, Path], None],
+    owner: tuple[int, int] | None = None,
+) -> None:
     """Write `data` to a fresh private temporary beside `path`, synced, then `put` it at
     `path`; the temporary never outlives the call."""
     make_private_directory(path.parent)
@@ -47,6 +56,8 @@ def _place(path: Path, data: bytes, mode: int, put: Callable[[Path, Path], None]
     temporary = Path(name)
     try:
         with os.fdopen(fd, "wb") as file:
+            if owner is not None:
+                os.fchown(file.fileno(), *owner)
             os.fchmod(file.fileno(), mode)
             file.write(data)
             file.flush()

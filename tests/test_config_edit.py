@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gate import identity
 from gate.app_config import load_config
 from gate.cli import main
 from gate.config.loader import MAX_CONFIG_BYTES
@@ -46,6 +47,18 @@ def test_set_changes_only_the_given_lines_and_keeps_comments(config, capsys):
     loaded = load_config(config)
     assert (loaded.mqtt.port, loaded.site.gate_id) == (8884, "south-2")
     assert stat.S_IMODE(config.stat().st_mode) == 0o640
+
+
+def test_set_keeps_the_files_owner_and_a_link_to_it(tmp_path, config):
+    group = next(g for g in (*os.getgroups(), 1) if g != os.getegid())
+    os.chown(config, -1, group)  # as /etc/gate/gate.yaml is root:gate, edited by root
+    link = tmp_path / "current.yaml"
+    link.symlink_to(config.name)
+
+    assert main(["config", "set", str(link), "mqtt.port", "8884"]) == 0
+
+    assert link.is_symlink() and load_config(link).mqtt.port == 8884
+    assert (config.stat().st_gid, stat.S_IMODE(config.stat().st_mode)) == (group, 0o640)
 
 
 def test_missing_keys_and_sections_are_added_in_block_style(config):
@@ -108,17 +121,19 @@ def test_a_key_without_a_value_is_a_usage_error(config, capsys):
     assert "'mqtt.port' has no VALUE" in capsys.readouterr().err
 
 
+@pytest.fixture
+def no_cpu_serial(monkeypatch):
+    """As on a machine that is not a Raspberry Pi, whatever this one is."""
+    monkeypatch.setattr(identity, "_cpu_serial", lambda *_paths: None)
+
+
+@pytest.mark.usefixtures("no_cpu_serial")
 def test_device_id_prints_the_override_else_the_machine_id(config, tmp_path, capsys):
     machine_id = tmp_path / "machine-id"
     machine_id.write_text("3d1219c7c4c5404aaa1f6d2a48adfda4\n")
-    cpu_serial = next(
-        (line for line in Path("/proc/cpuinfo").read_text().splitlines() if "Serial" in line), None
-    )
 
     assert main(["device-id", "--config", str(config), "--machine-id", str(machine_id)]) == 0
-    printed = capsys.readouterr().out.strip()
-    if cpu_serial is None:
-        assert printed == "3d1219c7c4c5404aaa1f6d2a48adfda4"
+    assert capsys.readouterr().out == "3d1219c7c4c5404aaa1f6d2a48adfda4\n"
 
     main(["config", "set", str(config), "site.device_id", "gate-north-1"])
     capsys.readouterr()
@@ -126,16 +141,21 @@ def test_device_id_prints_the_override_else_the_machine_id(config, tmp_path, cap
     assert capsys.readouterr().out == "gate-north-1\n"
 
 
+@pytest.mark.usefixtures("no_cpu_serial")
 def test_device_id_without_any_source_says_what_to_set(tmp_path, capsys):
-    cpuinfo = Path("/proc/cpuinfo").read_text()
     missing = tmp_path / "none"
 
     status = main(["device-id", "--config", str(missing), "--machine-id", str(missing)])
 
-    if "Serial" in cpuinfo:  # a Raspberry Pi: its serial is the id
-        assert status == 0 and capsys.readouterr().out.strip()
-    else:
-        assert status == 1 and "set site.device_id" in capsys.readouterr().err
+    assert status == 1 and "set site.device_id" in capsys.readouterr().err
+
+
+def test_device_id_on_a_pi_is_its_cpu_serial(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(identity, "_cpu_serial", lambda *_paths: "10000000abcdef01")
+    missing = tmp_path / "none"
+
+    assert main(["device-id", "--config", str(missing), "--machine-id", str(missing)]) == 0
+    assert capsys.readouterr().out == "10000000abcdef01\n"
 
 
 def test_a_file_that_is_not_utf8_is_refused_naming_it(tmp_path, capsys):

@@ -51,10 +51,12 @@ def read_config_text(path: Path) -> str:
         raise ConfigError(f"{path}: cannot read config file: {exc}") from None
 
 
-def load_model(path: Path, model: type[M]) -> M:
-    """Load `path` and validate it as `model`, raising ConfigError with every problem found."""
+def load_model(path: Path, model: type[M], text: str | None = None) -> M:
+    """Load `path` (or `text`, as if it were that file's) and validate it as `model`, raising
+    ConfigError with every problem found."""
     file = str(path)
-    text = read_config_text(path)
+    if text is None:
+        text = read_config_text(path)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.load(text, Loader=yaml.SafeLoader)
