@@ -35,7 +35,15 @@ from gate.cli import main
 from gate.cli.cmd import Delivery, command_topic, exchange
 from gate.commands import device
 from gate.commands.budget import RefusalBudget
-from gate.commands.envelope import CommandError, Outcome, encode, now_ms, result_payload, sign
+from gate.commands.envelope import (
+    NONCE_MAX,
+    CommandError,
+    Outcome,
+    encode,
+    now_ms,
+    result_payload,
+    sign,
+)
 from gate.commands.nonces import FILE as NONCE_FILE
 from gate.commands.nonces import NonceBook
 from gate.commands.service import QUEUE_MAX, CommandService, Inbox
@@ -610,6 +618,21 @@ def test_what_was_issued_before_the_service_started_is_refused_whatever_the_nonc
         "an old copy": "",
     }
     assert logged[file] in caplog.text
+
+
+def test_a_full_book_of_the_longest_nonces_is_read_back_whole(tmp_path, caplog):
+    window, at = 300_000, 1_767_225_600_000
+    book = NonceBook(tmp_path, capacity=3, monotonic=Monotonic())
+    longest = [f"{i}" * NONCE_MAX for i in range(3)]
+    for nonce in longest:
+        assert book.claim(nonce, at, at, window) is None
+
+    reopened = NonceBook(tmp_path, capacity=3, monotonic=Monotonic())
+
+    assert "cannot read" not in caplog.text
+    assert [reopened.claim(n, at, at, window) for n in longest] == [
+        (Outcome.REPLAYED, "nonce already accepted within the skew window")
+    ] * 3
 
 
 def test_a_nonce_file_larger_than_the_book_is_not_read(tmp_path, caplog):

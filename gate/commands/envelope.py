@@ -143,7 +143,8 @@ _MEMBERS = frozenset(
 )
 _REQUIRED = _MEMBERS - {"key_id", "sig"}
 _NAMES = frozenset(Name)
-_NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+NONCE_MAX = 64
+_NONCE = re.compile(rf"[A-Za-z0-9_-]{{16,{NONCE_MAX}}}")
 _SIG = re.compile(r"[A-Za-z0-9_-]{86}")  # 64 bytes, base64url without padding
 _PART = r"[A-Za-z0-9_-]{1,64}"
 _TARGET = re.compile(rf"{_PART}/{_PART}/{_PART}")

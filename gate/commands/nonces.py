@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gate.commands.envelope import Outcome
+from gate.commands.envelope import NONCE_MAX, Outcome
 from gate.files import write_atomically
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,10 @@ log = logging.getLogger(__name__)
 VERSION = 1
 CAPACITY = 4096
 FILE = Path("commands") / "nonces.json"
-ENTRY_BYTES = 64
-"""Room for one entry in the file (a 22-character nonce, its time, quotes and separators
-take about 40): a file larger than `capacity` entries is not the gate's and is not read."""
+ENTRY_BYTES = NONCE_MAX + 24
+"""Room for one entry in the file: the longest nonce, its quotes, a time of up to 16 digits
+and the separators. A file larger than `capacity` such entries (and the rest of the JSON)
+is not the gate's and is not read."""
 
 
 class NonceBook:
@@ -55,8 +56,8 @@ class NonceBook:
     def _load(self) -> dict[str, int]:
         try:
             with self.path.open("rb") as file:
-                text = file.read(self._capacity * ENTRY_BYTES + 1)
-            if len(text) > self._capacity * ENTRY_BYTES:
+                text = file.read(self._capacity * ENTRY_BYTES + ENTRY_BYTES + 1)
+            if len(text) > self._capacity * ENTRY_BYTES + ENTRY_BYTES:
                 raise ValueError(f"larger than {self._capacity} nonces")
             data = json.loads(text)
             seen = data["nonces"]
