@@ -251,7 +251,7 @@ class GateApp:
         """Raise or clear `storage_full` as the outbox fills and drains."""
         if self.outbox is None:
             return
-        full = self.outbox.full(self.config.outbox.max_rows)
+        full = self.outbox.full()
         if full is None:
             self.faults.clear(Fault.STORAGE_FULL)
         else:

@@ -206,7 +206,7 @@ def test_a_gate_restarted_on_a_full_outbox_refuses_scans_and_says_storage_full(
             outbox.commit(unknown_code(config))
     app = start_app(apps, config, mock_factory, path)
 
-    assert "STATUS=degraded: storage_full (outbox holds its cap of 2 events" in ready_message(
+    assert "STATUS=degraded: storage_full (outbox full (cap, 2 events stored)" in ready_message(
         server
     )
     assert app.door is not None

@@ -117,6 +117,24 @@ def test_row_cap_refuses_keeps_everything_and_recovers(tmp_path: Path) -> None:
     box.close()
 
 
+@pytest.mark.parametrize("cap", ["max_rows", "max_bytes"])
+def test_a_store_reopened_at_its_cap_refuses_at_once_and_recovers(tmp_path: Path, cap: str) -> None:
+    box = open_outbox(tmp_path)
+    for i in range(20):
+        box.commit(make_checkin(i))
+    stored = box.stats()
+    box.close()
+    limit = {"max_rows": stored.depth, "max_bytes": max(4096, stored.bytes - 1)}[cap]
+    assert cap == "max_rows" or stored.bytes > 4096
+
+    box = open_outbox(tmp_path, **{cap: limit})  # a restart, or a config that lowered the cap
+
+    assert box.storage_full == "cap"
+    box.ack(range(1, 11))
+    assert box.storage_full is None
+    box.close()
+
+
 def test_byte_cap(tmp_path: Path) -> None:
     box = open_outbox(tmp_path, max_bytes=4096)
     committed = 0

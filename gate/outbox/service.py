@@ -104,15 +104,12 @@ class OutboxService:
     def stats(self) -> OutboxStats:
         return self.outbox.stats()
 
-    def full(self, max_rows: int) -> str | None:
-        """Why scans are refused `storage_full` now (a commit found the store full, or it
-        holds `max_rows` already, as after a restart on a full store), else None."""
-        stats = self.outbox.stats()
-        if stats.full_cause is not None:
-            return f"outbox full ({stats.full_cause}): scans refused until events are sent"
-        if stats.depth >= max_rows:
-            return f"outbox holds its cap of {max_rows} events: scans refused until sent"
-        return None
+    def full(self) -> str | None:
+        """Why scans are refused `storage_full` now (at the cap or on a full disk), else None."""
+        cause = self.outbox.storage_full
+        if cause is None:
+            return None
+        return f"outbox full ({cause}, {self.outbox.depth} events stored): scans refused until sent"
 
     def problem(self) -> str | None:
         """What the watchdog should know: a dead or stuck network thread (P6), else None."""

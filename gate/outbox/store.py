@@ -306,6 +306,8 @@ class Outbox:
         last_seq = self._meta(writer, "last_seq") or 0
         max_row = writer.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
         self._rows, self._bytes, self._last_seq = rows, size, max(last_seq, max_row)
+        if rows >= self._config.max_rows or size >= self._config.max_bytes:
+            self._full_cause = FullCause.CAP  # a gate restarted on a full store refuses at once
         self._update_high_water()
 
     @staticmethod
@@ -641,7 +643,7 @@ class Outbox:
 
     @property
     def storage_full(self) -> FullCause | None:
-        """Why new scans are refused, or None while there is room: the app reads it at start."""
+        """Why new scans are refused, or None while there is room (no query: read every second)."""
         return self._full_cause
 
     # -- state -----------------------------------------------------------------------------
