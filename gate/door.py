@@ -120,14 +120,15 @@ class Gate:
         self._passages.window_s = config.policy.anti_passback_minutes * 60
         self._pipeline = None
         if self.signals is not None and decoder is not None:
-            self._pipeline = Pipeline(
-                decoder,
-                self._tracker,
-                judge,
+            self._pipeline = Pipeline.from_config(
+                config,
                 self._sink,
                 self.signals,
-                self.counters,
-                self._passages,
+                decoder=decoder,
+                judge=judge,
+                counters=self.counters,
+                tracker=self._tracker,
+                passages=self._passages,
             )
         self._apply_mode(self.mode if self._mode_known else self._stored_mode())
         self._mode_known = True

@@ -96,18 +96,21 @@ class Pipeline:
         sink: CheckinSink,
         signals: Signals,
         *,
+        decoder: Decoder | None = None,
+        judge: Judge | None = None,
         counters: Counters | None = None,
         tracker: PresentationTracker | None = None,
         passages: Passages | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> "Pipeline":
-        """The configured decoder, presentation rules and judge, the judge as the daemon
-        builds it (signed kinds parsed only when the gate can use them); the memories the
-        caller keeps across rebuilds come in (new ones otherwise)."""
+        """The pipeline the daemon runs: the configured decoder, presentation rules and judge
+        (signed kinds parsed only when the gate can use them). What the caller has built
+        already (the door builds decoder and judge first, to raise their faults) and the
+        memories it keeps across rebuilds come in; the rest is made here."""
         return cls(
-            make_decoder(config.decoder),
+            decoder or make_decoder(config.decoder),
             tracker or PresentationTracker(config.presentation),
-            load_judge(config, every_kind=False),
+            judge or load_judge(config, every_kind=False),
             sink,
             signals,
             counters or Counters(),
