@@ -626,7 +626,7 @@ def hostile_certificate_seal(rng: random.Random) -> bytes:
 def _cbor_bomb(rng: random.Random) -> bytes:
     """CBOR that claims more than it holds, nests deeper than any decoder's stack, or loops
     through tags: huge declared lengths, indefinite arrays never closed, tag chains."""
-    choice = rng.randrange(5)
+    choice = rng.randrange(6)
     if choice == 0:
         head = rng.choice(
             [b"\x9b", b"\xbb", b"\x5b", b"\x7b"]
@@ -638,6 +638,8 @@ def _cbor_bomb(rng: random.Random) -> bytes:
         return rng.choice([b"\xd8\x12", b"\xc1", b"\xd9\xd9\xf7", b"\xc4"]) * rng.randint(10, 2000)
     if choice == 3:
         return b"\xd2\x84" + rng.choice([b"\x5b", b"\x9b"]) + b"\xff" * 8
+    if choice == 4:  # a decimal fraction or big float whose exponent overflows, or junk parts
+        return rng.choice([b"\xc5\x82\x1a\x3b\x9a\xca\x00\x01", b"\xc4\x82\x61a\x61b"])
     return b"\xfb" + rng.randbytes(8)  # a bare float64, NaN and infinities included
 
 

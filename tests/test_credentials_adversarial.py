@@ -17,7 +17,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from test_credentials_fuzz import assert_consistent
 
-from gate.credentials import Credential, Kind, parse
+from gate.credentials import Credential, Kind, base45, parse
 from gate.credentials.model import REFUSED_KINDS
 from gate.reasons import Reason
 
@@ -54,3 +54,16 @@ def test_the_samples_the_mutants_start_from_are_valid() -> None:
             else:
                 assert (credential.kind, credential.valid) == (Kind(kind), True), credential
                 assert credential.verified is (credential.kind in {"eu_dcc", "vds_nc", "gate_pass"})
+
+
+@pytest.mark.parametrize(
+    "item",
+    ["c5821a3b9aca0001", "c48261616162"],
+    ids=["decimal fraction whose exponent overflows", "big float of text parts"],
+)
+@pytest.mark.parametrize("prefix", ["HC1:", "GP1:"])
+def test_cbor_number_tags_that_break_the_decimal_module_are_refused(prefix: str, item: str):
+    """cbor2 5.6, the tested floor, lets decimal.Overflow and InvalidOperation out."""
+    credential = judged((prefix + base45.encode(bytes.fromhex(item))).encode())
+    assert not credential.valid
+    assert_consistent(credential)

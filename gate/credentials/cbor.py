@@ -8,14 +8,15 @@ from cbor2 import CBORTag
 __all__ = ["CBORTag", "dump", "load"]
 
 #: Everything cbor2 raises on hostile input: its own errors, those of the semantic tags it
-#: decodes (dates, big numbers, sets) on out-of-range or unhashable values, and, before
-#: cbor2 5.7, RecursionError on deeply nested items (the tested floor, 5.6, does).
+#: decodes (dates, big numbers, sets, decimal fractions) on out-of-range or unhashable values
+#: (ArithmeticError: the decimal module's Overflow and InvalidOperation, which the tested
+#: floor, 5.6, lets out), and, before cbor2 5.7, RecursionError on deeply nested items.
 _DECODE_ERRORS = (
     cbor2.CBORError,
     ValueError,
     TypeError,
     LookupError,
-    OverflowError,
+    ArithmeticError,
     RecursionError,
 )
 
