@@ -16,3 +16,5 @@ class Decision:
 
 
 ACCEPT = Decision(True, Reason.OK)
+INTERNAL_ERROR = Decision(False, Reason.INTERNAL_ERROR)
+"""A scan the judge failed on: refused."""

@@ -17,9 +17,8 @@ import numpy as np
 
 from gate.app_config import GateConfig
 from gate.checkin import CheckIn, CheckinSink
-from gate.credentials import internal_error_summary
-from gate.credentials.model import Credential, Kind
-from gate.decision import Decision
+from gate.credentials import UNJUDGED, internal_error_summary
+from gate.decision import INTERNAL_ERROR, Decision
 from gate.decode import Decoder, make_decoder
 from gate.errors import DecoderError, StorageFull
 from gate.judge import Judge, load_judge
@@ -33,9 +32,6 @@ log = logging.getLogger(__name__)
 
 LOCKED = Decision(False, Reason.GATE_LOCKED)
 ANTI_PASSBACK = Decision(False, Reason.ANTI_PASSBACK)
-INTERNAL_ERROR = Decision(False, Reason.INTERNAL_ERROR)
-UNJUDGED = Credential(kind=Kind.UNKNOWN, valid=False, verified=False, reason=Reason.INTERNAL_ERROR)
-"""What a scan the judge failed on is stored as: refused, seen by operations, no personal data."""
 
 utc_now = partial(datetime.now, UTC)
 

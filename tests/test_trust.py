@@ -263,6 +263,17 @@ def test_a_kid_map_pins_its_certificates_as_document_signers_even_self_signed_ca
     assert not store.authorities
 
 
+def test_a_ca_pinned_as_a_file_and_listed_in_a_kid_map_has_both_roles(tmp_path: Path) -> None:
+    (tmp_path / "csca.pem").write_bytes(pem(CSCA))
+    (tmp_path / "map.json").write_text(
+        json.dumps({base64.b64encode(kid_of(CSCA)).decode(): base64.b64encode(der(CSCA)).decode()})
+    )
+    store = load_trust([tmp_path])
+    text = hc1(cose(vaccination(), ec_key(22), kid=kid_of(CSCA)))
+    assert parse(text.encode(), today=AT.date(), at=AT, trust=store).verified
+    assert [s.certificate for s in store.authorities[CSCA.subject]] == [CSCA]
+
+
 def test_signers_strict_parsing_refuses_are_read_leniently(tmp_path: Path, capsys) -> None:
     """Finland's test signers encode BasicConstraints' default (ca FALSE) explicitly, which
     DER forbids and cryptography refuses; every verifier reads them, and so does the gate."""

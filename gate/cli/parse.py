@@ -16,9 +16,8 @@ from gate.app_config import GateConfig, load_config
 from gate.credentials import UNJUDGED, internal_error_summary
 from gate.credentials.fields import iso_instant
 from gate.credentials.model import Credential
-from gate.decision import Decision
+from gate.decision import INTERNAL_ERROR, Decision
 from gate.judge import load_judge
-from gate.reasons import Reason
 
 
 def add_parse_command(commands: Any) -> None:
@@ -107,7 +106,7 @@ def run_parse(args: argparse.Namespace) -> int:
             line = report(credential, decision)
         except Exception as error:  # noqa: BLE001 -- reported on its line, the batch goes on
             failed += 1
-            line = report(UNJUDGED, Decision(False, Reason.INTERNAL_ERROR))
+            line = report(UNJUDGED, INTERNAL_ERROR)
             line["error"] = internal_error_summary(error)
         print(json.dumps(line, ensure_ascii=False), flush=True)
     if failed:

@@ -103,8 +103,8 @@ class TrustStore:
     """Everything pinned, indexed for scan-time lookups. Immutable: a reload builds a new one.
 
     `signers` are the HC1 document signers by kid; `authorities` the country signing CAs by
-    subject, for VDS-NC chains. A CA is never in `signers`: its key signs certificates, not
-    health certificates.
+    subject, for VDS-NC chains. A CA pinned as a certificate file is never in `signers`: its
+    key signs certificates, not health certificates; a kid map can list it as a signer too.
     """
 
     signers: Mapping[bytes, DocumentSigner] = field(default_factory=dict)
@@ -123,33 +123,33 @@ class TrustStore:
         (a CA anchors VDS-NC chains, any other signs HC1), `listed` (kid maps) as document
         signers whatever their constraints. A kid given twice for different certificates is
         an error."""
-        by_kid: dict[bytes, DocumentSigner] = {}
+        seen: dict[bytes, DocumentSigner] = {}
+        documents: dict[bytes, DocumentSigner] = {}
         authorities: dict[x509.Name, tuple[Signer, ...]] = {}
-        document_kids: set[bytes] = set()
+        anchors: set[bytes] = set()
         for signer, is_listed in [*((s, False) for s in signers), *((s, True) for s in listed)]:
-            known = by_kid.get(signer.kid)
-            if known is not None:
-                if known.der != signer.der:
-                    raise TrustError(
-                        f"kid {_b64(signer.kid)} names two certificates: "
-                        f"{known.source} and {signer.source}"
-                    )
-                continue
-            by_kid[signer.kid] = signer
+            known = seen.setdefault(signer.kid, signer)
+            if known.der != signer.der:
+                raise TrustError(
+                    f"kid {_b64(signer.kid)} names two certificates: "
+                    f"{known.source} and {signer.source}"
+                )
             if is_listed or not signer.is_ca:
-                document_kids.add(signer.kid)
+                documents.setdefault(signer.kid, signer)
+            elif signer.kid in anchors:
+                continue
             elif isinstance(signer, Signer):
+                anchors.add(signer.kid)
                 subject = signer.certificate.subject
                 authorities[subject] = (*authorities.get(subject, ()), signer)
             else:
                 raise TrustError(
                     f"{signer.source}: a CA certificate must parse strictly to anchor a chain"
                 )
-        document_signers = {kid: by_kid[kid] for kid in by_kid if kid in document_kids}
         keys: dict[bytes, PassKey] = {}
         for key in pass_keys:
             keys.setdefault(key.kid, key)
-        return cls(document_signers, authorities, keys)
+        return cls(documents, authorities, keys)
 
     def pinned(self) -> Iterator[tuple[Role, DocumentSigner]]:
         """Every pinned certificate with its role, document signers first, then CAs."""
