@@ -702,10 +702,18 @@ remove_entry() { # FILE NAME
 # ----- releases ----------------------------------------------------------------------------
 
 source_files() { # NUL-separated relative paths of what a release copies and hashes
-    (cd "$SOURCE" && find . \( -name .git -o -name .venv -o -name venv -o -name __pycache__ \
-        -o -name '*.pyc' -o -name '*.egg-info' -o -name .pytest_cache -o -name .ruff_cache \
-        -o -name .mypy_cache -o -name .hypothesis -o -path ./build -o -path ./dist \
-        -o -path ./var \) -prune -o \( -type f -o -type l \) -print0 | LC_ALL=C sort -z)
+    if [ -e "$SOURCE/.git" ]; then # a checkout: its tracked files, never a key or venv lying in it
+        git -c safe.directory="$SOURCE" -C "$SOURCE" ls-files -z --cached |
+            while IFS= read -r -d '' file; do
+                if [ -e "$SOURCE/$file" ] || [ -L "$SOURCE/$file" ]; then printf './%s\0' "$file"; fi
+            done | LC_ALL=C sort -z
+        return
+    fi
+    (cd "$SOURCE" && find . \( -name .venv -o -name 'venv' -o -name '.venv-*' -o -name '*.key' \
+        -o -name __pycache__ -o -name '*.pyc' -o -name '*.egg-info' -o -name .pytest_cache \
+        -o -name .ruff_cache -o -name .mypy_cache -o -name .hypothesis -o -path ./build \
+        -o -path ./dist -o -path ./var \) -prune -o \( -type f -o -type l \) -print0 |
+        LC_ALL=C sort -z) # a bundle's source, or a copy without git
 }
 source_hash() { # content and executable bits of those files (not the umask's other bits)
     {

@@ -247,6 +247,25 @@ def test_first_install_builds_the_tree(root, source):
     assert "systemctl not run" in result.stdout
 
 
+@pytest.mark.parametrize("kind", ["git checkout", "copy without git"])
+def test_a_key_or_venv_lying_in_the_source_never_reaches_the_release(root, source, kind):
+    if kind == "git checkout":
+        git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(source)]
+        subprocess.run([*git, "init", "-q"], check=True)
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", "source"], check=True)
+    (source / "this-gate.key").write_text(KEY_PEM)
+    (source / "this-gate.key").chmod(0o600)
+    (source / ".venv-pi" / "bin").mkdir(parents=True)
+    (source / ".venv-pi" / "bin" / "python").write_text("")
+
+    install(root, source, *FLAGS)
+
+    app = root / "opt/gate/current/app"
+    assert (app / "gate/__init__.py").exists()
+    assert not (app / "this-gate.key").exists() and not (app / ".venv-pi").exists()
+
+
 def test_first_install_adds_the_gate_user_and_groups(root, source):
     install(root, source, *FLAGS)
 
