@@ -208,7 +208,6 @@ def test_zbar_is_always_available() -> None:
     assert "zbar" in available_backends()
 
 
-@pytest.mark.skipif("zxing" not in available_backends(), reason="no zxing-cpp wheel here")
 def test_auto_prefers_zxing_with_the_ladder() -> None:
     assert make_decoder(DecoderConfig()).name == "zxing+histogram+upscale+zbar+invert/16"
     assert make_decoder(DecoderConfig(rescue=(), invert_every=0)).name == "zxing"
@@ -266,7 +265,6 @@ class CountingDecoder:
         return [Code(b"from the fallback", "from the fallback", "zbar")]
 
 
-@pytest.mark.skipif("zxing" not in available_backends(), reason="no zxing-cpp wheel here")
 def test_rescue_rungs_run_only_when_zxing_located_an_unreadable_symbol() -> None:
     from gate.decode.zxing import ZxingDecoder
 
@@ -339,7 +337,6 @@ def test_a_held_light_on_dark_code_is_read_within_invert_every_frames(backend: s
     )
 
 
-@pytest.mark.skipif("zxing" not in available_backends(), reason="no zxing-cpp wheel here")
 def test_zxing_alone_never_reads_light_on_dark_but_the_schedule_does() -> None:
     frame = dark_mode(HUYNH)
     plain = make_decoder(DecoderConfig(backend="zxing", rescue=(), invert_every=0))
@@ -412,7 +409,6 @@ def test_a_crop_keeps_a_margin_inside_the_frame_and_refuses_what_cannot_hold_a_s
     assert crop_around(frame, Box(630, 470, 639, 479)) is None
 
 
-@pytest.mark.skipif("zxing" not in available_backends(), reason="no zxing-cpp wheel here")
 @pytest.mark.parametrize(("factor", "module_px"), [(2.0, 1), (0.5, 8)])
 def test_a_rescaled_rung_reads_the_crop_at_its_scale(factor: float, module_px: int) -> None:
     from gate.decode.ladder import Rescaled, rescaled
@@ -423,7 +419,6 @@ def test_a_rescaled_rung_reads_the_crop_at_its_scale(factor: float, module_px: i
     assert payloads(Rescaled(ZxingDecoder(), factor)(frame)) == [HUYNH.encode()]
 
 
-@pytest.mark.skipif("zxing" not in available_backends(), reason="no zxing-cpp wheel here")
 def test_each_rung_is_tried_in_order_until_one_reads() -> None:
     from gate.decode.zxing import ZxingDecoder
 
@@ -448,7 +443,6 @@ fractional 1.8 px modules under a shadow edge; 6 px modules, noisy, under a deep
 9 px modules on wavy paper; 3 px modules on paper wavier still."""
 
 
-@pytest.mark.skipif("zxing" not in available_backends(), reason="no zxing-cpp wheel here")
 @pytest.mark.parametrize("rung", list(HARD_FOR_ONE_PASS))
 def test_a_rescue_rung_reads_a_code_the_single_pass_only_locates(rung: str) -> None:
     from gate.decode.zxing import ZxingDecoder
@@ -470,7 +464,6 @@ def test_a_rung_named_twice_is_refused() -> None:
 # --- zbar, loaded when a rescue first needs it ----------------------------------------
 
 
-@pytest.mark.skipif("zxing" not in available_backends(), reason="no zxing-cpp wheel here")
 def test_zbar_is_loaded_only_when_a_rescue_first_reaches_its_rung() -> None:
     program = f"""
 import sys
@@ -512,7 +505,7 @@ def test_a_zbar_rung_that_cannot_load_turns_itself_off_and_says_so_once(
         rung = decode.ZbarOnFirstUse()
         assert rung(qr_frame(HUYNH)) == []  # no exception reaches the capture loop
         assert rung(qr_frame(HUYNH)) == []
-        if why == "pyzbar is missing" and "zxing" in available_backends():
+        if why == "pyzbar is missing":
             assert "zbar" not in make_decoder(DecoderConfig()).name  # not promised either
     finally:
         decode._why_unavailable.cache_clear()
