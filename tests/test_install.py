@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gate import identity
 from gate.app_config import GateConfig, load_config
 from gate.config.site import SiteConfig
 from gate.outbox.config import MqttConfig
@@ -204,6 +205,7 @@ def change_source(source: Path, marker: str) -> None:
 
 
 def test_first_install_builds_the_tree(root, source):
+    (root / "etc" / "machine-id").write_text("3d1219c7c4c5404aaa1f6d2a48adfda4\n")
     result = install(root, source, *FLAGS)
 
     opt = root / "opt/gate"
@@ -243,7 +245,9 @@ def test_first_install_builds_the_tree(root, source):
     assert str(site.state_dir) == "/var/lib/gate"
     assert (mqtt.host, mqtt.port, mqtt.transport) == ("broker.example.org", 8883, "tls")
     assert mqtt.ca_file is None and mqtt.cert_file is None and mqtt.username is None
-    assert "device id:" in result.stdout or "no CPU serial" in result.stdout
+    # the id the daemon will use: this machine's CPU serial on a Pi, else the root's machine-id
+    expected = identity._cpu_serial() or "3d1219c7c4c5404aaa1f6d2a48adfda4"
+    assert f"device id: {expected}" in result.stdout
     assert "systemctl not run" in result.stdout
 
 
