@@ -92,3 +92,13 @@ def test_a_pin_factory_whose_library_is_missing_fails_with_how_to_get_it():
     assert row.status is Status.FAIL
     assert "pin factory lgpio: lgpio missing" in row.detail
     assert "apt install python3-lgpio" in row.action
+
+
+def test_a_library_that_is_there_but_cannot_load_is_a_row_not_a_crash(tmp_path, monkeypatch):
+    """RPi.GPIO raises RuntimeError on a board it does not know; a bad libzbar, OSError."""
+    (tmp_path / "broken_pins.py").write_text(
+        'raise RuntimeError("This module can only be run on a Raspberry Pi!")\n'
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reason = this_machine().why_not_importable("broken_pins")
+    assert reason == "RuntimeError: This module can only be run on a Raspberry Pi!"

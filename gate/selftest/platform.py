@@ -53,11 +53,14 @@ def _version_of(distribution: str) -> str | None:
 
 
 def _why_not_importable(module: str) -> str | None:
-    """None when the module imports, else the reason in one line."""
+    """None when the module imports, else the reason in one line: missing, or there but
+    broken (a libzbar that cannot load, a missing symbol, RPi.GPIO on another board)."""
     try:
         import_module(module)
     except ImportError as exc:
         return str(exc).splitlines()[0]
+    except (OSError, AttributeError, RuntimeError) as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}"
     return None
 
 
