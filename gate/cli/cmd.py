@@ -148,8 +148,7 @@ def _device_key(args: argparse.Namespace) -> int:
     site = config.site
     device.check_owner(site.state_dir, os.geteuid())
     key = device.load_or_create(site.state_dir)
-    gate = f"{site.province}/{site.venue_id}/{site.gate_id}"
-    print(json.dumps(device.registration(gate, key)))
+    print(json.dumps(device.registration(site.name, key)))
     return 0
 
 

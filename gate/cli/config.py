@@ -46,7 +46,7 @@ def _config_check(args: argparse.Namespace) -> int:
         return 1
     site, camera = config.site, config.camera
     print(f"{args.file}: OK")
-    print(f"  gate {site.province}/{site.venue_id}/{site.gate_id}, state in {site.state_dir}")
+    print(f"  gate {site.name}, state in {site.state_dir}")
     print(
         f"  camera {camera.source} {camera.width}x{camera.height} @ {camera.fps:g} fps, "
         f"decoder {config.decoder.backend}"

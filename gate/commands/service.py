@@ -269,7 +269,7 @@ class CommandService:
                 self._keys = {}
         return Checks(
             keys=self._keys,
-            gate=_gate_name(config),
+            gate=config.site.name,
             topic_root=self._channel.root,
             max_skew_ms=round(commands.max_skew_s * 1000),
             max_bytes=commands.max_payload_bytes,
@@ -301,7 +301,7 @@ class CommandService:
             name,
             nonce,
             reason,
-            gate=_gate_name(self._gate.config),
+            gate=self._gate.config.site.name,
             at_ms=now_ms(),
             state={"mode": str(self._gate.mode), **state},
             detail=detail,
@@ -368,12 +368,6 @@ class CommandService:
             "remote_deny": _sizes(remote.read_deny(state_dir)),
             "remote_trust": _store_sizes(load_trust([trust])) if trust is not None else None,
         }
-
-
-def _gate_name(config: GateConfig) -> str:
-    """`province/venue_id/gate_id`: the one `target` this gate obeys, and how it answers."""
-    site = config.site
-    return f"{site.province}/{site.venue_id}/{site.gate_id}"
 
 
 def _device_key(state_dir: Path) -> ed25519.Ed25519PrivateKey | None:

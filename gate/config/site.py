@@ -52,3 +52,9 @@ class SiteConfig(Section):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def name(self) -> str:
+        """`province/venue_id/gate_id`: how the province names this gate, the one `target` its
+        commands name, and how it signs its answers."""
+        return f"{self.province}/{self.venue_id}/{self.gate_id}"

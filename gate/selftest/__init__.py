@@ -73,8 +73,7 @@ class Options:
 
 def run_checks(config: GateConfig, config_path: Path, options: Options) -> list[Row]:
     """Every selected row, in the report's order."""
-    site = config.site
-    where = f"gate {site.province}/{site.venue_id}/{site.gate_id}, camera {config.camera.source}"
+    where = f"gate {config.site.name}, camera {config.camera.source}"
     rows = [Row("config", Status.PASS, str(config_path), where)]
     busy = False
     if "platform" in options.only:
