@@ -157,7 +157,7 @@ class CommandService:
             Name.LOCK: functools.partial(self._set_mode, Mode.LOCKED),
             Name.EMERGENCY_OPEN: functools.partial(self._set_mode, Mode.EMERGENCY_OPEN),
             Name.NORMAL: functools.partial(self._set_mode, Mode.NORMAL),
-            Name.RELOAD: lambda _args: self._reload(),
+            Name.RELOAD: self._reload,
             Name.DENY_LIST: self._deny_list,
             Name.TRUST_LIST: self._trust_list,
             Name.STATUS: self._status,
@@ -190,21 +190,19 @@ class CommandService:
     def received(self, name: str, payload: bytes) -> None:
         """In the publisher's network thread: size first, then queue and return."""
         limit = self._gate.config.commands.max_payload_bytes
-        if self._stop.is_set():
+        if len(payload) > limit:
+            self._turn_away(name, None, Outcome.OVERSIZED, f"{len(payload)} bytes, at most {limit}")
+        elif self._stop.is_set():
             self._turn_away(name, payload, Outcome.UNAVAILABLE, "the gate is stopping")
-        elif len(payload) > limit:
-            self._turn_away(
-                name, payload, Outcome.OVERSIZED, f"{len(payload)} bytes, at most {limit}"
-            )
         elif not self._inbox.put(name, payload, max(QUEUE_MAX_BYTES, limit)):
             self._turn_away(name, payload, Outcome.BUSY, "too many commands already wait")
 
-    def _turn_away(self, name: str, payload: bytes, reason: Outcome, detail: str) -> None:
+    def _turn_away(self, name: str, payload: bytes | None, reason: Outcome, detail: str) -> None:
         """Answer, within the budget, a command that will not be looked at, with its nonce
-        when one can be read (never from an oversized payload)."""
+        when one can be read (`payload` None: oversized, never parsed)."""
         if self._budget.allow(reason):
-            readable = len(payload) <= self._gate.config.commands.max_payload_bytes
-            self._answer(name, nonce_of(payload) if readable else None, reason, detail, {})
+            nonce = nonce_of(payload) if payload is not None else None
+            self._answer(name, nonce, reason, detail, {})
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -320,7 +318,7 @@ class CommandService:
         self._gate.set_mode(mode)
         return {}
 
-    def _reload(self, pending: str = "") -> dict[str, Any]:
+    def _reload(self, _args: Mapping[str, Any]) -> dict[str, Any]:
         """SIGHUP's reload; a change that needs a restart asks the daemon for one."""
         before = self._gate.config
         if self._gate.reload():
@@ -329,7 +327,7 @@ class CommandService:
         if self._gate.config is before:
             raise Refused(
                 Outcome.RELOAD_FAILED,
-                f"config not reloaded, the running one is kept{pending} (see the gate's log)",
+                "config not reloaded, the running one is kept (see the gate's log)",
             )
         return {}
 
