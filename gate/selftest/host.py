@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import cast
 
 from gate.app_config import GateConfig
-from gate.cli.queue import summary
+from gate.outbox.reader import summary
 from gate.outbox.store import outbox_path
 from gate.selftest.report import Row, Status
 

@@ -1,0 +1,68 @@
+"""An outbox file read as it is, read-only: its summary and an export of what it holds.
+
+For `gate queue` and the self-test; safe beside a running gate (WAL readers do not block its
+writer), and on a file set aside as corrupt, whose values may be anything.
+"""
+
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from gate.outbox.events import with_replayed
+
+_EXPORT_BATCH = 500
+
+
+def _whole(value: object) -> int | None:
+    """A counter as stored, or None: `--db` reads files set aside as corrupt, whose values
+    may be anything."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    except (OverflowError, ValueError, OSError):  # not a time any clock shows
+        return None
+
+
+def summary(conn: sqlite3.Connection, path: Path) -> dict[str, object]:
+    """Depth, oldest unsent, last acknowledged, as read from the file now."""
+    depth, size, first, last = conn.execute(
+        "SELECT count(*), coalesce(sum(length(payload)), 0), min(seq), max(seq) FROM events"
+    ).fetchone()
+    oldest = conn.execute("SELECT committed_ms FROM events ORDER BY seq LIMIT 1").fetchone()
+    meta = {key: _whole(value) for key, value in conn.execute("SELECT key, value FROM meta")}
+    now = time.time()
+    oldest_ms = _whole(oldest[0]) if oldest else None
+    return {
+        "path": str(path),
+        "depth": depth,
+        "bytes": size,
+        "first_unsent_seq": _whole(first),
+        "last_unsent_seq": _whole(last),
+        "oldest_unsent_at": _iso(oldest_ms),
+        "oldest_unsent_age_s": None if oldest_ms is None else round(now - oldest_ms / 1000, 3),
+        "last_seq": max(
+            (s for s in (meta.get("last_seq"), _whole(last)) if s is not None), default=None
+        ),
+        "last_acked_seq": meta.get("last_acked_seq"),
+        "last_acked_at": _iso(meta.get("last_acked_ms")),
+        "sessions": meta.get("session"),
+    }
+
+
+def export(conn: sqlite3.Connection, out: IO[bytes]) -> int:
+    """Every unsent event as one JSON line, in seq order; returns how many."""
+    count = 0
+    cursor = conn.execute("SELECT payload FROM events ORDER BY seq")
+    while rows := cursor.fetchmany(_EXPORT_BATCH):
+        for (payload,) in rows:
+            out.write(with_replayed(bytes(payload), True) + b"\n")
+            count += 1
+    out.flush()
+    return count
