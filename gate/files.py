@@ -16,6 +16,14 @@ FILE_MODE = 0o600
 DIRECTORY_MODE = 0o700
 
 
+def read_bounded(path: Path, limit: int) -> bytes | None:
+    """The bytes of `path`, or None when it holds more than `limit` (never read beyond that);
+    OSError as opening or reading raises it."""
+    with path.open("rb") as stream:
+        data = stream.read(limit + 1)
+    return data if len(data) <= limit else None
+
+
 def write_atomically(
     path: Path, data: bytes, mode: int = FILE_MODE, owner: tuple[int, int] | None = None
 ) -> None:

@@ -22,12 +22,15 @@ from pathlib import Path
 
 from gate.app_config import GateConfig
 from gate.errors import ConfigError
+from gate.files import read_bounded
 from gate.policy import DenyList
 
 VERSION = 1
 REMOTE = "remote"
 DENY_FILE = "deny.json"
 TRUST_LINK = "trust"
+MAX_LIST_BYTES = 16 * 1_048_576
+"""A list arrives in one command, and no command is larger (commands.max_payload_bytes)."""
 
 
 def merged_deny(config: GateConfig) -> DenyList:
@@ -58,7 +61,10 @@ def read_deny(state_dir: Path) -> DenyList:
     """The remote deny list (empty before the first); ConfigError when it cannot be read."""
     path = state_dir / REMOTE / DENY_FILE
     try:
-        data = json.loads(path.read_bytes())
+        raw = read_bounded(path, MAX_LIST_BYTES)
+        if raw is None:
+            raise ValueError(f"larger than {MAX_LIST_BYTES} bytes")
+        data = json.loads(raw)
         if not isinstance(data, dict) or data.pop("v", None) != VERSION:
             raise ValueError(f"not a version {VERSION} deny list")
         return DenyList.model_validate(data)

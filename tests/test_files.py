@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from gate.files import link_atomically, warn_if_readable_by_others, write_atomically
+from gate import remote_lists
+from gate.errors import ConfigError
+from gate.files import (
+    link_atomically,
+    read_bounded,
+    warn_if_readable_by_others,
+    write_atomically,
+)
 from gate.logtext import printable
 
 
@@ -122,3 +129,19 @@ def test_a_link_is_replaced_in_one_step_and_leaves_nothing_beside_it(tmp_path):
     link_atomically(link, "new")
     assert os.readlink(link) == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "new", "old"]
+
+
+def test_a_bounded_read_reads_up_to_its_limit_and_refuses_beyond(tmp_path):
+    path = tmp_path / "state.json"
+    path.write_bytes(b"x" * 100)
+    assert read_bounded(path, 100) == b"x" * 100
+    assert read_bounded(path, 99) is None
+
+
+def test_a_remote_deny_list_larger_than_any_command_is_not_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(remote_lists, "MAX_LIST_BYTES", 64)
+    path = tmp_path / remote_lists.REMOTE / remote_lists.DENY_FILE
+    path.parent.mkdir()
+    path.write_text('{"v": 1, "subject_ids": [' + '"x", ' * 20 + '"y"]}')
+    with pytest.raises(ConfigError, match="larger than 64 bytes"):
+        remote_lists.read_deny(tmp_path)

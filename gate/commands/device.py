@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gate.commands.envelope import CommandError
-from gate.files import create_exclusively, warn_if_readable_by_others
+from gate.files import create_exclusively, read_bounded, warn_if_readable_by_others
 from gate.trust.keys import ed25519_kid
 
 FILE = Path("commands") / "device.key"
@@ -78,11 +78,10 @@ def registration(gate: str, key: ed25519.Ed25519PrivateKey) -> dict[str, str]:
 def read_registry(path: Path) -> dict[str, ed25519.Ed25519PublicKey]:
     """The registered device keys by gate; CommandError naming the line that is wrong."""
     try:
-        with path.open("rb") as stream:
-            data = stream.read(_REGISTRY_MAX_BYTES + 1)
+        data = read_bounded(path, _REGISTRY_MAX_BYTES)
     except OSError as exc:
         raise CommandError(f"{path}: cannot read the device key registry ({exc})") from exc
-    if len(data) > _REGISTRY_MAX_BYTES:
+    if data is None:
         raise CommandError(f"{path}: more than {_REGISTRY_MAX_BYTES} bytes")
     keys: dict[str, ed25519.Ed25519PublicKey] = {}
     for number, line in enumerate(data.splitlines(), 1):

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gate.commands.envelope import NONCE_MAX, Outcome
-from gate.files import write_atomically
+from gate.files import read_bounded, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +55,8 @@ class NonceBook:
 
     def _load(self) -> dict[str, int]:
         try:
-            with self.path.open("rb") as file:
-                text = file.read(self._capacity * ENTRY_BYTES + ENTRY_BYTES + 1)
-            if len(text) > self._capacity * ENTRY_BYTES + ENTRY_BYTES:
+            text = read_bounded(self.path, (self._capacity + 1) * ENTRY_BYTES)
+            if text is None:
                 raise ValueError(f"larger than {self._capacity} nonces")
             data = json.loads(text)
             seen = data["nonces"]

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from gate.errors import ConfigError
+from gate.files import read_bounded
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -40,9 +41,8 @@ class InvalidConfig(ConfigError):
 def read_config_text(path: Path) -> str:
     """The text of a config file, bounded by MAX_CONFIG_BYTES; ConfigError naming the file."""
     try:
-        with path.open("rb") as stream:
-            raw = stream.read(MAX_CONFIG_BYTES + 1)
-        if len(raw) > MAX_CONFIG_BYTES:
+        raw = read_bounded(path, MAX_CONFIG_BYTES)
+        if raw is None:
             raise ConfigError(f"{path}: config file too large (more than {MAX_CONFIG_BYTES} bytes)")
         return raw.decode("utf-8")
     except FileNotFoundError:
