@@ -245,3 +245,5 @@ def test_command_line_keygen_issue_show(tmp_path: Path, capsys: pytest.CaptureFi
         assert shown["decision_reason"] == "kind_not_accepted"  # default policy: no passes
     code, _, err = run(capsys, "pass", "show", "001090123456|x", "--trust", trust)
     assert code == 1 and "not a gate pass" in err
+    code, _, err = run(capsys, "pass", "show", "GP1:\udcff", "--trust", trust)  # shell's \xff
+    assert code == 1 and "not a gate pass" in err

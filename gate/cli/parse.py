@@ -114,11 +114,16 @@ def run_parse(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def argument_bytes(text: str) -> bytes:
+    """A command-line argument as the bytes given (bytes that are not UTF-8 kept as they were)."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def _payloads(arguments: Sequence[str]) -> Iterator[bytes]:
-    """Arguments as UTF-8; stdin as raw bytes, one payload per line."""
+    """Arguments as given; stdin as raw bytes, one payload per line."""
     if arguments:
         for text in arguments:
-            yield text.encode("utf-8", "surrogateescape")
+            yield argument_bytes(text)
         return
     for line in sys.stdin.buffer:
         yield line.rstrip(b"\r\n")

@@ -11,7 +11,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from gate.cli.parse import add_judge_options, instant, judge_config, report
+from gate.cli.parse import add_judge_options, argument_bytes, instant, judge_config, report
 from gate.credentials.model import Kind
 from gate.decode import DecoderConfig, load_grey, make_decoder
 from gate.errors import DccTestDataError, PassError
@@ -236,7 +236,7 @@ def _pass_issue(args: argparse.Namespace) -> int:
 def _pass_show(args: argparse.Namespace) -> int:
     if (args.payload is None) == (args.png is None):
         raise PassError("give either a PAYLOAD or --png FILE")
-    payload = args.payload.encode("utf-8") if args.png is None else _read_png(args.png)
+    payload = argument_bytes(args.payload) if args.png is None else _read_png(args.png)
     credential, decision = load_judge(judge_config(args)).judge(
         payload, args.at or datetime.now(UTC)
     )
