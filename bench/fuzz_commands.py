@@ -80,7 +80,8 @@ def payload(rng: random.Random, signed: dict[str, Any], raw: bytes) -> tuple[byt
     if kind == 3:
         document = signed | {rng.choice(MEMBERS): hostile_value(rng)}
     elif kind == 4:
-        document = {k: v for k, v in signed.items() if k != rng.choice(MEMBERS)}
+        dropped = rng.choice(MEMBERS)
+        document = {k: v for k, v in signed.items() if k != dropped}
         document[str(hostile_value(rng, 3))] = hostile_value(rng)
     elif kind == 5:
         return raw, rng.choice(NAMES)
