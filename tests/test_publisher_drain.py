@@ -50,6 +50,7 @@ class Shell:
         self.other: list[object] = []
         self.order: list[str] = []  # the kinds of the actions done, Fetch left out
         self.fetched_flying: list[int] = []  # events in flight at each backlog Fetch
+        self.acknowledged: list[int] = []  # seqs of the successful PUBACKs, in order
         self.next_mid = 1
         self.now = 0.0
 
@@ -94,9 +95,12 @@ class Shell:
         self.turn()
 
     def ack(self, *mids: int, refusal: str | None = None) -> None:
+        seqs = dict((mid, publish.seq) for mid, publish in self.sent)
         for mid in mids:
             assert self.drain.puback(mid, refusal)
             self.flying.remove(mid)
+            if refusal is None:
+                self.acknowledged.append(seqs[mid])
 
     def seqs(self, lane: Lane | None = None) -> list[int]:
         return [p.seq for _, p in self.sent if lane is None or p.lane is lane]
@@ -197,6 +201,16 @@ def test_acknowledged_rows_do_not_wait_for_one_slow_puback() -> None:
     shell.turn()
     assert len(shell.deleted) == stored - 1  # nothing left to send: the due batch goes at once
     assert shell.drain.inflight == 1
+
+
+def test_acknowledgements_are_counted_however_their_rows_leave() -> None:
+    shell = Shell(stored=100)
+    shell.connect()
+    shell.ack(*list(shell.flying))
+    shell.turn()
+    handed_out = shell.drain.take_deletions()  # the connection is lost: the shell deletes them
+    assert len(handed_out) == WINDOW
+    assert shell.drain.counters.acked == WINDOW
 
 
 def test_the_backlog_is_read_ahead_while_the_window_is_full() -> None:
@@ -337,7 +351,7 @@ def test_every_event_is_delivered_each_lane_in_order_only_acknowledged_rows_dele
             shell.connect()
         shell.now += rng.choice([0.0, 0.001, 0.05, 0.5])
         shell.turn()
-        assert set(shell.deleted) <= {p.seq for _, p in shell.sent}  # only sent rows deleted
+        assert set(shell.deleted) <= set(shell.acknowledged)  # only acknowledged rows deleted
     for _ in range(200):  # a calm end: everything acknowledged
         shell.ack(*shell.flying)
         shell.now += 1.0
@@ -346,6 +360,7 @@ def test_every_event_is_delivered_each_lane_in_order_only_acknowledged_rows_dele
             break
     assert shell.store == {}  # all delivered and deleted
     assert len(shell.deleted) == len(set(shell.deleted))  # none deleted twice
+    assert shell.drain.counters.acked == len(shell.acknowledged)  # telemetry counts every one
     for (epoch, lane), group in itertools.groupby(
         sorted(zip(shell.epochs, shell.sent, strict=True), key=lambda x: (x[0], x[1][1].lane)),
         key=lambda x: (x[0], x[1][1].lane),

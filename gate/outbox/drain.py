@@ -222,6 +222,7 @@ class Drain:
             self._batch_opened |= not self._acked
             self._acked_lately = True
             self._acked.append(sent.seq)
+            self.counters.acked += 1
         else:
             self._refused.append((sent.seq, refusal))
         return True
@@ -310,7 +311,6 @@ class Drain:
             seqs = self.take_deletions()
         else:
             seqs, self._acked = tuple(self._acked[:most]), self._acked[most:]
-        self.counters.acked += len(seqs)
         return Delete(seqs)
 
     def _fill(self, now: float) -> Fetch | Publish | None:
