@@ -62,8 +62,6 @@ UPWARD: dict[tuple[str, str], str] = {}
 
 DEFERRED: dict[tuple[str, str], str] = {
     ("gate.camera.source", "gate.camera.picam"): "picamera2 exists only on a Pi",
-    ("gate.camera.source", "gate.camera.replay"): "Pillow only for a replayed camera",
-    ("gate.camera.replay", "gate.decode"): "Pillow only once frames are read from files",
     **dict.fromkeys(
         [
             ("gate.credentials", "gate.credentials.dcc"),

@@ -3,12 +3,13 @@
 import glob
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from gate.camera.config import ReplayConfig
+from gate.decode import load_grey
 from gate.errors import CameraError, ImageReadError
 
 IMAGE_SUFFIXES = frozenset(
@@ -68,7 +69,6 @@ class ReplaySource:
         self._loop = loop
         self._repeat_each = repeat_each
         self._frames: list[np.ndarray] = []
-        self._read: Callable[[Path], np.ndarray] | None = None
 
     @classmethod
     def from_config(cls, config: ReplayConfig) -> "ReplaySource":
@@ -85,16 +85,12 @@ class ReplaySource:
         if self._given is not None:
             self._frames = self._given
             return
-        from gate.decode import load_grey
-
-        self._read = load_grey
         paths = self._paths if not self._fps else self._paths[:1]
         self._frames = [self._image(path) for path in paths]
 
     def _image(self, path: Path) -> np.ndarray:
-        assert self._read is not None
         try:
-            return self._read(path)
+            return load_grey(path)
         except ImageReadError as exc:
             raise CameraError(f"replay: {exc}") from exc
 

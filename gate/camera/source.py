@@ -7,6 +7,7 @@ from typing import Protocol
 import numpy as np
 
 from gate.camera.config import CameraConfig
+from gate.camera.replay import ReplaySource
 
 
 class FrameSource(Protocol):
@@ -36,6 +37,4 @@ def make_source(config: CameraConfig) -> FrameSource:
         from gate.camera.picam import PicameraSource
 
         return PicameraSource(config)
-    from gate.camera.replay import ReplaySource
-
     return ReplaySource.from_config(config.replay)
