@@ -125,7 +125,7 @@ def main() -> int:
     for i in range(args.commit):
         if stop.is_set():
             break
-        stored = outbox.store(make_checkin(args.backlog + i))
+        stored = outbox.commit(make_checkin(args.backlog + i))
         publisher.notify()
         _say(committed=stored.seq, event_id=stored.event_id)
         if args.interval:

@@ -45,13 +45,13 @@ def test_commit_is_durable_in_wal_with_synchronous_full(outbox: Outbox) -> None:
 
 def test_seq_increases_and_survives_reopen(tmp_path: Path) -> None:
     box = open_outbox(tmp_path)
-    stored = [box.store(make_checkin(i)) for i in range(5)]
+    stored = [box.commit(make_checkin(i)) for i in range(5)]
     assert [s.seq for s in stored] == [1, 2, 3, 4, 5]
     assert len({s.event_id for s in stored}) == 5
     box.ack([1, 2, 3, 4, 5])
     box.close()
     box = open_outbox(tmp_path)
-    assert box.store(make_checkin(6)).seq == 6  # not reused after the rows were deleted
+    assert box.commit(make_checkin(6)).seq == 6  # not reused after the rows were deleted
     payload = json.loads(box.fetch(0, 10)[0].payload)
     assert payload["seq"] == 6 and "replayed" not in payload
     box.close()
@@ -66,7 +66,7 @@ def test_seq_goes_on_from_the_newest_row_deleted_not_from_an_acknowledgement(
     assert box.ack([3, 99]) == 1  # 99 was never stored
     box.close()
     box = open_outbox(tmp_path)
-    assert box.store(make_checkin(4)).seq == 4
+    assert box.commit(make_checkin(4)).seq == 4
     box.close()
 
 
@@ -112,7 +112,7 @@ def test_row_cap_refuses_keeps_everything_and_recovers(tmp_path: Path) -> None:
     assert box.fetch(0, 100) == before  # nothing overwritten, nothing lost
     box.ack([1, 2])
     assert not box.stats().storage_full  # recovered by the acknowledgements
-    assert box.store(make_checkin(6)).seq == 6  # the refused scan took no seq
+    assert box.commit(make_checkin(6)).seq == 6  # the refused scan took no seq
     assert not box.stats().high_water or box.stats().depth >= 3
     box.close()
 
@@ -265,7 +265,7 @@ def test_gate_stopped_on_a_full_disk_opens_again_in_the_storage_full_state(
     if box.depth:  # open: the stored check-ins are there to be sent
         assert seqs(box) == list(range(1, 21))
     filler.unlink()
-    assert box.store(make_checkin(100)).seq == 21
+    assert box.commit(make_checkin(100)).seq == 21
     assert box.storage_full is None
     assert seqs(box) == list(range(1, 22))
     box.close()
@@ -294,7 +294,7 @@ def test_garbage_file_is_set_aside_and_a_fresh_outbox_works(tmp_path: Path) -> N
     aside = Path(stats.set_aside_last)
     assert aside.name.startswith("outbox.sqlite3.corrupt-")
     assert aside.read_bytes() == garbage  # kept, not deleted
-    stored = box.store(make_checkin(1))
+    stored = box.commit(make_checkin(1))
     assert stored.seq > 1_600_000_000_000  # nothing readable: seq jumps to Unix ms, still rising
     box.close()
 
@@ -308,7 +308,7 @@ def test_a_meta_counter_that_is_not_a_number_is_corruption_set_aside(tmp_path: P
     box = open_outbox(tmp_path)
     try:
         assert box.stats().set_aside == 1
-        assert box.store(make_checkin(2)).seq > 1
+        assert box.commit(make_checkin(2)).seq > 1
     finally:
         box.close()
 
@@ -324,7 +324,7 @@ def test_damaged_database_continues_seq_from_what_is_readable(tmp_path: Path) ->
     path.write_bytes(bytes(data))
     box = open_outbox(tmp_path)
     assert box.stats().set_aside == 1
-    assert box.store(make_checkin(1)).seq > 200
+    assert box.commit(make_checkin(1)).seq > 200
     box.close()
 
 
@@ -345,7 +345,7 @@ def test_a_set_aside_file_whose_newest_rows_cannot_be_read_never_lends_its_seqs_
     path.write_bytes(bytes(data))
     box = open_outbox(tmp_path)
     assert box.stats().set_aside == 1
-    assert box.store(make_checkin(11)).seq > 10  # 4-10 are still in the file set aside
+    assert box.commit(make_checkin(11)).seq > 10  # 4-10 are still in the file set aside
     box.close()
 
 
@@ -361,7 +361,7 @@ def test_corruption_while_running_is_set_aside_and_commit_goes_on(outbox: Outbox
     assert outbox.fetch(0, 1000) == []  # the publisher's read finds it corrupt
     stats = outbox.stats()
     assert stats.set_aside == 1
-    assert outbox.store(make_checkin(1)).seq == 101
+    assert outbox.commit(make_checkin(1)).seq == 101
     assert Path(f"{stats.set_aside_last}").exists()
 
 

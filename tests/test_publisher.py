@@ -89,7 +89,7 @@ def publishers(tmp_path: Path) -> Iterator[Publishers]:
 
 
 def commit(outbox: Outbox, publisher: Publisher | None, n: int, start: int = 0) -> set[str]:
-    ids = {outbox.store(make_checkin(start + i)).event_id for i in range(n)}
+    ids = {outbox.commit(make_checkin(start + i)).event_id for i in range(n)}
     if publisher is not None:
         publisher.notify()
     return ids
@@ -324,7 +324,7 @@ def test_live_check_ins_are_not_starved_by_a_backlog(
     backlog = commit(outbox, None, 5000)
     publishers(broker, outbox)
     assert wait_until(lambda: len(watcher.events()) >= 100, 30)
-    live = outbox.store(make_checkin(9999))
+    live = outbox.commit(make_checkin(9999))
     publishers.started[0].notify()
     assert wait_until(lambda: len(watcher.events()) >= 5001, 60)
     events = watcher.events()

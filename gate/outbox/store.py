@@ -407,12 +407,9 @@ class Outbox:
 
     # -- capture side ----------------------------------------------------------------------
 
-    def commit(self, checkin: CheckIn) -> None:
-        """CheckinSink: durable on return; StorageFull at the cap or on a full disk."""
-        self.store(checkin)
-
-    def store(self, checkin: CheckIn) -> StoredEvent:
-        """`commit`, returning what was stored (for the daemon's log line)."""
+    def commit(self, checkin: CheckIn) -> StoredEvent:
+        """CheckinSink: durable on return (what was stored, for whoever wants its seq);
+        StorageFull at the cap or on a full disk."""
         return self.append(self._renderer.render(checkin))
 
     def append(self, render: Render) -> StoredEvent:
