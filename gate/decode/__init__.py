@@ -121,7 +121,7 @@ class ZbarOnFirstUse:
     """The zbar rescue rung, which loads pyzbar and libzbar when a rescue first reaches it.
 
     zxing reads nearly every code at its first pass, so most gates never get this far;
-    loading zbar up front cost every gate 1.7 MB and 9 ms of start (bench/footprint.py).
+    loading zbar up front cost every gate 1.8 MB and 6 ms of start (bench/import_rss.py).
     The one load happens on a frame that is already being rescued (a slow path).
     A zbar that cannot load turns the rung off, said once in the log.
     """
