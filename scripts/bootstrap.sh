@@ -5,10 +5,14 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
-# python3-numpy and python3-pil for the Pi-environment leg (Debian's, as on a Pi); git,
-# mmdebstrap, qemu-user-static and binfmt-support for the arm64 leg (scripts/pi-check).
-APT_PACKAGES=(python3-venv python3-pip libzbar0 mosquitto mosquitto-clients openssl systemd shellcheck
-    python3-numpy python3-pil git mmdebstrap qemu-user-static binfmt-support)
+# What the demo needs; the tests need more: shellcheck and systemd (systemd-analyze) for the
+# installer's and the unit's tests, python3-numpy and python3-pil for the Pi-environment leg
+# (Debian's, as on a Pi), git, mmdebstrap, qemu-user-static and binfmt-support for the arm64
+# leg (scripts/pi-check).
+DEMO_PACKAGES=(python3-venv python3-pip libzbar0 mosquitto mosquitto-clients openssl)
+TEST_PACKAGES=("${DEMO_PACKAGES[@]}" systemd shellcheck python3-numpy python3-pil git
+    mmdebstrap qemu-user-static binfmt-support)
+APT_PACKAGES=()
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -22,7 +26,8 @@ missing_packages() {
     done
 }
 
-bootstrap() {
+bootstrap() { # demo|test: the packages of the one or of the other
+    if [ "$1" = demo ]; then APT_PACKAGES=("${DEMO_PACKAGES[@]}"); else APT_PACKAGES=("${TEST_PACKAGES[@]}"); fi
     local missing
     missing="$(missing_packages)"
     if [ -n "$missing" ]; then
