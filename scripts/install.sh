@@ -137,6 +137,8 @@ Environment: GATE_PYTHON (default /usr/bin/python3) is the Python the venvs are 
 (its pointer size decides 32/64-bit); without a release venv (--skip-packages) it runs the
 source's own `gate config set` and `gate device-id`, so it needs the gate's dependencies.
 GATE_INSTALL_LOCK_WAIT_S (default 600): how long a run waits for another one.
+GATE_DEVICE_MODEL (default /proc/device-tree/model): the board; on a Raspberry Pi the camera
+and GPIO packages (python3-picamera2, python3-lgpio) are required, not only wanted.
 Exit status: 0 done, 1 failed (the message says why and what to do: missing apt packages,
 a 32-bit userland, a bundle that fails its checksums, a file that cannot be written...),
 2 bad usage.
@@ -473,9 +475,16 @@ apt_candidate() {
     [ -n "$candidate" ] && [ "$candidate" != "(none)" ]
 }
 
+# On a Raspberry Pi the camera and GPIO packages are required too: without them the gate
+# would run out of service (camera_missing, gpio_unavailable), and an offline (--bundle)
+# install could not fetch them later.
+on_a_pi() {
+    grep -qas "Raspberry Pi" "${GATE_DEVICE_MODEL:-/proc/device-tree/model}"
+}
 missing_required() { # the required apt packages not installed, one per line
-    local package
-    for package in "${APT_REQUIRED[@]}"; do
+    local package required=("${APT_REQUIRED[@]}")
+    if on_a_pi; then required+=("${APT_WHERE_AVAILABLE[@]}"); fi
+    for package in "${required[@]}"; do
         apt_installed "$package" || printf '%s\n' "$package"
     done
 }

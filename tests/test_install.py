@@ -766,6 +766,28 @@ def test_missing_apt_packages_are_named_with_the_command_and_nothing_changes(roo
     assert snapshot(root) == before
 
 
+def test_on_a_raspberry_pi_the_camera_and_gpio_packages_are_required(root, source, tmp_path):
+    """Off a Pi they are only wanted (the test above: not named missing)."""
+    dpkg_status(root, ["python3", "python3-venv", "python3-numpy", "python3-pil", "libzbar0"])
+    model = tmp_path / "model"
+    model.write_bytes(b"Raspberry Pi Zero 2 W Rev 1.0\x00")
+
+    result = install(
+        root,
+        source,
+        *FLAGS,
+        check=False,
+        skip_packages=False,
+        env={"GATE_DEVICE_MODEL": str(model)},
+    )
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        "missing apt packages: ca-certificates tzdata python3-picamera2 python3-lgpio"
+        in result.stderr
+    )
+
+
 def test_a_32_bit_userland_is_refused_before_anything_changes(root, source, tmp_path):
     # An interpreter answering as Raspberry Pi OS 32-bit does on a Pi 4, whose kernel is 64-bit.
     armhf_python = tmp_path / "python3"
