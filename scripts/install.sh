@@ -101,7 +101,8 @@ Optional:
                          stays on its release until an install with --upgrade
   --root DIR             install into a staging root: every path is prefixed with DIR; no apt,
                          no systemctl (the unit is enabled by a symlink); the gate user and
-                         groups are added to DIR/etc/passwd and DIR/etc/group only if those exist
+                         groups are added to DIR/etc/passwd and DIR/etc/group only if those
+                         exist; needs --skip-packages (a venv made there would not run)
   --skip-packages        no apt and no pip: releases get no venv, the config is not checked and
                          the service is not started (tests, or a staging tree)
   --dry-run              print every action, change nothing
@@ -504,18 +505,21 @@ apt_or_fail() {
 # be used (--bundle: no network; --root: another system) missing ones are a refusal.
 check_packages() {
     [ "$SKIP_PACKAGES" -eq 0 ] || return 0
-    local missing
+    local missing=""
     if [ -n "$R" ] && [ ! -f "$(p /var/lib/dpkg/status)" ]; then
         note "no dpkg database in $R: apt packages not checked"
-        return 0
+    else
+        missing=$(missing_required | tr '\n' ' ')
+        missing=${missing% }
     fi
-    missing=$(missing_required | tr '\n' ' ')
-    missing=${missing% }
-    [ -n "$missing" ] || return 0
-    if [ -n "$R" ] || [ -n "$BUNDLE" ]; then
+    if [ -n "$missing" ] && { [ -n "$R" ] || [ -n "$BUNDLE" ]; }; then
         die "missing apt packages: $missing. Install them first (with network: sudo apt-get update && sudo apt-get install -y $missing), then run this again; nothing was changed"
     fi
-    command -v apt-get >/dev/null || die "apt-get not found and missing: $missing (this is for Raspberry Pi OS / Debian 12)"
+    # A venv records its own path and this machine's Python: made under --root, it would not
+    # run on the gate.
+    [ -z "$R" ] || die "--root builds no venv (it would point at $R): add --skip-packages, and run install.sh on the gate itself for one; nothing was changed"
+    [ -z "$missing" ] || command -v apt-get >/dev/null ||
+        die "apt-get not found and missing: $missing (this is for Raspberry Pi OS / Debian 12)"
 }
 
 ensure_packages() {

@@ -788,6 +788,16 @@ def test_on_a_raspberry_pi_the_camera_and_gpio_packages_are_required(root, sourc
     )
 
 
+def test_root_without_skip_packages_is_refused_as_its_venv_would_not_run(root, source):
+    before = snapshot(root)
+
+    result = install(root, source, *FLAGS, check=False, skip_packages=False)
+
+    assert result.returncode == 1
+    assert "--root builds no venv" in result.stderr and "--skip-packages" in result.stderr
+    assert snapshot(root) == before
+
+
 def test_a_32_bit_userland_is_refused_before_anything_changes(root, source, tmp_path):
     # An interpreter answering as Raspberry Pi OS 32-bit does on a Pi 4, whose kernel is 64-bit.
     armhf_python = tmp_path / "python3"
