@@ -5,8 +5,9 @@ at a time in a fresh interpreter, with the resident memory and the time each add
 
 Prints, asserts nothing. The order is the one `gate run` meets them in (paho after READY);
 a package's share includes what it loads that nothing before it did (OpenSSL's libcrypto
-comes with hashlib, importlib.metadata with gpiozero). The last rows are the gate's own modules, with their
-config models; then pyzbar, which `gate run` loads only when a rescue first needs zbar.
+comes with hashlib, importlib.metadata with gpiozero). The last rows are the gate's own
+modules, with their config models; then pyzbar, which `gate run` loads only when a rescue
+first needs zbar.
 bench/footprint.py measures the whole running gate beside these shares.
 """
 
