@@ -586,7 +586,7 @@ open_bundle() {
         die "--bundle $BUNDLE fails its checksums (copy it again): $(head -n 3 "$TMP/sums.err" | tr '\n' ' ')"
     local listed present
     listed=$(sed 's/^[0-9a-f]*  //' "$dir/SHA256SUMS" | LC_ALL=C sort)
-    present=$(cd "$dir" && find . -type f ! -name SHA256SUMS | LC_ALL=C sort)
+    present=$(cd "$dir" && find . ! -type d ! -name SHA256SUMS | LC_ALL=C sort) # links too
     [ "$listed" = "$present" ] || die "--bundle $BUNDLE holds files its SHA256SUMS does not list"
     local platform
     platform=$(sed -n 's/^platform=//p' "$dir/BUNDLE")

@@ -882,6 +882,18 @@ def test_a_bundle_that_fails_its_checksums_is_refused(root, pristine_source, tmp
     assert snapshot(root) == before
 
 
+def test_a_link_added_to_a_bundle_is_refused(root, pristine_source, tmp_path):
+    bundle = make_bundle(tmp_path, pristine_source, sysconfig.get_platform())
+    (bundle / "source/gate/shadow").symlink_to("/etc/shadow")
+    before = snapshot(root)
+
+    result = install(root, None, *FLAGS, "--bundle", str(bundle), check=False, skip_packages=False)
+
+    assert result.returncode == 1
+    assert "holds files its SHA256SUMS does not list" in result.stderr
+    assert snapshot(root) == before
+
+
 def test_a_bundle_for_another_platform_is_refused(root, pristine_source, tmp_path):
     bundle = make_bundle(tmp_path, pristine_source, "linux-riscv64")
     tar = tmp_path / "gate-test-bundle.tar"
