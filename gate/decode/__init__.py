@@ -183,8 +183,8 @@ def load_grey(path: str | Path) -> np.ndarray:
     if p.is_dir():
         raise ImageReadError(f"{p}: is a directory, not an image file")
     try:
-        with Image.open(p) as img:
-            return np.asarray(img.convert("L"), dtype=np.uint8)
+        with Image.open(p) as img:  # a grey file is not converted: one copy fewer held
+            return np.asarray(img if img.mode == "L" else img.convert("L"))
     except FileNotFoundError as exc:
         raise ImageReadError(f"{p}: no such file") from exc
     except UnidentifiedImageError as exc:
