@@ -17,7 +17,7 @@ from typing import Self
 
 from pydantic import Field, field_validator, model_validator
 
-from gate.config.base import Section
+from gate.config.base import Section, section_default
 from gate.config.site import SiteConfig
 from gate.credentials.model import (
     REFUSED_KINDS,
@@ -204,7 +204,7 @@ class PolicyConfig(Section):
         "with reason `kind_not_accepted`.",
     )
     unverified: dict[Kind, Unverified] = Field(
-        default_factory=dict,
+        default_factory=section_default(),
         description="Per signed kind (`eu_dcc`, `vds_nc`, `gate_pass`), what a well-formed "
         "credential gets when its signature cannot be verified: `refuse` (the default for a "
         "kind not listed: refused with `signer_unknown`, `signer_expired`...), "
@@ -213,11 +213,11 @@ class PolicyConfig(Section):
         "and dates alone, like a plain-text card). A bad signature is always refused.",
     )
     health: HealthRules = Field(
-        default_factory=HealthRules,
+        default_factory=section_default(),
         description="Rules for health certificates (HC1 and VDS-NC).",
     )
-    deny: DenyList = Field(default_factory=DenyList, description="Who never passes.")
-    allow: AllowList = Field(default_factory=AllowList, description="Allow-list mode.")
+    deny: DenyList = Field(default_factory=section_default(), description="Who never passes.")
+    allow: AllowList = Field(default_factory=section_default(), description="Allow-list mode.")
     opening_hours: list[OpeningHours] = Field(
         default_factory=list,
         description="Periods the gate opens in, in the site's time zone; outside them every "

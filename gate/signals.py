@@ -11,14 +11,15 @@ hold (an emergency open) keeps it on without a bound.
 import logging
 import threading
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from importlib.metadata import entry_points
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from gpiozero import LED, Button, Buzzer, Device, DigitalOutputDevice, Factory, OutputDevice
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from gate.config.base import Section
+from gate.config.base import Section, section_default
 from gate.errors import SignalError
 
 log = logging.getLogger(__name__)
@@ -70,42 +71,41 @@ class Pattern(Section):
         return max((b.duration_s for b in (self.green, self.red, self.buzzer) if b), default=0.0)
 
 
-def _pattern(**parts: tuple[float, float, int]) -> Pattern:
-    return Pattern(
-        **{name: Blink(on_s=on, off_s=off, times=n) for name, (on, off, n) in parts.items()}
+def _pattern(**parts: tuple[float, float, int]) -> Callable[[], Any]:
+    """A pattern's default from (on_s, off_s, times) per part."""
+    return section_default(
+        **{name: {"on_s": on, "off_s": off, "times": n} for name, (on, off, n) in parts.items()}
     )
 
 
 class Patterns(Section):
     accepted: Pattern = Field(
-        default_factory=lambda: _pattern(green=(1.5, 0, 1), buzzer=(0.1, 0, 1)),
+        default_factory=_pattern(green=(1.5, 0, 1), buzzer=(0.1, 0, 1)),
         description="Accepted: the relay opens; default steady green, one short beep.",
     )
     refused: Pattern = Field(
-        default_factory=lambda: _pattern(red=(0.2, 0.2, 3), buzzer=(0.2, 0.2, 3)),
+        default_factory=_pattern(red=(0.2, 0.2, 3), buzzer=(0.2, 0.2, 3)),
         description="Refused: default three red flashes with three beeps.",
     )
     duplicate: Pattern = Field(
-        default_factory=lambda: _pattern(green=(0.1, 0.1, 2), buzzer=(0.05, 0.1, 2)),
+        default_factory=_pattern(green=(0.1, 0.1, 2), buzzer=(0.05, 0.1, 2)),
         description="Already checked in within the cooldown: two quick green flashes and chirps.",
     )
     error: Pattern = Field(
-        default_factory=lambda: _pattern(red=(2.0, 0, 1), buzzer=(1.0, 0, 1)),
+        default_factory=_pattern(red=(2.0, 0, 1), buzzer=(1.0, 0, 1)),
         description="The gate failed to handle the scan: long red, long beep.",
     )
     storage_full: Pattern = Field(
-        default_factory=lambda: _pattern(
-            red=(0.1, 0.1, 6), green=(0.1, 0.1, 6), buzzer=(1.0, 0, 1)
-        ),
+        default_factory=_pattern(red=(0.1, 0.1, 6), green=(0.1, 0.1, 6), buzzer=(1.0, 0, 1)),
         description="Check-in store full, scan refused: red and green flashing with a long beep.",
     )
     offline: Blink = Field(
-        default_factory=lambda: Blink(on_s=0.05, off_s=4.95, times=1),
+        default_factory=section_default(on_s=0.05, off_s=4.95, times=1),
         description="While the broker is unreachable, the red LED repeats this blink when idle "
         "(check-ins are kept on the device meanwhile).",
     )
     out_of_service: Blink = Field(
-        default_factory=lambda: Blink(on_s=1.0, off_s=1.0, times=1),
+        default_factory=section_default(on_s=1.0, off_s=1.0, times=1),
         description="While a fault keeps the gate from reading scans (no camera, no decoder), "
         "the red LED repeats this blink; the exit button still opens.",
     )
@@ -120,20 +120,16 @@ class SignalsConfig(Section):
         description="gpiozero pin factory; `default` honours GPIOZERO_PIN_FACTORY, then "
         "gpiozero's own order. `mock` (no hardware) logs every pin change: the demo.",
     )
-    green_led: OutputPin = Field(
-        default_factory=lambda: OutputPin(pin=17), description="Green LED."
-    )
-    red_led: OutputPin = Field(default_factory=lambda: OutputPin(pin=27), description="Red LED.")
-    buzzer: OutputPin = Field(
-        default_factory=lambda: OutputPin(pin=22), description="Active buzzer."
-    )
+    green_led: OutputPin = Field(default_factory=section_default(pin=17), description="Green LED.")
+    red_led: OutputPin = Field(default_factory=section_default(pin=27), description="Red LED.")
+    buzzer: OutputPin = Field(default_factory=section_default(pin=22), description="Active buzzer.")
     relay: OutputPin = Field(
-        default_factory=lambda: OutputPin(pin=23),
+        default_factory=section_default(pin=23),
         description="Relay driving the door strike, turnstile or barrier. Many relay boards "
         "are active-low: set active_high false for them.",
     )
     exit_button: InputPin | None = Field(
-        default_factory=lambda: InputPin(pin=24),
+        default_factory=section_default(pin=24),
         description="Request-to-exit button: opens the relay. null when there is none.",
     )
     door_contact: InputPin | None = Field(
@@ -144,7 +140,9 @@ class SignalsConfig(Section):
     )
     relay_pulse_s: float = Field(3.0, gt=0, le=60, description="How long an accepted scan opens.")
     exit_pulse_s: float = Field(5.0, gt=0, le=60, description="How long the exit button opens.")
-    patterns: Patterns = Field(default_factory=Patterns, description="Light and sound per outcome.")
+    patterns: Patterns = Field(
+        default_factory=section_default(), description="Light and sound per outcome."
+    )
 
     @model_validator(mode="after")
     def _one_device_per_pin(self) -> "SignalsConfig":

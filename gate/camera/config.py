@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from gate.config.base import Section
+from gate.config.base import Section, section_default
 
 
 class ReplayConfig(Section):
@@ -69,7 +69,7 @@ class CameraConfig(Section):
         "the daemon exits so that systemd restarts it.",
     )
     replay: ReplayConfig = Field(
-        default_factory=ReplayConfig, description="Settings of the replay source."
+        default_factory=section_default(), description="Settings of the replay source."
     )
 
     @field_validator("width", "height")

@@ -26,11 +26,10 @@ def config_reference(
         key = f"{prefix}{name}"
         annotation = field.annotation
         nested = _section_type(annotation)
-        shown = (
-            "required"
-            if field.is_required()
-            else _default(field.get_default(call_default_factory=True))
-        )
+        default = None if field.is_required() else field.get_default(call_default_factory=True)
+        if nested is not None and isinstance(default, dict):
+            default = nested.model_validate(default)  # a section's default, as it is read
+        shown = "required" if field.is_required() else _default(default)
         description = field.description or ""
         if nested is not None and nested in seen:
             rows.append(
