@@ -35,6 +35,7 @@ from gate.app import GateApp, Request
 from gate.app_config import GateConfig, load_config
 from gate.camera.replay import ReplaySource
 from gate.credentials import Kind
+from gate.daemon import MALLOC_ARENAS
 from gate.errors import CameraError
 from gate.judge import load_judge, verifies
 from gate.notify import Notifier
@@ -57,13 +58,22 @@ DEMO_NEVER = (
     "gate.cli.config",
 )
 
-#: `gate run` itself, with SIGUSR1 writing the names of the loaded modules to a file.
+#: `gate run` itself, with SIGUSR1 writing the names of the loaded modules to a file, and
+#: how many malloc arenas (glibc's `<heap>`s) the process has.
 CHILD = """
-import json, os, signal, sys
+import ctypes, json, os, signal, sys, tempfile
 from gate.cli import main
+def malloc_arenas():
+    libc = ctypes.CDLL(None)
+    libc.fopen.restype = ctypes.c_void_p
+    with tempfile.NamedTemporaryFile() as report:
+        stream = ctypes.c_void_p(libc.fopen(report.name.encode(), b"w"))
+        libc.malloc_info(0, stream)
+        libc.fclose(stream)
+        return report.read().count(b"<heap nr=")
 def dump(_signum, _frame):
     with open(sys.argv[2] + ".tmp", "w") as out:
-        json.dump(sorted(sys.modules), out)
+        json.dump({"modules": sorted(sys.modules), "arenas": malloc_arenas()}, out)
     os.replace(sys.argv[2] + ".tmp", sys.argv[2])
 signal.signal(signal.SIGUSR1, dump)
 sys.exit(main(["run", "--config", sys.argv[1]]))
@@ -92,7 +102,8 @@ class DemoRun:
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(str(folder / "notify.sock"))
         self.notify.settimeout(30)
-        env = os.environ | {"NOTIFY_SOCKET": str(folder / "notify.sock")}
+        env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+        env |= {"NOTIFY_SOCKET": str(folder / "notify.sock")}
         self.process = subprocess.Popen(
             [sys.executable, "-c", CHILD, str(self.config), str(self.modules_file)], env=env
         )
@@ -101,11 +112,14 @@ class DemoRun:
         while not self.notify.recv(4096).startswith(b"READY=1"):
             pass
 
-    def modules(self) -> set[str]:
+    def probe(self) -> dict:
         self.modules_file.unlink(missing_ok=True)
         self.process.send_signal(signal.SIGUSR1)
         assert wait_until(self.modules_file.exists, 10)
-        return set(json.loads(self.modules_file.read_text()))
+        return json.loads(self.modules_file.read_text())
+
+    def modules(self) -> set[str]:
+        return set(self.probe()["modules"])
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
@@ -148,6 +162,21 @@ def test_gate_run_on_the_demo_config_loads_no_cryptography_until_a_command_arriv
     assert (result["ok"], result["reason"]) == (False, "commands_disabled")
     assert {"cryptography", "gate.commands.service"} <= after  # loaded to answer it
     assert status == 0
+
+
+def test_gate_run_threads_share_two_malloc_arenas(tmp_path: Path, broker: Broker) -> None:
+    watcher = Watcher(broker, "#", client_id="arena-watcher", persistent=False)
+    run = DemoRun(tmp_path, broker)
+    try:
+        run.wait_ready()
+        assert wait_until(lambda: watcher.received("/event"), 20)  # every thread is at work
+        probe = run.probe()
+    finally:
+        run.stop()
+        watcher.close()
+
+    assert "gate.outbox.publisher" in probe["modules"]
+    assert 1 <= probe["arenas"] <= MALLOC_ARENAS  # without: about one per thread (11)
 
 
 def hc1_text() -> str:
