@@ -33,10 +33,12 @@ def share_malloc_arenas() -> None:
     glibc gives each thread that allocates an arena of its own, and memory freed in one stays
     resident with it: a dozen threads (capture, publisher, pins, timers) hold more memory
     than they use, on a Pi Zero 2 W whose 512 MB the camera shares. Python threads take
-    turns anyway, so sharing costs no waiting worth measuring. `MALLOC_ARENA_MAX` in the
-    environment wins; elsewhere than glibc, nothing is done.
+    turns anyway, so sharing costs no waiting worth measuring. An arena limit set in the
+    environment (`MALLOC_ARENA_MAX`, or `glibc.malloc.arena_max` in `GLIBC_TUNABLES`) wins;
+    elsewhere than glibc, nothing is done.
     """
-    if "MALLOC_ARENA_MAX" in os.environ:
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if "MALLOC_ARENA_MAX" in os.environ or "glibc.malloc.arena_max" in tunables:
         return
     try:
         mallopt = ctypes.CDLL(None).mallopt

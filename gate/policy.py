@@ -204,7 +204,7 @@ class PolicyConfig(Section):
         "with reason `kind_not_accepted`.",
     )
     unverified: dict[Kind, Unverified] = Field(
-        default_factory=section_default(),
+        default_factory=dict,
         description="Per signed kind (`eu_dcc`, `vds_nc`, `gate_pass`), what a well-formed "
         "credential gets when its signature cannot be verified: `refuse` (the default for a "
         "kind not listed: refused with `signer_unknown`, `signer_expired`...), "

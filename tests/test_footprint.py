@@ -58,19 +58,26 @@ DEMO_NEVER = (
     "gate.cli.config",
 )
 
-#: `gate run` itself, with SIGUSR1 writing the names of the loaded modules to a file, and
-#: how many malloc arenas (glibc's `<heap>`s) the process has.
-CHILD = """
-import ctypes, json, os, signal, sys, tempfile
-from gate.cli import main
+#: Counts the process's malloc arenas (glibc's `<heap>`s in `malloc_info`).
+COUNT_ARENAS = """
+import ctypes, tempfile
 def malloc_arenas():
     libc = ctypes.CDLL(None)
     libc.fopen.restype = ctypes.c_void_p
     with tempfile.NamedTemporaryFile() as report:
         stream = ctypes.c_void_p(libc.fopen(report.name.encode(), b"w"))
+        assert stream.value, "fopen failed"
         libc.malloc_info(0, stream)
         libc.fclose(stream)
         return report.read().count(b"<heap nr=")
+"""
+#: `gate run` itself, with SIGUSR1 writing the names of the loaded modules to a file, and
+#: how many malloc arenas the process has.
+CHILD = (
+    COUNT_ARENAS
+    + """
+import json, os, signal, sys
+from gate.cli import main
 def dump(_signum, _frame):
     with open(sys.argv[2] + ".tmp", "w") as out:
         json.dump({"modules": sorted(sys.modules), "arenas": malloc_arenas()}, out)
@@ -78,6 +85,7 @@ def dump(_signum, _frame):
 signal.signal(signal.SIGUSR1, dump)
 sys.exit(main(["run", "--config", sys.argv[1]]))
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +185,49 @@ def test_gate_run_threads_share_two_malloc_arenas(tmp_path: Path, broker: Broker
 
     assert "gate.outbox.publisher" in probe["modules"]
     assert 1 <= probe["arenas"] <= MALLOC_ARENAS  # without: about one per thread (11)
+
+
+#: Eight threads allocating at once, after `share_malloc_arenas`: how many arenas result.
+ARENAS_OF_EIGHT_THREADS = (
+    COUNT_ARENAS
+    + """
+import threading
+from gate.daemon import share_malloc_arenas
+share_malloc_arenas()
+held, ready, done = [], threading.Barrier(9), threading.Event()
+def allocate():
+    held.append(bytearray(64 * 1024))  # a thread's first allocation picks its arena
+    ready.wait()
+    done.wait()
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for thread in threads:
+    thread.start()
+ready.wait()
+print(malloc_arenas())
+done.set()
+"""
+)
+
+
+@pytest.mark.parametrize(
+    ("setting", "arenas"),
+    [
+        ({}, MALLOC_ARENAS),
+        ({"MALLOC_ARENA_MAX": "4"}, 4),
+        ({"GLIBC_TUNABLES": "glibc.malloc.arena_max=3"}, 3),
+    ],
+)
+def test_an_arena_limit_set_in_the_environment_wins(setting: dict, arenas: int) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
+    done = subprocess.run(
+        [sys.executable, "-c", ARENAS_OF_EIGHT_THREADS],
+        env=env | setting,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert int(done.stdout) == arenas
 
 
 def hc1_text() -> str:
