@@ -13,14 +13,18 @@ Prints, asserts nothing. Starts its own mosquitto on loopback (tests/broker.py).
    `max_inflight`), beside a bare paho QoS 1 loop publishing the same payloads
    with the same window to the same broker; `--drain-pairs` of each per run, in
    turns (the machine's speed drifts by 20% from one second to the next, so one
-   pair says little). Goal: at least 0.9x bare. Then what the publisher does that the
-   bare loop does not, timed alone: reading and deleting the backlog, per row.
+   pair says little). Goal: at least 0.9x bare. Beside them, paho driven from one
+   thread as the publisher drives it (the bare loop uses two: paho's and the
+   publishing one), the same payloads and window: the ceiling of the publisher's
+   shape. Then what the publisher does that the bare loops do not, timed alone:
+   reading and deleting the backlog, per row.
 """
 
 import argparse
 import importlib.metadata
 import os
 import platform
+import select
 import shutil
 import sqlite3
 import statistics
@@ -180,6 +184,39 @@ def drain_bare(payloads: list[bytes], broker: Broker, window: int) -> float:
     return len(payloads) / elapsed
 
 
+def drain_one_thread(payloads: list[bytes], broker: Broker, window: int) -> float:
+    """Events per second for a paho QoS 1 loop in one thread, the shape of the publisher's:
+    publish up to the window, select on the socket, read the PUBACKs, again; nothing else."""
+    acked = 0
+
+    def on_publish(*_: object) -> None:
+        nonlocal acked
+        acked += 1
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="one-thread", protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(window)
+    client.on_publish = on_publish
+    started = time.perf_counter()
+    deadline = started + 120
+    client.connect(broker.host, broker.port)
+    while not client.is_connected() and time.perf_counter() < deadline:
+        client.loop(0.1)
+    sent = 0
+    while acked < len(payloads) and time.perf_counter() < deadline:
+        while sent < len(payloads) and sent - acked < window:
+            client.publish(EVENT_TOPIC, payloads[sent], qos=1)
+            sent += 1
+        sock = client.socket()
+        readable, writable, _ = select.select([sock], [sock] if client.want_write() else [], [], 1)
+        if readable:
+            client.loop_read()
+        if writable:
+            client.loop_write()
+    elapsed = time.perf_counter() - started
+    client.disconnect()
+    return acked / elapsed
+
+
 def store_alone(template: Path, directory: Path, chunk: int) -> tuple[float, float]:
     """Process CPU microseconds per row to read the backlog and to delete it, `chunk`
     consecutive rows at a time (the drain's usual case), nothing else running: the
@@ -233,6 +270,7 @@ def main() -> int:
         alone: list[float] = []
         ours: list[float] = []
         bare: list[float] = []
+        one_thread: list[float] = []
         bare_cpu: list[float] = []
         store: list[tuple[float, float]] = []
         with Broker(root / "broker") as broker:
@@ -255,6 +293,7 @@ def main() -> int:
                     bare_cpu.append((time.process_time() - cpu) * 1e6 / args.events)
                     if not pair % 2:
                         ours.append(drain_publisher(template, folder, broker, args.window))
+                    one_thread.append(drain_one_thread(payloads, broker, args.window))
                 store.append(store_alone(template, root / f"store-{run}", 64))
         print(
             f"commit latency, check-ins {args.interval_ms:g} ms apart, synchronous=FULL, "
@@ -277,6 +316,12 @@ def main() -> int:
         print(
             f"  median ratio publisher/bare: {drain_ratio:.2f}x  (goal >= 0.9x; "
             f"median publisher {statistics.median(ours):.0f}, bare {statistics.median(bare):.0f})"
+        )
+        print(f"  paho alone, one thread {' '.join(f'{r:6.0f}' for r in one_thread)}  events/s")
+        print(
+            f"  median ratio publisher/paho in one thread: "
+            f"{statistics.median(ours) / statistics.median(one_thread):.2f}x, "
+            f"one thread/bare: {statistics.median(one_thread) / statistics.median(bare):.2f}x"
         )
         read = statistics.median(r for r, _ in store)
         deleted = statistics.median(d for _, d in store)
