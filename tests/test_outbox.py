@@ -57,6 +57,16 @@ def test_seq_increases_and_survives_reopen(tmp_path: Path) -> None:
     box.close()
 
 
+def test_a_deleted_check_in_leaves_no_trace_in_the_file(tmp_path: Path) -> None:
+    box = open_outbox(tmp_path)
+    stored = [box.commit(make_checkin(i)) for i in range(200)]
+    box.ack([s.seq for s in stored[:150]])
+    box.close()  # the last close checkpoints the WAL into the file and removes it
+
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob(f"{box.path.name}*"))
+    assert [s for s in stored if s.event_id.encode() in raw] == stored[150:]
+
+
 def test_seq_goes_on_from_the_newest_row_deleted_not_from_an_acknowledgement(
     tmp_path: Path,
 ) -> None:

@@ -10,7 +10,9 @@ One SQLite file in WAL mode, two connections, so the door never waits for the up
   the consumer de-duplicates by `event_id`). Its reads are WAL snapshots that never
   hold the writer up; its deletions go in short transactions that give way to a
   waiting commit (`WriteTurn`), and it checkpoints the WAL outside of them. Between
-  its steps the publisher waits while a commit is under way (`give_way`).
+  its steps the publisher waits while a commit is under way (`give_way`). Deleted rows
+  are overwritten with zeros (`secure_delete`, Debian's default made sure of): a
+  check-in sent is personal data that the card should not keep.
 
 The store does not build events: `append` takes a `render(seq, event_id)` callback
 and calls it with the pair it assigns, under the write turn, so seq order is commit
@@ -300,6 +302,7 @@ class Outbox:
         self._drain = drain
         drain.execute("PRAGMA synchronous=NORMAL")
         drain.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run outside the write turn
+        drain.execute("PRAGMA secure_delete=ON")  # a sent check-in leaves no trace in the file
         rows, size = writer.execute(
             "SELECT count(*), coalesce(sum(length(payload)), 0) FROM events"
         ).fetchone()
