@@ -23,7 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 STEPS = [
     ("numpy", "numpy"),
     ("Pillow", "PIL.Image"),
-    ("pydantic", "pydantic"),
     ("yaml", "yaml"),
     ("hashlib (libcrypto)", "hashlib"),
     ("paho-mqtt with ssl", "paho.mqtt.client"),

@@ -4,11 +4,9 @@ import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field
-
 from gate.camera.config import CameraConfig
 from gate.commands.config import CommandsConfig
-from gate.config.base import Section, section_default
+from gate.config.base import Field, Section, section_default
 from gate.config.loader import load_model
 from gate.config.site import SiteConfig
 from gate.decode import DecoderConfig
@@ -25,10 +23,10 @@ DEFAULT_PATH = Path("/etc/gate/gate.yaml")
 
 class LogConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", description="Log level; `debug` adds detail, never per-frame lines."
+        default="info", description="Log level; `debug` adds detail, never per-frame lines."
     )
     status_interval_s: float = Field(
-        60.0,
+        default=60.0,
         ge=1,
         le=86_400,
         description="Seconds between the one-line status (fps, decode ms, check-ins) in the log.",
@@ -37,7 +35,7 @@ class LogConfig(Section):
 
 class ServiceConfig(Section):
     stall_s: float = Field(
-        10.0,
+        default=10.0,
         gt=0,
         le=3600,
         description="No frame processed for this long is a stall: the systemd watchdog pings "

@@ -15,9 +15,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Self
 
-from pydantic import Field, field_validator, model_validator
-
-from gate.config.base import Section, section_default
+from gate.config.base import Field, Section, field_validator, model_validator, section_default
 from gate.config.site import SiteConfig
 from gate.credentials.model import (
     REFUSED_KINDS,
@@ -66,39 +64,39 @@ class HealthRules(Section):
         "`recovery`; others are refused with `certificate_type_not_accepted`.",
     )
     doses_complete: bool = Field(
-        True,
+        default=True,
         description="A vaccination must complete its series (dose number >= doses in the "
         "series; VDS-NC: no next dose due), else `vaccination_incomplete`.",
     )
     min_days_since_last_dose: int = Field(
-        14,
+        default=14,
         ge=0,
         le=3650,
         description="Days that must have passed since the last dose, else "
         "`vaccination_too_recent`.",
     )
     max_days_since_last_dose: int | None = Field(
-        None,
+        default=None,
         ge=0,
         le=36500,
         description="Most days since the last dose, else `vaccination_too_old`; null: no limit.",
     )
     max_certificate_age_days: int | None = Field(
-        None,
+        default=None,
         ge=0,
         le=36500,
         description="Most days since the certificate was issued (HC1 `iat`), else "
         "`certificate_too_old`; null: no limit.",
     )
     recovery_max_days: int | None = Field(
-        180,
+        default=180,
         ge=0,
         le=36500,
         description="Most days since the first positive test of a recovery certificate, "
         "else `recovery_too_old` (its own valid-until date always applies); null: no limit.",
     )
     test_max_hours: float | None = Field(
-        72.0,
+        default=72.0,
         gt=0,
         le=24 * 365,
         description="Most hours since a negative test's sample was taken, else "
@@ -136,7 +134,7 @@ class DenyList(Section):
 
 class AllowList(Section):
     enabled: bool = Field(
-        False,
+        default=False,
         description="Allow-list mode: only the subjects and passes listed here pass; every "
         "other credential is refused with `not_on_allow_list`.",
     )
@@ -224,7 +222,7 @@ class PolicyConfig(Section):
         "credential is refused with `closed`. Empty: always open.",
     )
     anti_passback_minutes: float = Field(
-        0.0,
+        default=0.0,
         ge=0,
         le=7 * 24 * 60,
         description="Refuse the same subject (same kind and id) who went through this gate within "

@@ -7,28 +7,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from pydantic import Field
-
-from gate.config.base import Section
+from gate.config.base import Field, Section
 
 
 class PresentationConfig(Section):
     confirm_frames: int = Field(
-        1,
+        default=1,
         ge=1,
         le=30,
         description="Frames a code must be read in before it counts; more than 1 trades a "
         "little latency for certainty on a shaky camera.",
     )
     cooldown_s: float = Field(
-        10.0,
+        default=10.0,
         ge=0,
         le=86_400,
         description="The same code presented again within this time of its last check-in "
         "is a duplicate: signalled, not re-opened, not published.",
     )
     leave_after_s: float = Field(
-        0.7,
+        default=0.7,
         gt=0,
         le=60,
         description="A code unseen for this long has left the view; showing it again is a "

@@ -11,15 +11,14 @@ hold (an emergency open) keeps it on without a bound.
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from importlib.metadata import entry_points
 from typing import Any, Literal, TypeVar
 
 from gpiozero import LED, Button, Buzzer, Device, DigitalOutputDevice, Factory, OutputDevice
-from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from gate.config.base import Section, section_default
+from gate.config.base import Field, Section, field_validator, model_validator, section_default
 from gate.errors import SignalError
 
 log = logging.getLogger(__name__)
@@ -40,21 +39,24 @@ class Outcome(StrEnum):
 
 class OutputPin(Section):
     pin: PinName = Field(description="BCM number (17) or gpiozero pin name ('GPIO17', 'BOARD11').")
-    active_high: bool = Field(True, description="False when the device is on at a low level.")
+    active_high: bool = Field(
+        default=True, description="False when the device is on at a low level."
+    )
 
 
 class InputPin(Section):
     pin: PinName = Field(description="BCM number or gpiozero pin name.")
     pull_up: bool = Field(
-        True, description="True for a contact wired to ground (internal pull-up); false to 3V3."
+        default=True,
+        description="True for a contact wired to ground (internal pull-up); false to 3V3.",
     )
-    bounce_s: float = Field(0.05, ge=0, le=1, description="Debounce time in seconds.")
+    bounce_s: float = Field(default=0.05, ge=0, le=1, description="Debounce time in seconds.")
 
 
 class Blink(Section):
     on_s: float = Field(gt=0, le=30, description="Seconds on in each cycle.")
-    off_s: float = Field(0.0, ge=0, le=30, description="Seconds off after each cycle.")
-    times: int = Field(1, ge=1, le=20, description="Number of cycles.")
+    off_s: float = Field(default=0.0, ge=0, le=30, description="Seconds off after each cycle.")
+    times: int = Field(default=1, ge=1, le=20, description="Number of cycles.")
 
     @property
     def duration_s(self) -> float:
@@ -62,9 +64,9 @@ class Blink(Section):
 
 
 class Pattern(Section):
-    green: Blink | None = Field(None, description="Green LED blinks; null leaves it dark.")
-    red: Blink | None = Field(None, description="Red LED blinks; null leaves it dark.")
-    buzzer: Blink | None = Field(None, description="Buzzer beeps; null keeps it silent.")
+    green: Blink | None = Field(default=None, description="Green LED blinks; null leaves it dark.")
+    red: Blink | None = Field(default=None, description="Red LED blinks; null leaves it dark.")
+    buzzer: Blink | None = Field(default=None, description="Buzzer beeps; null keeps it silent.")
 
     @property
     def duration_s(self) -> float:
@@ -116,7 +118,7 @@ class Patterns(Section):
 
 class SignalsConfig(Section):
     pin_factory: Literal["default", "lgpio", "rpigpio", "pigpio", "native", "mock"] = Field(
-        "default",
+        default="default",
         description="gpiozero pin factory; `default` honours GPIOZERO_PIN_FACTORY, then "
         "gpiozero's own order. `mock` (no hardware) logs every pin change: the demo.",
     )
@@ -133,13 +135,21 @@ class SignalsConfig(Section):
         description="Request-to-exit button: opens the relay. null when there is none.",
     )
     door_contact: InputPin | None = Field(
-        None, description="Door contact, closed when the door is shut. null when there is none."
+        default=None,
+        description="Door contact, closed when the door is shut. null when there is none.",
     )
     relay_max_s: float = Field(
-        10.0, gt=0, le=120, description="Upper bound on any relay pulse, whatever asks for it."
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Upper bound on any relay pulse, whatever asks for it.",
     )
-    relay_pulse_s: float = Field(3.0, gt=0, le=60, description="How long an accepted scan opens.")
-    exit_pulse_s: float = Field(5.0, gt=0, le=60, description="How long the exit button opens.")
+    relay_pulse_s: float = Field(
+        default=3.0, gt=0, le=60, description="How long an accepted scan opens."
+    )
+    exit_pulse_s: float = Field(
+        default=5.0, gt=0, le=60, description="How long the exit button opens."
+    )
     patterns: Patterns = Field(
         default_factory=section_default(), description="Light and sound per outcome."
     )
@@ -159,8 +169,8 @@ class SignalsConfig(Section):
 
     @field_validator("relay_pulse_s", "exit_pulse_s")
     @classmethod
-    def _within_bound(cls, value: float, info: ValidationInfo) -> float:
-        bound = info.data.get("relay_max_s")
+    def _within_bound(cls, value: float, earlier: Mapping[str, Any]) -> float:
+        bound = earlier.get("relay_max_s")
         if bound is not None and value > bound:
             raise ValueError(f"must not exceed relay_max_s ({bound})")
         return value

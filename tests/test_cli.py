@@ -15,10 +15,10 @@ import pytest
 import yaml
 from imagegen import empty_frame, qr_frame, save_png
 from PIL import Image
-from pydantic import BaseModel
 
 from gate.app_config import GateConfig
 from gate.cli import main
+from gate.config.base import Section
 from gate.config.docs import config_example
 
 CCCD = (
@@ -119,14 +119,14 @@ def table_rows(markdown: str) -> dict[str, list[str]]:
     return rows
 
 
-def section_of(annotation: object) -> type[BaseModel] | None:
+def section_of(annotation: object) -> type[Section] | None:
     for candidate in (annotation, *getattr(annotation, "__args__", ())):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+        if isinstance(candidate, type) and issubclass(candidate, Section):
             return candidate
     return None
 
 
-def every_key(model: type[BaseModel], prefix: str = "") -> list[str]:
+def every_key(model: type[Section], prefix: str = "") -> list[str]:
     """Every leaf key of the config, fully expanded."""
     keys = []
     for name, field in model.model_fields.items():

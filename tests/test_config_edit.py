@@ -84,8 +84,8 @@ def test_setting_what_is_there_changes_nothing(config, capsys):
 @pytest.mark.parametrize(
     ("pairs", "expected"),
     [
-        (["mqtt.port", "eighty"], ":10: mqtt.port: Input should be a valid integer"),
-        (["site.venue_id", "0123"], ":4: site.venue_id: Input should be a valid string"),
+        (["mqtt.port", "eighty"], ":10: mqtt.port: expected a whole number"),
+        (["site.venue_id", "0123"], ":4: site.venue_id: expected text"),
         (["camera.nonsense", "1"], ":13: camera.nonsense: unknown key; expected one of:"),
         (["mqtt.host", "[a, b]"], "expected one value"),
     ],

@@ -40,7 +40,7 @@ def test_nested_aliases_are_walked_once_and_the_problems_are_reported(tmp_path, 
         f"{path}:1: a0: unknown key; expected one of: camera, commands, decoder, log, mqtt, "
         "outbox, policy, presentation, privacy, service, signals, site, trust"
     ) in problems
-    assert f"{path}:11: policy.deny.subject_hashes.0: Input should be a valid string" in problems
+    assert f"{path}:11: policy.deny.subject_hashes.0: expected text" in problems
     assert len(problems) == 12 + 9 + 9  # the unknown keys, then nine of each list
 
 

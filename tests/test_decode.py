@@ -24,9 +24,9 @@ from imagegen import (
     qr_modules,
     save_png,
 )
-from pydantic import ValidationError
 
 import gate.decode as decode
+from gate.config.base import ValidationError
 from gate.decode import (
     Code,
     Decoder,
@@ -219,7 +219,7 @@ def test_an_unknown_backend_is_refused() -> None:
     with pytest.raises(ValidationError):
         DecoderConfig(backend="quirc")
     with pytest.raises(DecoderError, match="unknown decoder backend 'quirc'"):
-        make_decoder(DecoderConfig.model_construct(backend="quirc", rescue=(), invert_every=0))
+        make_decoder(DecoderConfig().model_copy(update={"backend": "quirc"}))
 
 
 def test_config_refuses_unknown_keys() -> None:

@@ -14,8 +14,8 @@ import pytest
 from gpiozero import LED, Button, Buzzer, DigitalOutputDevice
 from gpiozero.pins.mock import MockFactory
 from pins import assert_pattern, join_blinks, levels
-from pydantic import ValidationError
 
+from gate.config.base import ValidationError
 from gate.errors import SignalError
 from gate.signals import (
     Blink,

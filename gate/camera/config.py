@@ -3,9 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
-
-from gate.config.base import Section, section_default
+from gate.config.base import Field, Section, field_validator, section_default
 
 
 class ReplayConfig(Section):
@@ -15,11 +13,16 @@ class ReplayConfig(Section):
         "played in order. Relative paths are resolved against the config file's folder.",
     )
     fps: float | None = Field(
-        10.0, gt=0, le=240, description="Pace frames to this rate; null plays as fast as possible."
+        default=10.0,
+        gt=0,
+        le=240,
+        description="Pace frames to this rate; null plays as fast as possible.",
     )
-    loop: bool = Field(True, description="Start again after the last frame; false plays once.")
+    loop: bool = Field(
+        default=True, description="Start again after the last frame; false plays once."
+    )
     repeat_each: int = Field(
-        1,
+        default=1,
         ge=1,
         le=1000,
         description="Show each image this many consecutive frames, "
@@ -29,40 +32,47 @@ class ReplayConfig(Section):
 
 class CameraConfig(Section):
     source: Literal["picamera2", "replay"] = Field(
-        "picamera2", description="`picamera2` on a Raspberry Pi; `replay` plays image files."
+        default="picamera2",
+        description="`picamera2` on a Raspberry Pi; `replay` plays image files.",
     )
     width: int = Field(
-        640, ge=64, le=4608, description="Width of the grey (lores) stream in pixels."
+        default=640, ge=64, le=4608, description="Width of the grey (lores) stream in pixels."
     )
     height: int = Field(
-        480, ge=64, le=3472, description="Height of the grey (lores) stream in pixels."
+        default=480, ge=64, le=3472, description="Height of the grey (lores) stream in pixels."
     )
-    fps: float = Field(30.0, gt=0, le=120, description="Camera frame rate.")
+    fps: float = Field(default=30.0, gt=0, le=120, description="Camera frame rate.")
     frame_timeout_s: float = Field(
-        2.0, gt=0, le=60, description="A capture that waits longer than this is a camera failure."
+        default=2.0,
+        gt=0,
+        le=60,
+        description="A capture that waits longer than this is a camera failure.",
     )
     exposure_us: int | None = Field(
-        4000,
+        default=4000,
         ge=100,
         le=100_000,
         description="Fixed exposure time in microseconds (2-6 ms freezes a hand-held code); "
         "null for automatic exposure.",
     )
     analogue_gain: float | None = Field(
-        None, ge=1.0, le=16.0, description="Fixed analogue gain; null for automatic."
+        default=None, ge=1.0, le=16.0, description="Fixed analogue gain; null for automatic."
     )
     lens_position: float | None = Field(
-        None,
+        default=None,
         ge=0.0,
         le=15.0,
         description="Camera Module 3 focus in dioptres (1/m; 5.0 is about 20 cm); "
         "null for continuous macro autofocus where the camera has it.",
     )
     restart_min_interval_s: float = Field(
-        5.0, ge=0, le=3600, description="Wait at least this long between two camera restarts."
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="Wait at least this long between two camera restarts.",
     )
     close_timeout_s: float = Field(
-        5.0,
+        default=5.0,
         gt=0,
         le=60,
         description="A camera that does not close within this time is wedged in the driver: "

@@ -29,7 +29,6 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from pydantic import ValidationError
 
 from gate.app_config import load_config
 from gate.cli.options import config_option
@@ -42,6 +41,7 @@ from gate.commands.envelope import (
     result_problem,
     sign,
 )
+from gate.config.base import ValidationError
 from gate.config.site import SiteConfig
 from gate.identity import topic_root
 from gate.outbox.config import MqttConfig, Transport
@@ -222,7 +222,8 @@ def _mqtt_config(args: argparse.Namespace) -> MqttConfig:
             topic_root=args.topic_root,
         )
     except ValidationError as exc:
-        raise CommandError(f"broker options: {exc.errors()[0]['msg']}") from exc
+        problem = exc.problems[0]
+        raise CommandError(f"broker options: {problem.where}: {problem.message}") from exc
 
 
 def command_topic(template: str, gate: str, name: str) -> str:

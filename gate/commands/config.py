@@ -2,9 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import Field
-
-from gate.config.base import Section
+from gate.config.base import Field, Section
 
 
 class CommandsConfig(Section):
@@ -15,7 +13,7 @@ class CommandsConfig(Section):
         "commands are disabled and every one is refused with `commands_disabled`.",
     )
     max_skew_s: float = Field(
-        300.0,
+        default=300.0,
         ge=1,
         le=86_400,
         description="A command issued more than this many seconds before or after the gate's "
@@ -23,7 +21,7 @@ class CommandsConfig(Section):
         "across restarts) for as long, so a command cannot be replayed.",
     )
     max_payload_bytes: int = Field(
-        1_048_576,
+        default=1_048_576,
         ge=1024,
         le=16 * 1_048_576,
         description="Largest command accepted (a trust list is the largest); a bigger one is "

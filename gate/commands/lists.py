@@ -11,10 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from gate.app_config import GateConfig
 from gate.commands.envelope import Outcome, Refused, encode
+from gate.config.base import ValidationError
 from gate.errors import TrustError
 from gate.files import link_atomically, make_private_directory, write_atomically
 from gate.policy import DenyList
@@ -29,9 +28,9 @@ def replace_deny(state_dir: Path, args: Mapping[str, Any]) -> DenyList:
     try:
         deny = DenyList.model_validate(args)
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in error["loc"])  # escaped where it is shown
-        raise Refused(Outcome.INVALID_LIST, f"{where}: {error['msg']}") from exc
+        problem = exc.problems[0]
+        where = problem.where  # escaped where it is shown
+        raise Refused(Outcome.INVALID_LIST, f"{where}: {problem.message}") from exc
     lists = {name: sorted(getattr(deny, name)) for name in DenyList.model_fields}
     write_atomically(state_dir / REMOTE / DENY_FILE, encode({"v": VERSION, **lists}))
     return deny

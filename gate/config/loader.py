@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
 
+from gate.config.base import Problem, Section, ValidationError
 from gate.errors import ConfigError
 from gate.files import read_bounded
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=Section)
 
 MAX_CONFIG_BYTES = 1_048_576
 """A gate's config is a few kilobytes; anything near this is not one (and would be parsed
@@ -83,43 +83,41 @@ def load_model(path: Path, model: type[M], text: str | None = None) -> M:
 
 
 def _describe(
-    file: str, root: yaml.Node | None, model: type[BaseModel], exc: ValidationError
+    file: str, root: yaml.Node | None, model: type[Section], exc: ValidationError
 ) -> Iterator[ConfigProblem]:
-    for error in exc.errors(include_url=False):
-        loc = tuple(error["loc"])
-        key = ".".join(str(part) for part in loc)
-        node = _node_at(root, loc)
+    for problem in exc.problems:
+        key = problem.where
+        node = _node_at(root, problem.loc)
         line = node.start_mark.line + 1 if node is not None else None
-        yield ConfigProblem(file, key, line, _message(error, model, loc))
+        yield ConfigProblem(file, key, line, _message(problem, model))
 
 
-def _message(error: Any, model: type[BaseModel], loc: tuple[Any, ...]) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        allowed = _allowed_keys(model, loc[:-1])
+def _message(problem: Problem, model: type[Section]) -> str:
+    if problem.kind == "unknown_key":
+        allowed = _allowed_keys(model, problem.loc[:-1])
         hint = f"; expected one of: {', '.join(allowed)}" if allowed else ""
         return f"unknown key{hint}"
-    if kind == "missing":
-        return "required key is missing"
-    got = error.get("input")
+    if problem.kind == "missing":
+        return problem.message
+    got = problem.value
     shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
-    return f"{error['msg']}{shown}"
+    return f"{problem.message}{shown}"
 
 
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+def _allowed_keys(model: type[Section], loc: tuple[Any, ...]) -> list[str]:
     """The keys a section accepts, found by walking the model along `loc`."""
     current: Any = model
     for part in loc:
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+        if not (isinstance(current, type) and issubclass(current, Section)):
             return []
         field = current.model_fields.get(str(part))
         if field is None:
             return []
         current = field.annotation
         for arg in getattr(current, "__args__", ()):
-            if isinstance(arg, type) and issubclass(arg, BaseModel):
+            if isinstance(arg, type) and issubclass(arg, Section):
                 current = arg
-    if isinstance(current, type) and issubclass(current, BaseModel):
+    if isinstance(current, type) and issubclass(current, Section):
         return sorted(current.model_fields)
     return []
 

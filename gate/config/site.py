@@ -3,38 +3,40 @@
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
-
-from gate.config.base import Section
+from gate.config.base import Field, Section, field_validator
 
 _ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
 class SiteConfig(Section):
     province: str = Field(
-        "dev", pattern=_ID_PATTERN, description="Province code, the first level of the topic root."
+        default="dev",
+        pattern=_ID_PATTERN,
+        description="Province code, the first level of the topic root.",
     )
     venue_id: str = Field(
-        "demo-venue",
+        default="demo-venue",
         pattern=_ID_PATTERN,
         description="The venue's id as registered with the province.",
     )
     gate_id: str = Field(
-        "gate-1", pattern=_ID_PATTERN, description="This entrance's id, unique within the venue."
+        default="gate-1",
+        pattern=_ID_PATTERN,
+        description="This entrance's id, unique within the venue.",
     )
     device_id: str | None = Field(
-        None,
+        default=None,
         pattern=_ID_PATTERN,
         description="Hardware id used for the MQTT client id; default: the CPU serial, "
         "else the machine id. Never copy it between devices.",
     )
     timezone: str = Field(
-        "Asia/Ho_Chi_Minh",
+        default="Asia/Ho_Chi_Minh",
         description="The venue's time zone (IANA name): local dates for credential checks "
         "and opening hours. Events are always stamped in UTC.",
     )
     state_dir: Path = Field(
-        Path("/var/lib/gate"),
+        default=Path("/var/lib/gate"),
         description="Writable directory for the outbox and other durable state.",
     )
 

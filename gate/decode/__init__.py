@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from pydantic import Field, field_validator
 
-from gate.config.base import Section
+from gate.config.base import Field, Section, field_validator
 from gate.decode.base import Code, Decoder
 from gate.decode.ladder import BothPolarities, LadderDecoder, Rescaled, Rescue, Rung, Scanner
 from gate.errors import DecoderError, GateError, ImageReadError
@@ -49,12 +48,12 @@ class DecoderConfig(Section):
     """Which QR decoder backend reads the frames, and the ladder of attempts around it."""
 
     backend: Literal["auto", "zxing", "zbar"] = Field(
-        "auto",
+        default="auto",
         description="QR decoder: zxing (zxing-cpp, fastest, reads more photos), zbar (pyzbar, "
         "always installed) or auto (zxing when its wheel is importable, else zbar).",
     )
     rescue: tuple[Rung, ...] = Field(
-        DEFAULT_RESCUE,
+        default=DEFAULT_RESCUE,
         max_length=4,
         description="When zxing locates a QR symbol it cannot decode, these attempts run in "
         "order on a crop around it until one reads it: histogram (zxing with the "
@@ -63,7 +62,7 @@ class DecoderConfig(Section):
         "effect with zbar, which reports no located symbols.",
     )
     invert_every: int = Field(
-        DEFAULT_INVERT_EVERY,
+        default=DEFAULT_INVERT_EVERY,
         ge=0,
         le=1000,
         description="Read one frame in this many in both polarities, for light-on-dark codes "

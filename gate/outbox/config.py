@@ -9,9 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, field_validator, model_validator
-
-from gate.config.base import Section
+from gate.config.base import Field, Section, field_validator, model_validator
 
 TOPIC_FIELDS = frozenset({"province", "venue_id", "gate_id", "device_id"})
 MQTT_PACKET_LIMIT = 268_435_455  # the largest packet MQTT can encode (remaining length)
@@ -43,86 +41,94 @@ class NameMode(StrEnum):
 
 class MqttConfig(Section):
     host: str = Field(
-        "localhost",
+        default="localhost",
         min_length=1,
         description="Broker host name or address (the provincial broker).",
     )
     port: int | None = Field(
-        None,
+        default=None,
         ge=1,
         le=65535,
         description="Broker TCP port; default 8883 with TLS, 1883 with plain TCP.",
     )
     transport: Transport = Field(
-        Transport.TLS,
+        default=Transport.TLS,
         description="`tls` (server verified, client certificate if given) or `plain` TCP; "
         "plain only when a config says so explicitly.",
     )
     protocol: Protocol = Field(
-        Protocol.V5,
+        default=Protocol.V5,
         description="MQTT `v5` (default: refused publishes are visible in PUBACK reason codes) "
         "or `v311` (a broker that drops a publish still acknowledges it).",
     )
     ca_file: Path | None = Field(
-        None,
+        default=None,
         description="PEM file of the CA(s) that signed the broker's certificate; "
         "default: the system's trusted CAs.",
     )
     cert_file: Path | None = Field(
-        None, description="PEM client certificate presented to the broker (needs `key_file`)."
+        default=None,
+        description="PEM client certificate presented to the broker (needs `key_file`).",
     )
     key_file: Path | None = Field(
-        None, description="PEM private key of `cert_file`; read by the TLS library, never logged."
+        default=None,
+        description="PEM private key of `cert_file`; read by the TLS library, never logged.",
     )
     username: str | None = Field(
-        None, min_length=1, description="MQTT user name; none for certificate-only login."
+        default=None, min_length=1, description="MQTT user name; none for certificate-only login."
     )
     password_file: Path | None = Field(
-        None,
+        default=None,
         description="File holding the MQTT password (first line); needs `username`. "
         "The password is never logged nor put in the config.",
     )
     keepalive: int = Field(
-        30,
+        default=30,
         ge=2,
         le=65535,
         description="MQTT keepalive in seconds; a silent broker is detected after about "
         "1.5 times this.",
     )
     connect_timeout_s: float = Field(
-        5.0, gt=0, le=120, description="Timeout of the TCP/TLS connect and of the wait for CONNACK."
+        default=5.0,
+        gt=0,
+        le=120,
+        description="Timeout of the TCP/TLS connect and of the wait for CONNACK.",
     )
     topic_root: str = Field(
-        "checkin/{province}/{venue_id}/{gate_id}",
+        default="checkin/{province}/{venue_id}/{gate_id}",
         min_length=1,
         description="Topic root; `{province}`, `{venue_id}`, `{gate_id}` and `{device_id}` are "
         "filled in from `site` (bare: no format spec or conversion). Topics below it: `event`, "
         "`status`, `telemetry`, `cmd/<name>`.",
     )
     max_inflight: int = Field(
-        10,
+        default=10,
         ge=1,
         le=1000,
         description="Most events sent and not yet acknowledged; the rest wait in the outbox.",
     )
     reconnect_min_s: float = Field(
-        1.0, gt=0, le=3600, description="First reconnect delay; doubles on each failure."
+        default=1.0, gt=0, le=3600, description="First reconnect delay; doubles on each failure."
     )
     reconnect_max_s: float = Field(
-        60.0, gt=0, le=3600, description="Longest reconnect delay (jitter of up to 50% below it)."
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Longest reconnect delay (jitter of up to 50% below it).",
     )
     ack_timeout_s: float = Field(
-        60.0,
+        default=60.0,
         gt=0,
         le=3600,
         description="An event unacknowledged this long means the connection is stuck: "
         "it is dropped and the events are sent again.",
     )
     telemetry_interval_s: float = Field(
-        60.0, gt=0, le=86400, description="Seconds between `telemetry` messages."
+        default=60.0, gt=0, le=86400, description="Seconds between `telemetry` messages."
     )
     max_packet_bytes: int = Field(
-        DEFAULT_MAX_PACKET,
+        default=DEFAULT_MAX_PACKET,
         ge=4096,
         le=MQTT_PACKET_LIMIT,
         description="Largest MQTT packet the gate accepts: sent as Maximum Packet Size in the "
@@ -177,22 +183,23 @@ class MqttConfig(Section):
 
 class OutboxConfig(Section):
     path: Path | None = Field(
-        None, description="SQLite file of the outbox; default `<site.state_dir>/outbox.sqlite3`."
+        default=None,
+        description="SQLite file of the outbox; default `<site.state_dir>/outbox.sqlite3`.",
     )
     max_rows: int = Field(
-        200_000,
+        default=200_000,
         ge=1,
         description="Most unsent events kept; beyond it new scans are refused with the "
         "storage-full signal (stored events are never overwritten).",
     )
     max_bytes: int = Field(
-        256 * 1024 * 1024,
+        default=256 * 1024 * 1024,
         ge=4096,
         description="Most bytes of unsent event payloads kept (the file is larger by "
         "SQLite's overhead); same effect as `max_rows`.",
     )
     high_water: float = Field(
-        0.8,
+        default=0.8,
         gt=0,
         le=1,
         description="Fraction of either cap at which telemetry raises the high-water warning.",
@@ -201,16 +208,16 @@ class OutboxConfig(Section):
 
 class PrivacyConfig(Section):
     subject: SubjectMode = Field(
-        SubjectMode.HMAC,
+        default=SubjectMode.HMAC,
         description="What leaves the device of the subject's id number: `hmac` (HMAC-SHA256 "
         "with the site secret, hex), `masked` (last 4 characters), or `plain`.",
     )
     name: NameMode = Field(
-        NameMode.INITIALS,
+        default=NameMode.INITIALS,
         description="What leaves the device of the subject's name: `initials`, `none` or `full`.",
     )
     secret_file: Path | None = Field(
-        None,
+        default=None,
         description="File holding the HMAC key (at least 16 bytes). Share it between the gates "
         "whose subjects must match; default `<site.state_dir>/privacy.key`, created with a "
         "random key (so unlinkable across gates) on first start.",

@@ -6,9 +6,7 @@ cryptography: the store (and cryptography with it) is loaded only when a gate ne
 
 from pathlib import Path
 
-from pydantic import Field
-
-from gate.config.base import Section
+from gate.config.base import Field, Section
 
 
 class TrustConfig(Section):
