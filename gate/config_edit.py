@@ -101,7 +101,7 @@ def render_scalar(value: str) -> str:
         raise ConfigError(f"{value!r}: expected a value on one line")
     try:
         parsed = yaml.safe_load(value)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: what YAML cannot read (2024-13-45)
         return _quoted(value)
     if isinstance(parsed, dict | list):
         raise ConfigError(f"{value!r}: expected one value (text, number, true/false or null)")

@@ -85,6 +85,7 @@ def test_setting_what_is_there_changes_nothing(config, capsys):
     ("pairs", "expected"),
     [
         (["mqtt.port", "eighty"], ":10: mqtt.port: expected a whole number"),
+        (["mqtt.port", "2024-13-45"], ":10: mqtt.port: expected a whole number"),  # no date
         (["site.venue_id", "0123"], ":4: site.venue_id: expected text"),
         (["camera.nonsense", "1"], ":13: camera.nonsense: unknown key; expected one of:"),
         (["mqtt.host", "[a, b]"], "expected one value"),

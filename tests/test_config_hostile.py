@@ -60,3 +60,19 @@ def test_a_config_file_over_the_size_limit_is_refused_by_name(tmp_path):
     assert str(raised.value) == (
         f"{path}: config file too large (more than {MAX_CONFIG_BYTES} bytes)"
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("9" * 400, "camera.fps: expected a number"),  # a whole number no float can hold
+        ("9" * 5000, r"invalid YAML: cannot read a value: Exceeds the limit \(4300 digits\)"),
+        ("2024-13-45", "invalid YAML: cannot read a value: month must be in 1..12"),
+    ],
+    ids=["too large for a float", "too long to read", "not a date"],
+)
+def test_a_value_yaml_or_the_section_cannot_take_is_a_config_error(tmp_path, value, message):
+    path = tmp_path / "gate.yaml"
+    path.write_text(f"camera:\n  fps: {value}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)

@@ -443,7 +443,10 @@ def _to_int(value: Any) -> Any:
 def _to_float(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return _INVALID
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # a whole number of hundreds of digits
+        return _INVALID
     return _INVALID if math.isnan(number) else number
 
 

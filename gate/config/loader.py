@@ -62,6 +62,10 @@ def load_model(path: Path, model: type[M], text: str | None = None) -> M:
         data = yaml.load(text, Loader=yaml.SafeLoader)
     except RecursionError:
         raise InvalidConfig([ConfigProblem(file, "", None, "nested too deeply")]) from None
+    except ValueError as exc:  # a value YAML's constructors refuse: a 5000-digit number, 2024-13-45
+        reason = str(exc).split(";")[0]  # without Python's advice to the programmer
+        problem = f"invalid YAML: cannot read a value: {reason}"
+        raise InvalidConfig([ConfigProblem(file, "", None, problem)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
