@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from gate.app_config import load_config
-from gate.config.loader import read_config_text
+from gate.config.loader import ConfigYaml, read_config_text
 from gate.errors import ConfigError
 from gate.files import write_atomically
 
@@ -100,7 +100,7 @@ def render_scalar(value: str) -> str:
     if "\n" in value or "\r" in value:
         raise ConfigError(f"{value!r}: expected a value on one line")
     try:
-        parsed = yaml.safe_load(value)
+        parsed = yaml.load(value, Loader=ConfigYaml)
     except (yaml.YAMLError, ValueError):  # ValueError: what YAML cannot read (2024-13-45)
         return _quoted(value)
     if isinstance(parsed, dict | list):

@@ -95,6 +95,8 @@ def test_values_are_converted_only_where_yaml_cannot_say_them() -> None:
         ({"inner": {"pin": 1.5}}, "inner.pin", "expected a whole number or text"),
         ({"where": "a\0b"}, "where", "expected a path"),
         ({"at": "noon"}, "at", "expected a time of day, HH:MM"),
+        ({"at": "0730"}, "at", "expected a time of day, HH:MM"),
+        ({"at": "25:00"}, "at", "expected a time of day, HH:MM"),
         ({"mode": "medium"}, "mode", "expected one of 'fast', 'slow'"),
         ({"colours": ["red", "blue"]}, "colours.1", "expected one of 'red', 'green'"),
         ({"colours": "red"}, "colours", "expected a list"),
@@ -174,7 +176,7 @@ def test_a_section_is_frozen_compares_by_value_and_copies_with_changes() -> None
     assert (changed.pin, changed.on, inner.on) == (3, False, True)
     with pytest.raises(AttributeError, match="no field 'pins'"):
         inner.model_copy(update={"pins": 1})
-    assert Outer().model_dump()["inner"] == {"pin": 17, "on": True}
+    assert Outer().inner == Inner(pin=17, on=True)
 
 
 def test_fields_are_described_for_the_reference_in_declaration_order() -> None:
@@ -182,3 +184,45 @@ def test_fields_are_described_for_the_reference_in_declaration_order() -> None:
     assert Inner.model_fields["pin"].is_required()
     assert Outer.model_fields["inner"].get_default() == {"pin": 17}
     assert Outer.model_fields["count"].description == "A bounded whole number."
+
+
+class Base(Section):
+    level: int = Field(default=1, description="A level.")
+
+    @field_validator("level")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if not value % 2:
+            raise ValueError("must be odd")
+        return value
+
+
+class Middle(Base):
+    level: int = Field(default=3, description="A level, higher.")
+
+
+class Derived(Middle):
+    @field_validator("level")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value > 5:
+            raise ValueError("must be at most 5")
+        return value
+
+
+def test_a_derived_section_takes_its_nearest_declaration_and_overridden_checks() -> None:
+    assert Derived().level == 3  # Middle's default, not Base's
+    assert problems({"level": 7}, Derived) == [("level", "must be at most 5")]  # ran once
+    assert Derived(level=4).level == 4  # Base's check was overridden
+    assert problems({"level": 4}, Middle) == [("level", "must be odd")]
+
+
+def test_a_field_check_that_is_not_a_classmethod_is_refused_when_the_class_is_made() -> None:
+    with pytest.raises(TypeError, match="must be a classmethod"):
+
+        class Wrong(Section):
+            level: int = Field(default=1, description="A level.")
+
+            @field_validator("level")
+            def _check(self, value: int) -> int:
+                return value

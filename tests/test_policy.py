@@ -431,6 +431,16 @@ def test_every_reason_code_is_documented() -> None:
     assert sorted(documented) == sorted(reason.value for reason in Reason)
 
 
+def test_a_config_error_in_a_list_never_quotes_the_item(tmp_path: Path) -> None:
+    """An id number written unquoted in a deny list is a YAML number, not text: the error
+    places it (file, line, index) and does not repeat it."""
+    path = tmp_path / "gate.yaml"
+    path.write_text("policy:\n  deny:\n    subject_hashes:\n      - 1090123456\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert str(refused.value) == f"{path}:4: policy.deny.subject_hashes.0: expected text"
+
+
 def test_a_raw_id_number_in_a_deny_list_is_refused_without_being_quoted() -> None:
     """A list is checked before use; its error reaches logs and command results, so it names
     how many entries are wrong, never what they are."""

@@ -222,8 +222,7 @@ def _mqtt_config(args: argparse.Namespace) -> MqttConfig:
             topic_root=args.topic_root,
         )
     except ValidationError as exc:
-        problem = exc.problems[0]
-        raise CommandError(f"broker options: {problem.where}: {problem.message}") from exc
+        raise CommandError(f"broker options: {exc.problems[0]}") from exc
 
 
 def command_topic(template: str, gate: str, name: str) -> str:

@@ -28,9 +28,7 @@ def replace_deny(state_dir: Path, args: Mapping[str, Any]) -> DenyList:
     try:
         deny = DenyList.model_validate(args)
     except ValidationError as exc:
-        problem = exc.problems[0]
-        where = problem.where  # escaped where it is shown
-        raise Refused(Outcome.INVALID_LIST, f"{where}: {problem.message}") from exc
+        raise Refused(Outcome.INVALID_LIST, str(exc.problems[0])) from exc  # escaped when shown
     lists = {name: sorted(getattr(deny, name)) for name in DenyList.model_fields}
     write_atomically(state_dir / REMOTE / DENY_FILE, encode({"v": VERSION, **lists}))
     return deny

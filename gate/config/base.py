@@ -22,7 +22,7 @@ import math
 import re
 import types
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import (
     Any,
@@ -60,13 +60,16 @@ class Problem:
         """The location as the config names it: `camera.replay.paths.0`."""
         return ".".join(map(str, self.loc))
 
+    def __str__(self) -> str:
+        return f"{self.where or '(top level)'}: {self.message}"
 
-class ValidationError(ConfigError, ValueError):
+
+class ValidationError(ConfigError):
     """Data that does not describe the section; carries every problem found."""
 
     def __init__(self, section: str, problems: list[Problem]) -> None:
         self.problems = tuple(problems)
-        shown = [f"{p.where or '(top level)'}: {p.message}" for p in problems[:10]]
+        shown = [str(p) for p in problems[:10]]
         more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
         super().__init__(f"invalid {section}: " + "; ".join(shown) + more)
 
@@ -129,10 +132,10 @@ def field_validator(*names: str, mode: Literal["after", "before"] = "after") -> 
 
 def model_validator(*, mode: Literal["after"]) -> Callable[[_F], _F]:
     """Mark a method `(self) -> self` as a check of the whole section, once its fields are
-    valid; ValueError says what is wrong."""
+    valid (`after`, the only mode); ValueError says what is wrong."""
 
     def mark(method: _F) -> _F:
-        method.__validates_section__ = mode  # type: ignore[attr-defined]
+        method.__validates_section__ = True  # type: ignore[attr-defined]
         return method
 
     return mark
@@ -149,37 +152,50 @@ class Section:
     """A config section. Every field carries a description: the reference is generated from it."""
 
     model_fields: ClassVar[dict[str, FieldInfo]] = {}
-    _field_checks: ClassVar[dict[str, tuple[list[str], list[str]]]] = {}
+    _field_checks: ClassVar[dict[str, tuple[list[str], list[tuple[str, bool]]]]] = {}
+    """Per field: the `before` checks, and the `after` ones with whether each takes `earlier`."""
     _section_checks: ClassVar[list[str]] = []
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        inherited = {
-            n: f for base in cls.__mro__[1:] for n, f in vars(base).get("model_fields", {}).items()
-        }
+        inherited: dict[str, FieldInfo] = {}
+        for base in reversed(cls.__mro__[1:]):  # the nearest base's declaration wins
+            inherited |= vars(base).get("model_fields", {})
         fields: dict[str, FieldInfo] = {}
         for name, annotation in get_type_hints(cls).items():
             if origin_of(annotation) is ClassVar or name.startswith("_"):
                 continue
             declared = cls.__dict__.get(name, inherited.get(name, _REQUIRED))
             info = declared if isinstance(declared, FieldInfo) else FieldInfo(default=declared)
-            fields[name] = FieldInfo(annotation, *_settings(info))
-        checks: dict[str, tuple[list[str], list[str]]] = {name: ([], []) for name in fields}
-        sections: list[str] = []
-        for klass in reversed(cls.__mro__):
-            for attribute, value in vars(klass).items():
-                function = value.__func__ if isinstance(value, classmethod) else value
-                names, mode = getattr(function, "__validates__", ((), ""))
-                for name in names:
-                    if name not in checks:
-                        raise TypeError(f"{cls.__name__}: a check of an unknown field {name!r}")
-                    checks[name][0 if mode == "before" else 1].append(attribute)
-                if getattr(function, "__validates_section__", None) and attribute not in sections:
-                    sections.append(attribute)
-        cls.model_fields, cls._field_checks, cls._section_checks = fields, checks, sections
+            fields[name] = replace(info, annotation=annotation)
+        cls.model_fields = fields
+        cls._field_checks = {name: ([], []) for name in fields}
+        cls._section_checks = []
+        methods: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):  # an override replaces the method it overrides
+            methods |= vars(klass)
+        for attribute, method in methods.items():
+            cls._register_check(attribute, method)
         for name in fields:  # the class attribute is the declaration, not a value
             if name in cls.__dict__:
                 delattr(cls, name)
+
+    @classmethod
+    def _register_check(cls, attribute: str, method: Any) -> None:
+        function = method.__func__ if isinstance(method, classmethod) else method
+        names, mode = getattr(function, "__validates__", ((), ""))
+        if names and not isinstance(method, classmethod):
+            raise TypeError(f"{cls.__name__}.{attribute}: a field check must be a classmethod")
+        for name in names:
+            if name not in cls._field_checks:
+                raise TypeError(f"{cls.__name__}.{attribute}: checks an unknown field {name!r}")
+            before, after = cls._field_checks[name]
+            if mode == "before":
+                before.append(attribute)
+            else:
+                after.append((attribute, function.__code__.co_argcount == 3))
+        if getattr(function, "__validates_section__", False):
+            cls._section_checks.append(attribute)
 
     def __init__(self, **data: Any) -> None:
         valid = type(self).model_validate(data)
@@ -252,12 +268,12 @@ class Section:
             if message is not None:
                 problems.append(Problem(loc, "invalid", message, raw))
                 return _INVALID
-            for check in after:
-                method = getattr(cls, check)
-                if method.__func__.__code__.co_argcount == 3:
-                    value = method(value, {k: v for k, v in earlier.items() if v is not _INVALID})
+            for check, takes_earlier in after:
+                if takes_earlier:
+                    valid = {k: v for k, v in earlier.items() if v is not _INVALID}
+                    value = getattr(cls, check)(value, valid)
                 else:
-                    value = method(value)
+                    value = getattr(cls, check)(value)
         except ValueError as exc:
             problems.append(Problem(loc, "invalid", str(exc), raw))
             return _INVALID
@@ -273,13 +289,6 @@ class Section:
                 raise AttributeError(f"{type(self).__name__} has no field {name!r}")
             object.__setattr__(copy, name, value)
         return copy
-
-    def model_dump(self) -> dict[str, Any]:
-        """The fields, subsections as dicts."""
-        return {
-            name: value.model_dump() if isinstance(value, Section) else value
-            for name, value in self._items()
-        }
 
     def _items(self) -> Iterator[tuple[str, Any]]:
         for name in self.model_fields:
@@ -302,21 +311,6 @@ class Section:
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={value!r}" for name, value in self._items())
         return f"{type(self).__name__}({fields})"
-
-
-def _settings(info: FieldInfo) -> tuple[Any, ...]:
-    """Everything of a FieldInfo but its annotation, in order."""
-    return (
-        info.default,
-        info.default_factory,
-        info.description,
-        info.ge,
-        info.gt,
-        info.le,
-        info.min_length,
-        info.max_length,
-        info.pattern,
-    )
 
 
 def _loc_part(key: Any) -> str | int:
@@ -450,13 +444,17 @@ def _to_float(value: Any) -> Any:
     return _INVALID if math.isnan(number) else number
 
 
+_TIME = re.compile(r"\d\d:\d\d(:\d\d)?([+-]\d\d:\d\d|Z)?")
+
+
 def _to_time(value: Any) -> Any:
+    """HH:MM or HH:MM:SS (an offset is read, for a section check to refuse it)."""
     if isinstance(value, datetime.time):
         return value
-    if isinstance(value, str) and len(value) <= 32:
+    if isinstance(value, str) and _TIME.fullmatch(value):
         try:
             return datetime.time.fromisoformat(value)
-        except ValueError:
+        except ValueError:  # 25:00
             return _INVALID
     return _INVALID
 

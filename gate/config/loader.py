@@ -1,5 +1,6 @@
 """Read the YAML config into typed models; every problem names the file, the key and the line."""
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,18 @@ class InvalidConfig(ConfigError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class ConfigYaml(yaml.SafeLoader):
+    """YAML as a gate's config is read: safe, and `1e3` or `5e-1` read as numbers (YAML 1.1,
+    PyYAML's, reads an exponent without a dot and a sign as text; YAML 1.2 does not)."""
+
+
+ConfigYaml.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
 def read_config_text(path: Path) -> str:
     """The text of a config file, bounded by MAX_CONFIG_BYTES; ConfigError naming the file."""
     try:
@@ -58,8 +71,8 @@ def load_model(path: Path, model: type[M], text: str | None = None) -> M:
     if text is None:
         text = read_config_text(path)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=ConfigYaml)
+        data = yaml.load(text, Loader=ConfigYaml)
     except RecursionError:
         raise InvalidConfig([ConfigProblem(file, "", None, "nested too deeply")]) from None
     except ValueError as exc:  # a value YAML's constructors refuse: a 5000-digit number, 2024-13-45
@@ -89,9 +102,10 @@ def load_model(path: Path, model: type[M], text: str | None = None) -> M:
 def _describe(
     file: str, root: yaml.Node | None, model: type[Section], exc: ValidationError
 ) -> Iterator[ConfigProblem]:
+    children = _Children()
     for problem in exc.problems:
         key = problem.where
-        node = _node_at(root, problem.loc)
+        node = _node_at(root, problem.loc, children)
         line = node.start_mark.line + 1 if node is not None else None
         yield ConfigProblem(file, key, line, _message(problem, model))
 
@@ -103,8 +117,10 @@ def _message(problem: Problem, model: type[Section]) -> str:
         return f"unknown key{hint}"
     if problem.kind == "missing":
         return problem.message
+    if any(isinstance(part, int) for part in problem.loc):
+        return problem.message  # a list's item: maybe a person's id in a deny list, never shown
     got = problem.value
-    shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+    shown = f" (got {got!r})" if isinstance(got, str | int | float | bool) else ""
     return f"{problem.message}{shown}"
 
 
@@ -126,17 +142,32 @@ def _allowed_keys(model: type[Section], loc: tuple[Any, ...]) -> list[str]:
     return []
 
 
-def _node_at(root: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
+class _Children:
+    """The children of each mapping node by key, indexed when first asked for: every
+    problem's node found in one step per level, however many keys and problems."""
+
+    def __init__(self) -> None:
+        self._index: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = {}
+
+    def of(self, node: yaml.MappingNode, key: str) -> tuple[yaml.Node, yaml.Node] | None:
+        index = self._index.get(id(node))
+        if index is None:
+            index = self._index[id(node)] = {}
+            for key_node, value_node in node.value:
+                index.setdefault(str(key_node.value), (key_node, value_node))
+        return index.get(key)
+
+
+def _node_at(root: yaml.Node | None, loc: tuple[Any, ...], children: _Children) -> yaml.Node | None:
     """The YAML node a validation error points at, or the deepest existing parent."""
     node = root
     last = len(loc) - 1
     for depth, part in enumerate(loc):
         child = None
         if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == str(part):
-                    child = key_node if depth == last else value_node
-                    break
+            pair = children.of(node, str(part))
+            if pair is not None:
+                child = pair[0] if depth == last else pair[1]
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             child = node.value[part] if 0 <= part < len(node.value) else None
         if child is None:
