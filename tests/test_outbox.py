@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from outbox_driver import KEY, make_checkin, make_site
 
+import gate.outbox.store as store_module
 from gate.errors import StorageError, StorageFull
 from gate.outbox.config import OutboxConfig, PrivacyConfig
-from gate.outbox.store import Outbox, WriteTurn
+from gate.outbox.store import WAL_KEEP_BYTES, Outbox, WriteTurn
 
 
 def open_outbox(state: Path, **config: object) -> Outbox:
@@ -65,6 +66,22 @@ def test_a_deleted_check_in_leaves_no_trace_in_the_file(tmp_path: Path) -> None:
 
     raw = b"".join(p.read_bytes() for p in tmp_path.glob(f"{box.path.name}*"))
     assert [s for s in stored if s.event_id.encode() in raw] == stored[150:]
+
+
+def test_the_write_ahead_log_keeps_little_of_what_was_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "_CHECKPOINT_EVERY_S", 0.0)  # each ack checkpoints
+    box = open_outbox(tmp_path)
+    sent = [box.commit(make_checkin(i)) for i in range(600)]  # a backlog: a 4 MB WAL
+    box.ack([s.seq for s in sent])
+    box.commit(make_checkin(600))  # the WAL starts again from its beginning
+
+    wal = tmp_path / f"{box.path.name}-wal"
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob(f"{box.path.name}*"))
+    assert wal.stat().st_size <= WAL_KEEP_BYTES
+    assert sum(s.event_id.encode() in raw for s in sent) < len(sent) // 20  # all, unlimited
+    box.close()
 
 
 def test_seq_goes_on_from_the_newest_row_deleted_not_from_an_acknowledgement(
