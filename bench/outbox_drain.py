@@ -13,7 +13,7 @@ Prints, asserts nothing. Starts its own mosquitto on loopback (tests/broker.py).
    `max_inflight`), beside a bare paho QoS 1 loop publishing the same payloads
    with the same window to the same broker; `--drain-pairs` of each per run, in
    turns (the machine's speed drifts by 20% from one second to the next, so one
-   pair says little). Goal: at least 0.9x bare. After each pair, paho driven from
+   pair says little). Goal: at least 0.9x bare. In the same turns, paho driven from
    one thread as the publisher drives it (the bare loop uses two: paho's and the
    publishing one), the same payloads and window: the ceiling of the publisher's
    shape. Then what the publisher does that the bare loops do not, timed alone:
@@ -258,7 +258,7 @@ def main() -> int:
     parser.add_argument("--interval-ms", type=float, default=2.0, help="between commits")
     parser.add_argument("--window", type=int, default=MqttConfig().max_inflight)
     parser.add_argument(
-        "--drain-pairs", type=int, default=4, help="drains of each kind per run, in turns"
+        "--drain-pairs", type=int, default=6, help="drains of each kind per run, in turns"
     )
     parser.add_argument(
         "--dir", type=Path, default=Path("/var/tmp"), help="where the outbox files go"
@@ -291,16 +291,22 @@ def main() -> int:
                 )
                 beside += during
                 alone += commits_alone(template, root / f"alone-{run}", interval, len(during))
-                for pair in range(args.drain_pairs):  # in turns, each first half the time
-                    folder = root / f"drain-{run}-{pair}"
-                    if pair % 2:
+                for turn in range(args.drain_pairs):  # in turns: each kind first, second, third
+
+                    def publisher(folder: Path = root / f"drain-{run}-{turn}") -> None:
                         ours.append(drain_publisher(template, folder, broker, args.window))
-                    cpu = time.process_time()
-                    bare.append(drain_bare(payloads, broker, args.window))
-                    bare_cpu.append((time.process_time() - cpu) * 1e6 / args.events)
-                    if not pair % 2:
-                        ours.append(drain_publisher(template, folder, broker, args.window))
-                    one_thread.append(drain_one_thread(payloads, broker, args.window))
+
+                    def bare_loop() -> None:
+                        cpu = time.process_time()
+                        bare.append(drain_bare(payloads, broker, args.window))
+                        bare_cpu.append((time.process_time() - cpu) * 1e6 / args.events)
+
+                    def one_thread_loop() -> None:
+                        one_thread.append(drain_one_thread(payloads, broker, args.window))
+
+                    kinds = [publisher, bare_loop, one_thread_loop]
+                    for drain in kinds[turn % 3 :] + kinds[: turn % 3]:
+                        drain()
                 store.append(store_alone(template, root / f"store-{run}", 64))
         print(
             f"commit latency, check-ins {args.interval_ms:g} ms apart, synchronous=FULL, "

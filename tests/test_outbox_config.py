@@ -61,6 +61,8 @@ def test_production_defaults() -> None:
         (MqttConfig, {"password": "secret"}, "unknown key"),
         (OutboxConfig, {"high_water": 1.5}, "should be <= 1"),
         (OutboxConfig, {"max_rows": 0}, "should be >= 1"),
+        (OutboxConfig, {"max_rows": 10**12}, "should be <= 100000000"),
+        (OutboxConfig, {"max_bytes": 2**60}, "should be <= 1125899906842624"),
         (PrivacyConfig, {"subject": "sha1"}, "'hmac', 'masked', 'plain'"),
         (PrivacyConfig, {"name": "last"}, "'initials', 'none', 'full'"),
     ],

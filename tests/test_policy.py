@@ -418,11 +418,12 @@ def test_invalid_policy_is_refused(policy: dict, message: str) -> None:
 
 
 def test_unquoted_yaml_times_mean_hours_and_minutes(tmp_path: Path) -> None:
-    """YAML 1.1 reads `7:00` as 420 (base 60); the policy takes that as 07:00, not 00:07."""
+    """YAML 1.1 reads `7:00` as 420 (base 60); the policy takes that as 07:00, not 00:07, and
+    `17:30:15` (63015) as 17:30:15."""
     path = tmp_path / "gate.yaml"
-    path.write_text("policy:\n  opening_hours:\n    - open: 7:00\n      close: 18:30\n")
+    path.write_text("policy:\n  opening_hours:\n    - open: 7:00\n      close: 17:30:15\n")
     period = load_config(path).policy.opening_hours[0]
-    assert (period.open, period.close) == (datetime.time(7), datetime.time(18, 30))
+    assert (period.open, period.close) == (datetime.time(7), datetime.time(17, 30, 15))
 
 
 def test_every_reason_code_is_documented() -> None:
@@ -439,6 +440,11 @@ def test_a_config_error_in_a_list_never_quotes_the_item(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as refused:
         load_config(path)
     assert str(refused.value) == f"{path}:4: policy.deny.subject_hashes.0: expected text"
+
+    path.write_text("policy:\n  deny:\n    pass_ids: '079123456789'\n")  # one, not a list
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert str(refused.value) == f"{path}:3: policy.deny.pass_ids: expected a list"
 
 
 def test_a_raw_id_number_in_a_deny_list_is_refused_without_being_quoted() -> None:

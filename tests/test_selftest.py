@@ -317,7 +317,7 @@ def test_outbox_depth_and_set_aside_files_warn(tmp_path, code_frames, capsys):
 
 
 def test_little_disk_space_for_the_outbox_cap_warns(tmp_path, code_frames, capsys):
-    path = write_config(tmp_path, free_port(), code_frames, outbox={"max_bytes": 10**18})
+    path = write_config(tmp_path, free_port(), code_frames, outbox={"max_bytes": 2**50})
 
     assert selftest(path, as_json=True, options=fast(only=frozenset({"disk"}))) == 0
 

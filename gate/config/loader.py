@@ -39,9 +39,30 @@ class InvalidConfig(ConfigError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+MAX_CONFIG_VALUES = 100_000
+"""A gate's config holds hundreds of values (thousands with long deny lists); aliases can make
+a small file stand for billions, each of which would be checked."""
+
+MAX_WHOLE_NUMBER = 2**63 - 1
+"""No config value is larger; a number of thousands of digits cannot even be printed in an
+error (Python refuses to write an int of more than 4300 digits)."""
+
+
 class ConfigYaml(yaml.SafeLoader):
-    """YAML as a gate's config is read: safe, and `1e3` or `5e-1` read as numbers (YAML 1.1,
-    PyYAML's, reads an exponent without a dot and a sign as text; YAML 1.2 does not)."""
+    """YAML as a gate's config is read: safe, `1e3` or `5e-1` read as numbers (YAML 1.1,
+    PyYAML's, reads an exponent without a dot and a sign as text; YAML 1.2 does not), and
+    whole numbers bounded by MAX_WHOLE_NUMBER (`0xfff...` has no digit limit in PyYAML)."""
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        value = super().construct_yaml_int(node)
+        if abs(value) > MAX_WHOLE_NUMBER:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a whole number larger than {MAX_WHOLE_NUMBER}", node.start_mark
+            )
+        return value
+
+
+ConfigYaml.add_constructor("tag:yaml.org,2002:int", ConfigYaml.construct_yaml_int)
 
 
 ConfigYaml.add_implicit_resolver(
@@ -90,6 +111,9 @@ def load_model(path: Path, model: type[M], text: str | None = None) -> M:
     if not isinstance(data, dict):
         problems.append(ConfigProblem(file, "", 1, "expected a mapping of sections at the top"))
         raise InvalidConfig(problems)
+    if _values(data, {}) > MAX_CONFIG_VALUES:
+        message = f"more than {MAX_CONFIG_VALUES} values once its aliases are expanded"
+        raise InvalidConfig([*problems, ConfigProblem(file, "", None, message)])
     try:
         config = model.model_validate(data)
     except ValidationError as exc:
@@ -97,6 +121,18 @@ def load_model(path: Path, model: type[M], text: str | None = None) -> M:
     if problems:
         raise InvalidConfig(problems)
     return config
+
+
+def _values(data: Any, counted: dict[int, int]) -> int:
+    """How many values `data` stands for with every alias expanded: a node met again through
+    an alias counts again, but is walked once (`counted`), so a billion laughs costs no time."""
+    if not isinstance(data, dict | list):
+        return 1
+    known = counted.get(id(data))
+    if known is None:
+        items = data.values() if isinstance(data, dict) else data
+        known = counted[id(data)] = 1 + sum(_values(item, counted) for item in items)
+    return known
 
 
 def _describe(

@@ -189,12 +189,14 @@ class OutboxConfig(Section):
     max_rows: int = Field(
         default=200_000,
         ge=1,
+        le=100_000_000,
         description="Most unsent events kept; beyond it new scans are refused with the "
         "storage-full signal (stored events are never overwritten).",
     )
     max_bytes: int = Field(
         default=256 * 1024 * 1024,
         ge=4096,
+        le=2**50,
         description="Most bytes of unsent event payloads kept (the file is larger by "
         "SQLite's overhead); same effect as `max_rows`.",
     )
