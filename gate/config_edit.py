@@ -11,10 +11,8 @@ The result must load as a valid config (`gate config check`) before it replaces 
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
 from gate.app_config import load_config
-from gate.config.loader import ConfigYaml, read_config_text
+from gate.config.loader import parse_yaml, read_config_text
 from gate.errors import ConfigError
 from gate.files import write_atomically
 
@@ -100,8 +98,8 @@ def render_scalar(value: str) -> str:
     if "\n" in value or "\r" in value:
         raise ConfigError(f"{value!r}: expected a value on one line")
     try:
-        parsed = yaml.load(value, Loader=ConfigYaml)
-    except (yaml.YAMLError, ValueError):  # ValueError: what YAML cannot read (2024-13-45)
+        _, parsed = parse_yaml(value, "VALUE")
+    except ConfigError:  # not YAML: text
         return _quoted(value)
     if isinstance(parsed, dict | list):
         raise ConfigError(f"{value!r}: expected one value (text, number, true/false or null)")

@@ -158,21 +158,6 @@ class OpeningHours(Section):
         description="Local closing time, `HH:MM`; earlier than `open` means the next day."
     )
 
-    @field_validator("open", "close", mode="before")
-    @classmethod
-    def _hours_minutes(cls, value: object) -> object:
-        """YAML 1.1 reads an unquoted `7:00` as the number 420 (base 60): minutes, then; and
-        `17:30:15` as 63015: seconds (an hour of 1 or more makes it at least 3600, so the two
-        never meet)."""
-        if isinstance(value, int) and not isinstance(value, bool):
-            if 0 <= value < 24 * 60:
-                return datetime.time(*divmod(value, 60))
-            if 3600 <= value < 24 * 3600:
-                hours, rest = divmod(value, 3600)
-                return datetime.time(hours, *divmod(rest, 60))
-            raise ValueError(f"expected HH:MM, got {value}")
-        return value
-
     @field_validator("open", "close")
     @classmethod
     def _local(cls, value: datetime.time) -> datetime.time:

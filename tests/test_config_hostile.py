@@ -70,15 +70,51 @@ def test_a_config_file_over_the_size_limit_is_refused_by_name(tmp_path):
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("9" * 400, "2: .*invalid YAML: a whole number larger than 9223372036854775807"),
-        ("0x" + "f" * 4000, "2: .*invalid YAML: a whole number larger than"),  # hex: no limit
-        ("9" * 5000, r"invalid YAML: cannot read a value: Exceeds the limit \(4300 digits\)"),
-        ("2024-13-45", "invalid YAML: cannot read a value: month must be in 1..12"),
+        ("9" * 30, "2: .*invalid YAML: a whole number larger than 9223372036854775807"),
+        ("9" * 5000, "2: .*invalid YAML: a number of more than 70 characters"),  # not built
+        ("0x" + "f" * 4000, "2: .*invalid YAML: a number of more than 70 characters"),
+        ("1" + ":1" * 100_000, "camera.fps: expected a number"),  # YAML 1.1 base 60: text now
+        ("1e300", "camera.fps: should be <= 120"),
+        ("2024-13-45", "camera.fps: expected a number"),  # YAML 1.1 date: text now
+        ("!!timestamp 2024-01-01", "invalid YAML: tag:yaml.org,2002:timestamp is not used"),
+        ("!!bool maybe", "invalid YAML: cannot read a value: KeyError"),
+        ("!!int ''", "invalid YAML: cannot read a value: IndexError"),
     ],
-    ids=["too large", "too large in hex", "too long to read", "not a date"],
+    ids=[
+        "beyond 63 bits",
+        "too long to build",
+        "too long in hex",
+        "base 60",
+        "huge float",
+        "not a date",
+        "unused tag",
+        "bad bool tag",
+        "empty int tag",
+    ],
 )
 def test_a_value_yaml_or_the_section_cannot_take_is_a_config_error(tmp_path, value, message):
     path = tmp_path / "gate.yaml"
     path.write_text(f"camera:\n  fps: {value}\n")
     with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_an_alias_inside_itself_is_refused_as_endless(tmp_path):
+    path = tmp_path / "gate.yaml"
+    path.write_text("x: &a [1, *a]\n")
+    with pytest.raises(ConfigError, match=f"more than {MAX_CONFIG_VALUES} values"):
+        load_config(path)
+
+
+def test_sets_and_ordered_maps_are_not_read_so_aliases_cannot_hide_in_them(tmp_path):
+    path = tmp_path / "gate.yaml"
+    path.write_text("policy:\n  accept_kinds: !!omap [a: &b [1, 2], c: *b]\n")
+    with pytest.raises(ConfigError, match="omap is not used in a gate config"):
+        load_config(path)
+
+
+def test_a_whole_number_written_as_a_float_is_bounded_too(tmp_path):
+    path = tmp_path / "gate.yaml"
+    path.write_text("signals:\n  relay:\n    pin: 1e300\n")
+    with pytest.raises(ConfigError, match=r"signals\.relay\.pin: expected a whole number or text"):
         load_config(path)

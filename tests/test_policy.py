@@ -401,6 +401,11 @@ def test_rules_without_the_key_they_need_refuse_to_start() -> None:
             id="time-with-offset",
         ),
         pytest.param(
+            {"opening_hours": [{"open": "60:00", "close": "18:00"}]},
+            "expected a time of day",
+            id="minutes-as-hours",
+        ),
+        pytest.param(
             {"opening_hours": [{"open": "08:00", "close": "18:00", "days": ["sonday"]}]},
             "expected one of 'mon'",
             id="bad-day",
@@ -418,8 +423,8 @@ def test_invalid_policy_is_refused(policy: dict, message: str) -> None:
 
 
 def test_unquoted_yaml_times_mean_hours_and_minutes(tmp_path: Path) -> None:
-    """YAML 1.1 reads `7:00` as 420 (base 60); the policy takes that as 07:00, not 00:07, and
-    `17:30:15` (63015) as 17:30:15."""
+    """YAML 1.1 would read `7:00` as 420 and `17:30:15` as 63015 (base 60); the gate reads
+    YAML's numbers as 1.2 does, so they are times."""
     path = tmp_path / "gate.yaml"
     path.write_text("policy:\n  opening_hours:\n    - open: 7:00\n      close: 17:30:15\n")
     period = load_config(path).policy.opening_hours[0]

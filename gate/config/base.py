@@ -362,11 +362,13 @@ def _convert(annotation: Any, value: Any, loc: Loc, problems: list[Problem]) -> 
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         if isinstance(value, annotation):
             return value
-        try:
-            return annotation(value)
-        except ValueError:
-            choices = _choices([member.value for member in annotation])
-            return _invalid(loc, problems, f"expected one of {choices}", value)
+        if isinstance(value, str):  # only text is looked up: the enum's error prints the value
+            try:
+                return annotation(value)
+            except ValueError:
+                pass
+        choices = _choices([member.value for member in annotation])
+        return _invalid(loc, problems, f"expected one of {choices}", value)
     convert = _SCALARS.get(annotation)
     if convert is None:
         raise TypeError(f"a config field of type {annotation!r} is not supported")
@@ -425,12 +427,13 @@ def _mapping(args: tuple[Any, ...], value: Any, loc: Loc, problems: list[Problem
 
 
 def _to_int(value: Any) -> Any:
+    """A whole number of at most 63 bits (as the YAML reader bounds them), also from 5.0."""
     if isinstance(value, bool):
         return _INVALID
-    if isinstance(value, int):
-        return value
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        value = int(value)
+    if isinstance(value, int) and abs(value) < 2**63:
+        return value
     return _INVALID
 
 
@@ -444,16 +447,17 @@ def _to_float(value: Any) -> Any:
     return _INVALID if math.isnan(number) else number
 
 
-_TIME = re.compile(r"\d\d:\d\d(:\d\d)?([+-]\d\d:\d\d|Z)?")
+_TIME = re.compile(r"\d\d?:\d\d(:\d\d)?([+-]\d\d:\d\d|Z)?")
 
 
 def _to_time(value: Any) -> Any:
-    """HH:MM or HH:MM:SS (an offset is read, for a section check to refuse it)."""
+    """H:MM, HH:MM or HH:MM:SS (an offset is read, for a section check to refuse it)."""
     if isinstance(value, datetime.time):
         return value
     if isinstance(value, str) and _TIME.fullmatch(value):
+        hours_digits = value.index(":")
         try:
-            return datetime.time.fromisoformat(value)
+            return datetime.time.fromisoformat(value if hours_digits == 2 else f"0{value}")
         except ValueError:  # 25:00
             return _INVALID
     return _INVALID

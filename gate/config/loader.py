@@ -47,29 +47,83 @@ MAX_WHOLE_NUMBER = 2**63 - 1
 """No config value is larger; a number of thousands of digits cannot even be printed in an
 error (Python refuses to write an int of more than 4300 digits)."""
 
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_NUMBER_DIGITS = 70  # more than any number under MAX_WHOLE_NUMBER or a float's 17 digits needs
+
 
 class ConfigYaml(yaml.SafeLoader):
-    """YAML as a gate's config is read: safe, `1e3` or `5e-1` read as numbers (YAML 1.1,
-    PyYAML's, reads an exponent without a dot and a sign as text; YAML 1.2 does not), and
-    whole numbers bounded by MAX_WHOLE_NUMBER (`0xfff...` has no digit limit in PyYAML)."""
+    """YAML as a gate's config is read: safe, with YAML 1.2's numbers rather than PyYAML's 1.1.
+
+    - `1e3` and `5e-1` are numbers (1.1 wants a dot and a signed exponent);
+    - `7:00` and `17:30:15` are text, for the fields that read times (1.1 reads them as the
+      base-60 numbers 420 and 63015), and `2024-01-01` is text (1.1: a date);
+    - whole numbers are at most MAX_WHOLE_NUMBER, and a number of more than 70 characters is
+      refused before it is built (PyYAML builds base-60 numbers in quadratic time);
+    - the collection tags no config uses (`!!omap`, `!!pairs`, `!!set`, `!!binary`,
+      `!!timestamp`) are refused: the value count of the loader cannot see into them.
+    """
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        if len(str(node.value).replace("_", "")) > _NUMBER_DIGITS:
+            raise _refused(node, f"a number of more than {_NUMBER_DIGITS} characters")
         value = super().construct_yaml_int(node)
         if abs(value) > MAX_WHOLE_NUMBER:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"a whole number larger than {MAX_WHOLE_NUMBER}", node.start_mark
-            )
+            raise _refused(node, f"a whole number larger than {MAX_WHOLE_NUMBER}")
         return value
 
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        if len(str(node.value).replace("_", "")) > _NUMBER_DIGITS:
+            raise _refused(node, f"a number of more than {_NUMBER_DIGITS} characters")
+        return super().construct_yaml_float(node)
 
-ConfigYaml.add_constructor("tag:yaml.org,2002:int", ConfigYaml.construct_yaml_int)
+    def construct_unused(self, node: yaml.Node) -> Any:
+        raise _refused(node, f"{node.tag} is not used in a gate config")
 
 
+def _refused(node: yaml.Node, why: str) -> yaml.constructor.ConstructorError:
+    return yaml.constructor.ConstructorError(None, None, why, node.start_mark)
+
+
+ConfigYaml.yaml_implicit_resolvers = {  # SafeLoader's, but its numbers and dates
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT, _TIMESTAMP)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 ConfigYaml.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)[eE][-+]?\d+$"),
+    _INT,
+    re.compile(r"^[-+]?(?:0b[01_]+|0[0-7_]+|0|[1-9][0-9_]*|0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
+ConfigYaml.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
     list("-+0123456789."),
 )
+ConfigYaml.add_constructor(_INT, ConfigYaml.construct_yaml_int)
+ConfigYaml.add_constructor(_FLOAT, ConfigYaml.construct_yaml_float)
+for _tag in ("omap", "pairs", "set", "binary", "timestamp"):
+    ConfigYaml.add_constructor(f"tag:yaml.org,2002:{_tag}", ConfigYaml.construct_unused)
+
+
+def parse_yaml(text: str, file: str) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree (for lines) and its data, or InvalidConfig saying why not."""
+    try:
+        return yaml.compose(text, Loader=ConfigYaml), yaml.load(text, Loader=ConfigYaml)
+    except RecursionError:
+        raise InvalidConfig([ConfigProblem(file, "", None, "nested too deeply")]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InvalidConfig([ConfigProblem(file, "", line, f"invalid YAML: {problem}")]) from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        # what PyYAML's constructors raise on an explicit tag they cannot build (`!!bool foo`)
+        reason = str(exc).split(";")[0]  # without Python's advice to the programmer
+        problem = f"invalid YAML: cannot read a value: {type(exc).__name__} {reason}"
+        raise InvalidConfig([ConfigProblem(file, "", None, problem)]) from None
 
 
 def read_config_text(path: Path) -> str:
@@ -91,20 +145,7 @@ def load_model(path: Path, model: type[M], text: str | None = None) -> M:
     file = str(path)
     if text is None:
         text = read_config_text(path)
-    try:
-        root = yaml.compose(text, Loader=ConfigYaml)
-        data = yaml.load(text, Loader=ConfigYaml)
-    except RecursionError:
-        raise InvalidConfig([ConfigProblem(file, "", None, "nested too deeply")]) from None
-    except ValueError as exc:  # a value YAML's constructors refuse: a 5000-digit number, 2024-13-45
-        reason = str(exc).split(";")[0]  # without Python's advice to the programmer
-        problem = f"invalid YAML: cannot read a value: {reason}"
-        raise InvalidConfig([ConfigProblem(file, "", None, problem)]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InvalidConfig([ConfigProblem(file, "", line, f"invalid YAML: {problem}")]) from None
+    root, data = parse_yaml(text, file)
     if data is None:
         data = {}
     problems = list(_duplicate_keys(file, root))
@@ -125,11 +166,13 @@ def load_model(path: Path, model: type[M], text: str | None = None) -> M:
 
 def _values(data: Any, counted: dict[int, int]) -> int:
     """How many values `data` stands for with every alias expanded: a node met again through
-    an alias counts again, but is walked once (`counted`), so a billion laughs costs no time."""
+    an alias counts again, but is walked once (`counted`), so a billion laughs costs no time;
+    a node met inside itself stands for values without end."""
     if not isinstance(data, dict | list):
         return 1
     known = counted.get(id(data))
     if known is None:
+        counted[id(data)] = MAX_CONFIG_VALUES + 1  # while it is walked: met again, a cycle
         items = data.values() if isinstance(data, dict) else data
         known = counted[id(data)] = 1 + sum(_values(item, counted) for item in items)
     return known
