@@ -46,7 +46,7 @@ from gate.outbox.events import with_replayed
 from gate.outbox.publisher import Publisher
 from gate.outbox.store import Outbox
 from tests.broker import MOSQUITTO, Broker
-from tests.outbox_driver import KEY, make_checkin, make_site
+from tests.outbox_driver import KEY, commit_checkins, make_checkin, make_site
 
 EVENT_TOPIC = "checkin/hn/stadium/gate-1/event"
 
@@ -73,8 +73,7 @@ def open_box(directory: Path) -> Outbox:
 def make_backlog(directory: Path, events: int) -> Path:
     """An outbox file holding `events` unsent check-ins, closed (built once, not timed)."""
     outbox = open_box(directory)
-    for i in range(events):
-        outbox.commit(make_checkin(i))
+    commit_checkins(outbox, events)
     outbox.close()
     return outbox.path
 

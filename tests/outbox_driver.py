@@ -25,7 +25,7 @@ from gate.credentials.model import Credential, Kind
 from gate.decision import Decision
 from gate.outbox.config import MqttConfig, OutboxConfig, PrivacyConfig
 from gate.outbox.publisher import Publisher
-from gate.outbox.store import Outbox
+from gate.outbox.store import Outbox, StoredEvent
 from gate.reasons import Reason
 
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -53,6 +53,11 @@ def make_checkin(i: int, *, accepted: bool = True) -> CheckIn:
         ),
         decision=Decision(accepted, Reason.OK if accepted else Reason.KIND_NOT_ACCEPTED),
     )
+
+
+def commit_checkins(outbox: Outbox, count: int, first: int = 0) -> list[StoredEvent]:
+    """Commit the test check-ins `first` .. `first + count - 1`; what was stored, in order."""
+    return [outbox.commit(make_checkin(i)) for i in range(first, first + count)]
 
 
 def _rss_kb() -> dict[str, int]:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from outbox_driver import KEY, make_checkin, make_site
+from outbox_driver import KEY, commit_checkins, make_checkin, make_site
 
 import gate.outbox.store as store_module
 from gate.errors import StorageError, StorageFull
@@ -46,7 +46,7 @@ def test_commit_is_durable_in_wal_with_synchronous_full(outbox: Outbox) -> None:
 
 def test_seq_increases_and_survives_reopen(tmp_path: Path) -> None:
     box = open_outbox(tmp_path)
-    stored = [box.commit(make_checkin(i)) for i in range(5)]
+    stored = commit_checkins(box, 5)
     assert [s.seq for s in stored] == [1, 2, 3, 4, 5]
     assert len({s.event_id for s in stored}) == 5
     box.ack([1, 2, 3, 4, 5])
@@ -60,7 +60,7 @@ def test_seq_increases_and_survives_reopen(tmp_path: Path) -> None:
 
 def test_a_deleted_check_in_leaves_no_trace_in_the_file(tmp_path: Path) -> None:
     box = open_outbox(tmp_path)
-    stored = [box.commit(make_checkin(i)) for i in range(200)]
+    stored = commit_checkins(box, 200)
     box.ack([s.seq for s in stored[:150]])
     box.close()  # the last close checkpoints the WAL into the file and removes it
 
@@ -73,7 +73,7 @@ def test_the_write_ahead_log_keeps_little_of_what_was_sent(
 ) -> None:
     monkeypatch.setattr(store_module, "_CHECKPOINT_EVERY_S", 0.0)  # each ack checkpoints
     box = open_outbox(tmp_path)
-    sent = [box.commit(make_checkin(i)) for i in range(600)]  # a backlog: a 4 MB WAL
+    sent = commit_checkins(box, 600)  # a backlog: a 4 MB WAL
     box.ack([s.seq for s in sent])
     box.commit(make_checkin(600))  # the WAL starts again from its beginning
 
@@ -88,8 +88,7 @@ def test_seq_goes_on_from_the_newest_row_deleted_not_from_an_acknowledgement(
     tmp_path: Path,
 ) -> None:
     box = open_outbox(tmp_path)
-    for i in range(3):
-        box.commit(make_checkin(i))
+    commit_checkins(box, 3)
     assert box.ack([3, 99]) == 1  # 99 was never stored
     box.close()
     box = open_outbox(tmp_path)
@@ -98,8 +97,7 @@ def test_seq_goes_on_from_the_newest_row_deleted_not_from_an_acknowledgement(
 
 
 def test_fetch_ranges_and_ack(outbox: Outbox) -> None:
-    for i in range(10):
-        outbox.commit(make_checkin(i))
+    commit_checkins(outbox, 10)
     assert [r.seq for r in outbox.fetch(3, 4)] == [4, 5, 6, 7]
     assert [r.seq for r in outbox.fetch(3, 100, upto=5)] == [4, 5]
     assert outbox.ack([4, 5, 99]) == 2
@@ -110,8 +108,7 @@ def test_fetch_ranges_and_ack(outbox: Outbox) -> None:
 
 
 def test_acknowledged_rows_are_deleted_exactly_in_any_order_with_gaps(outbox: Outbox) -> None:
-    for i in range(10):
-        outbox.commit(make_checkin(i))
+    commit_checkins(outbox, 10)
     assert outbox.ack([8, 1, 3, 7, 3]) == 4
     assert seqs(outbox) == [2, 4, 5, 6, 9, 10]  # the rows between the runs stay
     assert outbox.stats().bytes == sum(len(r.payload) for r in outbox.fetch(0, 100))
@@ -128,8 +125,7 @@ def test_session_counter_persists(tmp_path: Path) -> None:
 
 def test_row_cap_refuses_keeps_everything_and_recovers(tmp_path: Path) -> None:
     box = open_outbox(tmp_path, max_rows=5, high_water=0.6)
-    for i in range(5):
-        box.commit(make_checkin(i))
+    commit_checkins(box, 5)
     before = box.fetch(0, 100)
     assert box.stats().high_water
     with pytest.raises(StorageFull):
@@ -147,8 +143,7 @@ def test_row_cap_refuses_keeps_everything_and_recovers(tmp_path: Path) -> None:
 @pytest.mark.parametrize("cap", ["max_rows", "max_bytes"])
 def test_a_store_reopened_at_its_cap_refuses_at_once_and_recovers(tmp_path: Path, cap: str) -> None:
     box = open_outbox(tmp_path)
-    for i in range(20):
-        box.commit(make_checkin(i))
+    commit_checkins(box, 20)
     stored = box.stats()
     box.close()
     limit = {"max_rows": stored.depth, "max_bytes": max(4096, stored.bytes - 1)}[cap]
@@ -211,8 +206,7 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 
 def test_full_disk_is_a_signalled_state_and_recovers_when_space_frees(tiny_disk: Path) -> None:
     box = open_outbox(tiny_disk)
-    for i in range(20):
-        box.commit(make_checkin(i))
+    commit_checkins(box, 20)
     filler = fill(tiny_disk)
     committed = 20
     with pytest.raises(StorageFull):
@@ -342,8 +336,7 @@ def test_a_meta_counter_that_is_not_a_number_is_corruption_set_aside(tmp_path: P
 
 def test_damaged_database_continues_seq_from_what_is_readable(tmp_path: Path) -> None:
     box = open_outbox(tmp_path)
-    for i in range(200):
-        box.commit(make_checkin(i))
+    commit_checkins(box, 200)
     box.close()
     path = tmp_path / "outbox.sqlite3"
     data = bytearray(path.read_bytes())
@@ -359,8 +352,7 @@ def test_a_set_aside_file_whose_newest_rows_cannot_be_read_never_lends_its_seqs_
     tmp_path: Path,
 ) -> None:
     box = open_outbox(tmp_path)
-    for i in range(10):
-        box.commit(make_checkin(i))
+    commit_checkins(box, 10)
     box.ack([1, 2, 3])  # `last_seq` in meta says 3; rows 4-10 wait, unsent
     box.close()
     path = tmp_path / "outbox.sqlite3"
@@ -377,8 +369,7 @@ def test_a_set_aside_file_whose_newest_rows_cannot_be_read_never_lends_its_seqs_
 
 
 def test_corruption_while_running_is_set_aside_and_commit_goes_on(outbox: Outbox) -> None:
-    for i in range(100):
-        outbox.commit(make_checkin(i))
+    commit_checkins(outbox, 100)
     assert outbox._writer is not None
     outbox._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     size = outbox.path.stat().st_size
@@ -428,8 +419,7 @@ def test_commits_and_acks_from_two_threads(outbox: Outbox) -> None:
 
     drainer = threading.Thread(target=drain, name="test-drain")
     drainer.start()
-    for i in range(total):
-        outbox.commit(make_checkin(i))
+    commit_checkins(outbox, total)
     done.set()
     drainer.join(30)
     assert not errors
