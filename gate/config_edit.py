@@ -8,6 +8,7 @@ on one line, a value spanning several lines, a key given twice) is refused, nami
 The result must load as a valid config (`gate config check`) before it replaces the file.
 """
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -95,7 +96,7 @@ def _insert(
 
 def render_scalar(value: str) -> str:
     """VALUE as YAML: null, true, 8883 or "quoted text" as given; other text double-quoted."""
-    if "\n" in value or "\r" in value:
+    if "".join(value.splitlines()) != value:  # any line break: \n, \r, U+2028, a form feed...
         raise ConfigError(f"{value!r}: expected a value on one line")
     try:
         _, parsed = parse_yaml(value, "VALUE")
@@ -114,7 +115,7 @@ def _quoted(text: str) -> str:
 
 def edited_text(text: str, updates: Sequence[tuple[str, str]]) -> str:
     """`text` with each dotted key set to its value, every other line as it was."""
-    lines = text.splitlines()
+    lines = re.split(r"\r?\n", text.removesuffix("\n"))  # only newlines end a YAML line
     for key, value in updates:
         if not key or not all(part.strip() for part in key.split(".")):
             raise ConfigError(f"{key!r}: expected a dotted key such as mqtt.host")

@@ -186,3 +186,9 @@ def test_a_number_with_an_exponent_is_a_number_as_in_yaml_1_2(tmp_path):
     path.write_text("presentation:\n  cooldown_s: 1e3\n  leave_after_s: 5E-1\n")
     presentation = load_config(path).presentation
     assert (presentation.cooldown_s, presentation.leave_after_s) == (1000.0, 0.5)
+
+
+def test_a_leading_zero_is_decimal_as_in_yaml_1_2(tmp_path):
+    path = tmp_path / "gate.yaml"
+    path.write_text("mqtt:\n  keepalive: 030\n")
+    assert load_config(path).mqtt.keepalive == 30  # YAML 1.1 read octal: 24

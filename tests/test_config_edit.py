@@ -89,6 +89,7 @@ def test_setting_what_is_there_changes_nothing(config, capsys):
         (["site.venue_id", "0123"], ":4: site.venue_id: expected text"),
         (["camera.nonsense", "1"], ":13: camera.nonsense: unknown key; expected one of:"),
         (["mqtt.host", "[a, b]"], "expected one value"),
+        (["mqtt.host", "a\u2028b"], "expected a value on one line"),  # a line break too
     ],
 )
 def test_an_invalid_result_names_file_key_and_expectation_and_keeps_the_file(

@@ -38,6 +38,9 @@ from typing import get_origin as origin_of
 
 from gate.errors import ConfigError
 
+MAX_WHOLE_NUMBER = 2**63 - 1
+"""No config value is larger (SQLite's and most counters' limit); YAML's reader refuses more."""
+
 _REQUIRED: Any = object()
 _INVALID: Any = object()
 Loc = tuple[str | int, ...]
@@ -48,7 +51,7 @@ _S = TypeVar("_S", bound="Section")
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong with the data: where, what kind (`unknown_key`, `missing`,
-    `invalid`), what was expected, and the value found (when there was one)."""
+    `not_a_collection`, `invalid`), what was expected, and the value found (if any)."""
 
     loc: Loc
     kind: str
@@ -117,14 +120,14 @@ def Field(
     )
 
 
-def field_validator(*names: str, mode: Literal["after", "before"] = "after") -> Callable[[_F], _F]:
-    """Mark a classmethod `(cls, value) -> value` as a check of these fields: `after` gets the
-    converted value, `before` the data as written. ValueError says what is wrong. An `after`
-    check may take a third argument: the valid fields declared before this one, by name."""
+def field_validator(*names: str) -> Callable[[_F], _F]:
+    """Mark a classmethod `(cls, value) -> value` as a check of these fields' converted values;
+    ValueError says what is wrong. It may take a third argument: the valid fields declared
+    before this one, by name."""
 
     def mark(method: _F) -> _F:
         function = method.__func__ if isinstance(method, classmethod) else method
-        function.__validates__ = (names, mode)  # type: ignore[attr-defined]
+        function.__validates__ = names  # type: ignore[attr-defined]
         return method
 
     return mark
@@ -152,8 +155,8 @@ class Section:
     """A config section. Every field carries a description: the reference is generated from it."""
 
     model_fields: ClassVar[dict[str, FieldInfo]] = {}
-    _field_checks: ClassVar[dict[str, tuple[list[str], list[tuple[str, bool]]]]] = {}
-    """Per field: the `before` checks, and the `after` ones with whether each takes `earlier`."""
+    _field_checks: ClassVar[dict[str, list[tuple[str, bool]]]] = {}
+    """Per field: its checks, each with whether it takes the earlier fields."""
     _section_checks: ClassVar[list[str]] = []
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -169,7 +172,7 @@ class Section:
             info = declared if isinstance(declared, FieldInfo) else FieldInfo(default=declared)
             fields[name] = replace(info, annotation=annotation)
         cls.model_fields = fields
-        cls._field_checks = {name: ([], []) for name in fields}
+        cls._field_checks = {name: [] for name in fields}
         cls._section_checks = []
         methods: dict[str, Any] = {}
         for klass in reversed(cls.__mro__):  # an override replaces the method it overrides
@@ -183,17 +186,13 @@ class Section:
     @classmethod
     def _register_check(cls, attribute: str, method: Any) -> None:
         function = method.__func__ if isinstance(method, classmethod) else method
-        names, mode = getattr(function, "__validates__", ((), ""))
+        names = getattr(function, "__validates__", ())
         if names and not isinstance(method, classmethod):
             raise TypeError(f"{cls.__name__}.{attribute}: a field check must be a classmethod")
         for name in names:
             if name not in cls._field_checks:
                 raise TypeError(f"{cls.__name__}.{attribute}: checks an unknown field {name!r}")
-            before, after = cls._field_checks[name]
-            if mode == "before":
-                before.append(attribute)
-            else:
-                after.append((attribute, function.__code__.co_argcount == 3))
+            cls._field_checks[name].append((attribute, function.__code__.co_argcount == 3))
         if getattr(function, "__validates_section__", False):
             cls._section_checks.append(attribute)
 
@@ -256,10 +255,7 @@ class Section:
         problems: list[Problem],
         earlier: Mapping[str, Any],
     ) -> Any:
-        before, after = cls._field_checks[name]
         try:
-            for check in before:
-                raw = getattr(cls, check)(raw)
             found = len(problems)
             value = _convert(info.annotation, raw, loc, problems)
             if len(problems) > found:
@@ -268,7 +264,7 @@ class Section:
             if message is not None:
                 problems.append(Problem(loc, "invalid", message, raw))
                 return _INVALID
-            for check, takes_earlier in after:
+            for check, takes_earlier in cls._field_checks[name]:
                 if takes_earlier:
                     valid = {k: v for k, v in earlier.items() if v is not _INVALID}
                     value = getattr(cls, check)(value, valid)
@@ -331,8 +327,9 @@ def _bounds(info: FieldInfo, value: Any) -> str | None:
             return f"should have at least {info.min_length} {_units(value)}"
         if info.max_length is not None and len(value) > info.max_length:
             return f"should have at most {info.max_length} {_units(value)}"
-    if info.pattern is not None and isinstance(value, str) and not re.search(info.pattern, value):
-        return f"should match {info.pattern}"
+    pattern = info.pattern
+    if pattern is not None and isinstance(value, str) and not re.fullmatch(pattern, value):
+        return f"should match {pattern}"
     return None
 
 
@@ -403,8 +400,9 @@ def _union(args: tuple[Any, ...], value: Any, loc: Loc, problems: list[Problem])
 
 
 def _collection(kind: type, item: Any, value: Any, loc: Loc, problems: list[Problem]) -> Any:
-    if not isinstance(value, list | tuple | set | frozenset):  # not quoted: a deny list's id
-        return _invalid(loc, problems, "expected a list", None)
+    if not isinstance(value, list | tuple | set | frozenset):
+        problems.append(Problem(loc, "not_a_collection", "expected a list", value))
+        return _INVALID
     found = len(problems)
     items = [_convert(item, v, (*loc, i), problems) for i, v in enumerate(value)]
     if len(problems) > found:
@@ -414,7 +412,8 @@ def _collection(kind: type, item: Any, value: Any, loc: Loc, problems: list[Prob
 
 def _mapping(args: tuple[Any, ...], value: Any, loc: Loc, problems: list[Problem]) -> Any:
     if not isinstance(value, Mapping):
-        return _invalid(loc, problems, "expected a mapping", None)
+        problems.append(Problem(loc, "not_a_collection", "expected a mapping", value))
+        return _INVALID
     key_type, value_type = args
     found = len(problems)
     converted = {}
@@ -432,7 +431,7 @@ def _to_int(value: Any) -> Any:
         return _INVALID
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, int) and abs(value) < 2**63:
+    if isinstance(value, int) and abs(value) <= MAX_WHOLE_NUMBER:
         return value
     return _INVALID
 

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from gate.config.base import Problem, Section, ValidationError
+from gate.config.base import MAX_WHOLE_NUMBER, Problem, Section, ValidationError
 from gate.errors import ConfigError
 from gate.files import read_bounded
 
@@ -43,10 +43,7 @@ MAX_CONFIG_VALUES = 100_000
 """A gate's config holds hundreds of values (thousands with long deny lists); aliases can make
 a small file stand for billions, each of which would be checked."""
 
-MAX_WHOLE_NUMBER = 2**63 - 1
-"""No config value is larger; a number of thousands of digits cannot even be printed in an
-error (Python refuses to write an int of more than 4300 digits)."""
-
+_SHOWN_CHARS = 80  # of a wrong value, in its error: enough to recognise it
 _INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _NUMBER_DIGITS = 70  # more than any number under MAX_WHOLE_NUMBER or a float's 17 digits needs
@@ -57,7 +54,8 @@ class ConfigYaml(yaml.SafeLoader):
 
     - `1e3` and `5e-1` are numbers (1.1 wants a dot and a signed exponent);
     - `7:00` and `17:30:15` are text, for the fields that read times (1.1 reads them as the
-      base-60 numbers 420 and 63015), and `2024-01-01` is text (1.1: a date);
+      base-60 numbers 420 and 63015), `2024-01-01` is text (1.1: a date), and `030` is
+      thirty (1.1: octal 24; 1.2 writes that `0o30`);
     - whole numbers are at most MAX_WHOLE_NUMBER, and a number of more than 70 characters is
       refused before it is built (PyYAML builds base-60 numbers in quadratic time);
     - the collection tags no config uses (`!!omap`, `!!pairs`, `!!set`, `!!binary`,
@@ -67,7 +65,9 @@ class ConfigYaml(yaml.SafeLoader):
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         if len(str(node.value).replace("_", "")) > _NUMBER_DIGITS:
             raise _refused(node, f"a number of more than {_NUMBER_DIGITS} characters")
-        value = super().construct_yaml_int(node)
+        text = str(self.construct_scalar(node)).replace("_", "")
+        prefixed = text.lstrip("+-")[:2].lower() in ("0x", "0o", "0b")
+        value = int(text, 0 if prefixed else 10)  # 030 is thirty, as in YAML 1.2, not octal
         if abs(value) > MAX_WHOLE_NUMBER:
             raise _refused(node, f"a whole number larger than {MAX_WHOLE_NUMBER}")
         return value
@@ -91,7 +91,7 @@ ConfigYaml.yaml_implicit_resolvers = {  # SafeLoader's, but its numbers and date
 }
 ConfigYaml.add_implicit_resolver(
     _INT,
-    re.compile(r"^[-+]?(?:0b[01_]+|0[0-7_]+|0|[1-9][0-9_]*|0x[0-9a-fA-F_]+)$"),
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*|0x[0-9a-fA-F_]+|0o[0-7_]+|0b[01_]+)$"),
     list("-+0123456789"),
 )
 ConfigYaml.add_implicit_resolver(
@@ -196,11 +196,16 @@ def _message(problem: Problem, model: type[Section]) -> str:
         return f"unknown key{hint}"
     if problem.kind == "missing":
         return problem.message
-    if any(isinstance(part, int) for part in problem.loc):
-        return problem.message  # a list's item: maybe a person's id in a deny list, never shown
+    inside_a_list = any(isinstance(part, int) for part in problem.loc)
+    if inside_a_list or problem.kind == "not_a_collection":
+        return problem.message  # an entry of a list, maybe a person's id in a deny list: unsaid
     got = problem.value
-    shown = f" (got {got!r})" if isinstance(got, str | int | float | bool) else ""
-    return f"{problem.message}{shown}"
+    if not isinstance(got, str | int | float | bool):
+        return problem.message
+    shown = repr(got)
+    if len(shown) > _SHOWN_CHARS:
+        shown = f"{shown[: _SHOWN_CHARS - 3]}..."
+    return f"{problem.message} (got {shown})"
 
 
 def _allowed_keys(model: type[Section], loc: tuple[Any, ...]) -> list[str]:
