@@ -1,5 +1,6 @@
 """The outbox on its own: durability settings, seq, caps, full disk, corrupt files, threads."""
 
+import io
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from outbox_driver import KEY, commit_checkins, make_checkin, make_site
@@ -16,6 +18,7 @@ from outbox_driver import KEY, commit_checkins, make_checkin, make_site
 import gate.outbox.store as store_module
 from gate.errors import StorageError, StorageFull
 from gate.outbox.config import OutboxConfig, PrivacyConfig
+from gate.outbox.reader import export
 from gate.outbox.store import WAL_KEEP_BYTES, Outbox, WriteTurn
 
 
@@ -58,7 +61,17 @@ def test_seq_increases_and_survives_reopen(tmp_path: Path) -> None:
     box.close()
 
 
-def test_a_deleted_check_in_leaves_no_trace_in_the_file(tmp_path: Path) -> None:
+def test_a_deleted_check_in_leaves_no_trace_in_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect = sqlite3.connect
+
+    def insecure_by_default(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = connect(*args, **kwargs)  # as a SQLite built without SECURE_DELETE opens one
+        conn.execute("PRAGMA secure_delete=OFF")
+        return conn
+
+    monkeypatch.setattr(store_module.sqlite3, "connect", insecure_by_default)
     box = open_outbox(tmp_path)
     stored = commit_checkins(box, 200)
     box.ack([s.seq for s in stored[:150]])
@@ -74,8 +87,8 @@ def test_the_write_ahead_log_keeps_little_of_what_was_sent(
     monkeypatch.setattr(store_module, "_CHECKPOINT_EVERY_S", 0.0)  # each ack checkpoints
     box = open_outbox(tmp_path)
     sent = commit_checkins(box, 600)  # a backlog: a 4 MB WAL
-    box.ack([s.seq for s in sent])
-    box.commit(make_checkin(600))  # the WAL starts again from its beginning
+    box.ack([s.seq for s in sent[:-1]])  # the deletions, then a checkpoint
+    box.ack([sent[-1].seq])  # this deletion starts the WAL again from its beginning
 
     wal = tmp_path / f"{box.path.name}-wal"
     raw = b"".join(p.read_bytes() for p in tmp_path.glob(f"{box.path.name}*"))
@@ -453,3 +466,14 @@ def test_the_publisher_gives_way_while_a_commit_is_under_way() -> None:
     for thread in threads:
         thread.join(10)
     turn.give_way()  # no commit: returns at once
+
+
+def test_an_export_writes_any_stored_payload_as_its_bytes(tmp_path: Path) -> None:
+    """A set-aside file's payload column may hold text or numbers: exported, never a crash."""
+    conn = sqlite3.connect(tmp_path / "set-aside.sqlite3")
+    conn.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, payload)")
+    conn.executemany("INSERT INTO events VALUES (?, ?)", [(1, '{"a":1}'), (2, -1), (3, 1.5)])
+    out = io.BytesIO()
+    assert export(conn, out) == 3
+    assert json.loads(out.getvalue().splitlines()[0]) == {"a": 1, "replayed": True}
+    conn.close()

@@ -59,10 +59,11 @@ def summary(conn: sqlite3.Connection, path: Path) -> dict[str, object]:
 def export(conn: sqlite3.Connection, out: IO[bytes]) -> int:
     """Every unsent event as one JSON line, in seq order; returns how many."""
     count = 0
-    cursor = conn.execute("SELECT payload FROM events ORDER BY seq")
+    # CAST: a set-aside file's payload may be text or a number; written as its bytes
+    cursor = conn.execute("SELECT CAST(payload AS BLOB) FROM events ORDER BY seq")
     while rows := cursor.fetchmany(_EXPORT_BATCH):
         for (payload,) in rows:
-            out.write(with_replayed(bytes(payload), True) + b"\n")
+            out.write(with_replayed(payload, True) + b"\n")
             count += 1
     out.flush()
     return count

@@ -59,7 +59,8 @@ _DELETE_CHUNK = 64  # rows per deleting transaction: short, so a commit never wa
 _CHECKPOINT_EVERY_S = 1.0  # the drain connection checkpoints the WAL at most this often
 _WRITER_CHECKPOINT_PAGES = 4000  # backstop for a gate that is offline (nobody drains)
 WAL_KEEP_BYTES = 64 * 1024
-"""What the WAL file keeps when a checkpoint lets it start again: without a limit it stays as
+"""What the WAL file keeps when the drain connection's deletions start it again after a
+checkpoint: without a limit it stays as
 large as it ever grew (megabytes after a backlog), holding page images of check-ins long
 sent. Truncated to this, not to 0: a WAL that must grow at every commit makes each fsync
 write the file's size too (0.1-0.6 ms a commit, measured)."""
@@ -294,7 +295,7 @@ class Outbox:
             raise StorageError(f"outbox {self.path}: cannot use WAL (journal_mode={mode})")
         writer.execute("PRAGMA synchronous=FULL")
         writer.execute(f"PRAGMA wal_autocheckpoint={_WRITER_CHECKPOINT_PAGES}")
-        writer.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
+        writer.execute("PRAGMA secure_delete=ON")  # so are pages it frees or checkpoints
         version = writer.execute("PRAGMA user_version").fetchone()[0]
         if version > DB_VERSION:
             raise StorageError(f"outbox {self.path}: written by a newer gate (v{version})")
@@ -310,7 +311,8 @@ class Outbox:
         drain.execute("PRAGMA synchronous=NORMAL")
         drain.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run outside the write turn
         drain.execute("PRAGMA secure_delete=ON")  # a sent check-in leaves no trace in the file
-        drain.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
+        drain.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")  # cut by its deletions,
+        # not by the door's commits: the truncation stays off the commit path
         rows, size = writer.execute(
             "SELECT count(*), coalesce(sum(length(payload)), 0) FROM events"
         ).fetchone()
