@@ -313,6 +313,16 @@ def test_load_grey_converts_colour_files_to_grey(tmp_path: Path) -> None:
     assert grey.dtype == np.uint8 and grey.shape == (480, 640)
 
 
+def test_an_image_larger_than_any_camera_frame_is_refused_before_it_is_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "frame.png"
+    save_png(qr_frame(CCCD), path)
+    monkeypatch.setattr(decode, "MAX_IMAGE_PIXELS", 640 * 480 - 1)
+    with pytest.raises(ImageReadError, match=r"frame\.png: 640x480 is larger than any camera"):
+        load_grey(path)
+
+
 def test_load_grey_names_the_file_it_cannot_read(tmp_path: Path) -> None:
     with pytest.raises(ImageReadError, match=r"absent\.png"):
         load_grey(tmp_path / "absent.png")

@@ -84,6 +84,16 @@ def test_decoders_say_why_not_and_none_at_all_fails():
     assert "no QR decoder" in row.detail and "apt install libzbar0" in row.action
 
 
+def test_a_zbar_that_cannot_load_warns_that_its_rescue_rung_is_off():
+    """On a Pi without libzbar0 the gate runs on zxing; its zbar rung would wait for the first
+    hard code to say so."""
+    no_zbar = dataclasses.replace(this_machine(), why_not_importable=missing("gate.decode.zbar"))
+    row = platform_row(config(), no_zbar)
+    assert row.status is Status.WARN and "zbar rescue rung is off" in row.detail
+    assert "apt install libzbar0" in row.action
+    assert platform_row(config(decoder={"rescue": ["histogram"]}), no_zbar).status is Status.PASS
+
+
 def test_a_pin_factory_whose_library_is_missing_fails_with_how_to_get_it():
     probe = dataclasses.replace(this_machine(), why_not_importable=missing("lgpio"))
 

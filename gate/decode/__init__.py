@@ -176,14 +176,27 @@ def make_decoder(config: DecoderConfig) -> Decoder:
     return LadderDecoder(primary, rungs, both, config.invert_every)
 
 
+MAX_IMAGE_PIXELS = 4608 * 3472
+"""The largest frame a camera gives (Camera Module 3, full resolution): a file beyond it is
+refused before it is decoded (a 150 MP photo is 450 MB of pixels on a 512 MB Pi)."""
+
+
 def load_grey(path: str | Path) -> np.ndarray:
     """An image file as a 2-D uint8 grey array; ImageReadError says which file and why."""
     p = Path(path)
     if p.is_dir():
         raise ImageReadError(f"{p}: is a directory, not an image file")
     try:
-        with Image.open(p) as img:  # a grey file is not converted: one copy fewer held
-            return np.asarray(img if img.mode == "L" else img.convert("L"))
+        with Image.open(p) as img:
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise ImageReadError(
+                    f"{p}: {img.width}x{img.height} is larger than any camera frame "
+                    f"({MAX_IMAGE_PIXELS} pixels)"
+                )
+            img.draft("L", img.size)  # a JPEG is decoded straight to grey, at no cost elsewhere
+            return np.asarray(img if img.mode == "L" else img.convert("L"))  # grey: no copy
+    except ImageReadError:
+        raise
     except FileNotFoundError as exc:
         raise ImageReadError(f"{p}: no such file") from exc
     except UnidentifiedImageError as exc:

@@ -121,6 +121,9 @@ def platform_row(config: GateConfig, probe: Probe | None = None) -> Row:
     elif "zxing" not in available:
         warnings.append("zbar only (slower, reads fewer photos)")
         actions.append("reinstall the gate on a 64-bit system (zxing-cpp wheel)")
+    elif "zbar" in config.decoder.rescue and "zbar" not in available:
+        warnings.append("the zbar rescue rung is off (hard codes are read less often)")
+        actions.append("apt install libzbar0")
 
     factory = config.signals.pin_factory
     names = [factory] if factory != "default" else ["lgpio", "rpigpio", "pigpio", "native"]
