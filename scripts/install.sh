@@ -497,7 +497,7 @@ apt_or_fail() {
     shift
     if ! "$@" >"$TMP/apt.log" 2>&1; then
         sed 's/^/    apt: /' "$TMP/apt.log" | tail -n 8 >&2
-        die "$what failed (network? apt sources?): run 'sudo apt-get update && sudo apt-get install ${APT_REQUIRED[*]}' by hand, then this again"
+        die "$what failed (network? apt sources?): run 'sudo $what' by hand, then this again"
     fi
 }
 
@@ -534,7 +534,7 @@ ensure_packages() {
     if [ "${#missing[@]}" -gt 0 ]; then
         change "apt-get update" apt_or_fail "apt-get update" apt-get update -qq
     fi
-    for package in "${APT_WHERE_AVAILABLE[@]}"; do
+    on_a_pi || for package in "${APT_WHERE_AVAILABLE[@]}"; do # on a Pi: required, above
         if apt_installed "$package"; then continue; fi
         if apt_candidate "$package"; then
             missing+=("$package")
@@ -715,7 +715,7 @@ remove_entry() { # FILE NAME
 # ----- releases ----------------------------------------------------------------------------
 
 source_files() { # NUL-separated relative paths of what a release copies and hashes
-    if [ -e "$SOURCE/.git" ]; then # a checkout: its tracked files, never a key or venv lying in it
+    if [ -e "$SOURCE/.git" ] && command -v git >/dev/null; then # a checkout: its tracked files, never a key or venv lying in it
         git -c safe.directory="$SOURCE" -C "$SOURCE" ls-files -z --cached |
             while IFS= read -r -d '' file; do
                 if [ -e "$SOURCE/$file" ] || [ -L "$SOURCE/$file" ]; then printf './%s\0' "$file"; fi
