@@ -3,11 +3,11 @@ at a time in a fresh interpreter, with the resident memory and the time each add
 
     .venv/bin/python bench/import_rss.py [--rounds 3]
 
-Prints, asserts nothing. The order is the one `gate run` meets them in (paho after READY);
-a package's share includes what it loads that nothing before it did (OpenSSL's libcrypto
-comes with hashlib, importlib.metadata with gpiozero). The last rows are the gate's own
-modules, with their config models; then pyzbar, which `gate run` loads only when a rescue
-first needs zbar.
+Prints, asserts nothing. The order is the one `gate run` meets them in; a package's share
+includes what it loads that nothing before it did (OpenSSL's libcrypto comes with hashlib,
+importlib.metadata with gpiozero). The gate's own modules, with their config sections, end
+what loads before READY; after that total, paho (the uplink starts after READY) and pyzbar
+(loaded only when a rescue first needs zbar).
 bench/footprint.py measures the whole running gate beside these shares.
 """
 
@@ -25,20 +25,22 @@ STEPS = [
     ("Pillow", "PIL.Image"),
     ("yaml", "yaml"),
     ("hashlib (libcrypto)", "hashlib"),
-    ("paho-mqtt with ssl", "paho.mqtt.client"),
     ("gpiozero", "gpiozero"),
     ("zxing-cpp", "zxingcpp"),
     ("sqlite3", "sqlite3"),
-    ("the gate's config models", "gate.app_config"),
+    ("the gate's config sections", "gate.app_config"),
     ("the rest of the gate", "gate.daemon"),
 ]
-LATER = [("pyzbar (a rescue's zbar rung)", "pyzbar.pyzbar")]
+LATER = [
+    ("paho-mqtt, ssl (after READY)", "paho.mqtt.client"),
+    ("pyzbar (a rescue's zbar rung)", "pyzbar.pyzbar"),
+]
 
 CHILD = """
-import importlib, json, sys, time
+import importlib, json, os, sys, time
 def rss_mb():
     with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096 / 1e6
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 out = [("the interpreter", rss_mb(), 0.0)]
 for label, module in json.loads(sys.argv[1]):
     before, started = rss_mb(), time.perf_counter()
