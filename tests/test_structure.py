@@ -69,7 +69,8 @@ DEFERRED: dict[tuple[str, str], str] = {
             ("gate.credentials", "gate.credentials.gate_pass"),
             ("gate.credentials", "gate.trust.store"),
         ],
-        "the signed parsers and cryptography (15 MB) only for a parser that reads signed kinds",
+        "the signed parsers and cryptography (most of what the full config takes beyond the "
+        "demo) only for a parser that reads signed kinds",
     ),
     ("gate.judge", "gate.trust.store"): "cryptography only for a gate that verifies signatures",
     ("gate.app", "gate.commands.service"): "cryptography only once remote commands can be "

@@ -8,7 +8,7 @@ with every problem found, each with its location (`camera.fps`) and what was exp
 Our own, not a validation library: the config needs a dozen types (str, bool, int, float,
 Path, time, literals and enums, optional values, lists, sets, tuples, mappings, nested
 sections) and two kinds of checks (per field, per section), and the library we used
-(pydantic) cost `gate run` 8.8 MB of its 60 and 0.06 s of its 0.35 s to READY
+(pydantic) cost `gate run` 8.8 MB of its 60 and about 0.06 s of its time to READY
 (bench/footprint.py), on a Pi Zero 2 W whose 512 MB the camera shares.
 
 Values are converted only where YAML cannot say them directly: a path or a time of day from
