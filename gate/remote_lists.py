@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 from gate.app_config import GateConfig
+from gate.commands.config import MAX_COMMAND_BYTES
 from gate.errors import ConfigError
 from gate.files import read_bounded
 from gate.policy import DenyList
@@ -29,8 +30,8 @@ VERSION = 1
 REMOTE = "remote"
 DENY_FILE = "deny.json"
 TRUST_LINK = "trust"
-MAX_LIST_BYTES = 16 * 1_048_576
-"""A list arrives in one command, and no command is larger (commands.max_payload_bytes)."""
+MAX_LIST_BYTES = MAX_COMMAND_BYTES
+"""A list arrives in one command, and no command can be larger."""
 
 
 def merged_deny(config: GateConfig) -> DenyList:

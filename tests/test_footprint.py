@@ -94,6 +94,11 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         yield running
 
 
+def without_arena_limits() -> dict[str, str]:
+    """This environment without a malloc arena limit of its own, which would win."""
+    return {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
+
+
 class DemoRun:
     """The real `gate run` on config/demo.yaml (state in a temporary folder, the test
     broker), started as systemd would (a notify socket), asked for its module set."""
@@ -110,8 +115,7 @@ class DemoRun:
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(str(folder / "notify.sock"))
         self.notify.settimeout(30)
-        env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
-        env |= {"NOTIFY_SOCKET": str(folder / "notify.sock")}
+        env = without_arena_limits() | {"NOTIFY_SOCKET": str(folder / "notify.sock")}
         self.process = subprocess.Popen(
             [sys.executable, "-c", CHILD, str(self.config), str(self.modules_file)], env=env
         )
@@ -218,7 +222,7 @@ done.set()
     ],
 )
 def test_an_arena_limit_set_in_the_environment_wins(setting: dict, arenas: int) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
+    env = without_arena_limits()
     done = subprocess.run(
         [sys.executable, "-c", ARENAS_OF_EIGHT_THREADS],
         env=env | setting,

@@ -173,18 +173,18 @@ def test_a_due_deletion_waits_for_a_full_window_and_takes_one_run_per_window() -
     assert not in_flight & set(shell.deleted)
 
 
-def test_deletions_keep_up_with_acknowledgements_whatever_the_window() -> None:
-    for window in (WINDOW, 3 * DELETE_PER_WINDOW):
-        shell = Shell(stored=20 * window, window=window)
-        shell.connect()
-        most_waiting = 0
-        while shell.flying:
-            shell.ack(*list(shell.flying))
-            shell.turn()
-            waiting = len(shell.mids()) - len(shell.flying) - len(shell.deleted)
-            most_waiting = max(most_waiting, waiting)
-        assert most_waiting <= DELETE_BATCH + window  # acknowledged, not yet deleted
-        assert len(shell.deleted) == 20 * window
+@pytest.mark.parametrize("window", [WINDOW, 3 * DELETE_PER_WINDOW])
+def test_deletions_keep_up_with_acknowledgements_whatever_the_window(window: int) -> None:
+    shell = Shell(stored=20 * window, window=window)
+    shell.connect()
+    most_waiting = 0
+    while shell.flying:
+        shell.ack(*list(shell.flying))
+        shell.turn()
+        waiting = len(shell.mids()) - len(shell.flying) - len(shell.deleted)
+        most_waiting = max(most_waiting, waiting)
+    assert most_waiting <= DELETE_BATCH + window  # acknowledged, not yet deleted
+    assert len(shell.deleted) == 20 * window
 
 
 def test_acknowledged_rows_do_not_wait_for_one_slow_puback() -> None:

@@ -4,6 +4,9 @@ from pathlib import Path
 
 from gate.config.base import Field, Section
 
+MAX_COMMAND_BYTES = 16 * 1_048_576
+"""The most `max_payload_bytes` may allow: no command, a trust list included, needs more."""
+
 
 class CommandsConfig(Section):
     public_keys: list[Path] = Field(
@@ -23,7 +26,7 @@ class CommandsConfig(Section):
     max_payload_bytes: int = Field(
         default=1_048_576,
         ge=1024,
-        le=16 * 1_048_576,
+        le=MAX_COMMAND_BYTES,
         description="Largest command accepted (a trust list is the largest); a bigger one is "
         "refused with `oversized` without being parsed.",
     )
