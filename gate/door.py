@@ -46,9 +46,9 @@ from gate.signals import PinChangeLog, Signals, make_pin_factory
 log = logging.getLogger(__name__)
 
 MODE_FILE = "mode"
-READY_POLL_S = 0.01
-"""How often the watchdog looks for the first frame before READY (a short, bounded wait:
-READY is what systemd and the boot time wait for)."""
+READY_POLL_S = 0.1
+"""How often, before READY, the watchdog looks at the faults (a start with no camera is READY
+with its fault); the first frame wakes it at once."""
 NO_FRAME_TRIES = 3
 """Capture failures in a row, with no frame between them, that make a camera which opens
 `camera_missing`: one timeout is a glitch a reopen cures; three (each at least

@@ -104,13 +104,13 @@ class Pipeline:
         already (the door builds decoder and judge first, to raise their faults) and the
         memories it keeps across rebuilds come in; the rest is made here."""
         return cls(
-            decoder or make_decoder(config.decoder),
-            tracker or PresentationTracker(config.presentation),
-            judge or load_judge(config, every_kind=False),
+            make_decoder(config.decoder) if decoder is None else decoder,
+            PresentationTracker(config.presentation) if tracker is None else tracker,
+            load_judge(config, every_kind=False) if judge is None else judge,
             sink,
             signals,
-            counters or Counters(),
-            passages or Passages(config.policy.anti_passback_minutes * 60),
+            Counters() if counters is None else counters,
+            Passages(config.policy.anti_passback_minutes * 60) if passages is None else passages,
             clock=clock,
         )
 
