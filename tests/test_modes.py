@@ -69,8 +69,8 @@ def test_locked_gate_still_lets_people_out(config, sink, mock_factory):
 
 def test_emergency_open_holds_the_relay_through_scans_until_normal(config, sink, mock_factory):
     gate = gate_with_a_code_later(config, sink, mock_factory)
+    gate.set_mode(Mode.EMERGENCY_OPEN)  # before the code is shown, however slow the machine
     gate.start()
-    gate.set_mode(Mode.EMERGENCY_OPEN)
     assert gate.finished.wait(5)
     wait(0.5)  # longer than a pulse: an accepted scan must not end the hold
     assert mock_factory.pin(RELAY).state is True
