@@ -1086,6 +1086,16 @@ def test_the_registry_names_the_line_that_is_wrong(tmp_path):
     assert list(device.read_registry(registry)) == [TARGET]
 
 
+def test_a_registry_key_with_a_character_outside_base64_is_refused_not_skipped(tmp_path):
+    key = ed25519.Ed25519PrivateKey.generate()
+    entry = device.registration(TARGET, key)
+    text = entry["public_key"]
+    registry = tmp_path / "devices.jsonl"
+    registry.write_text(json.dumps(entry | {"public_key": f"{text[:8]}!!{text[8:]}"}) + "\n")
+    with pytest.raises(CommandError, match=r"devices.jsonl:1: expected"):
+        device.read_registry(registry)  # a lenient decoder dropped the "!" and read the key
+
+
 def test_the_refusal_budget_lets_a_burst_through_then_one_a_second_and_sums_up_the_rest():
     clock = Monotonic()
     budget = RefusalBudget(burst=3, per_second=1.0, summary_every_s=10.0, clock=clock)

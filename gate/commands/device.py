@@ -16,6 +16,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from gate.b64 import unbase64
 from gate.commands.envelope import CommandError
 from gate.files import create_exclusively, read_bounded, warn_if_readable_by_others
 from gate.trust.keys import ed25519_kid
@@ -90,7 +91,7 @@ def read_registry(path: Path) -> dict[str, ed25519.Ed25519PublicKey]:
         try:
             entry = json.loads(line)
             gate, text = entry["gate"], entry["public_key"]
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            raw = unbase64(text)
             if not isinstance(gate, str) or len(raw) != _RAW_KEY_BYTES:
                 raise ValueError("not a gate and a 32-byte public key")
             keys[gate] = ed25519.Ed25519PublicKey.from_public_bytes(raw)

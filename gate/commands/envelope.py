@@ -58,6 +58,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from gate.b64 import unbase64
 from gate.credentials.vds_nc import canonical
 from gate.errors import GateError, TrustError
 from gate.trust.keys import Algorithm, ed25519_kid, verify
@@ -287,7 +288,7 @@ def signature_problem(document: Mapping[str, Any], key: ed25519.Ed25519PublicKey
         signed = canonical({k: v for k, v in document.items() if k != "sig"}).encode("utf-8")
     except ValueError:  # nested too deep, a lone surrogate, a non-finite number
         return "the members cannot be put in canonical form"
-    signature = base64.urlsafe_b64decode(sig + "==")
+    signature = unbase64(sig)
     if base64.urlsafe_b64encode(signature).rstrip(b"=").decode("ascii") != sig:
         return "`sig` is not in canonical base64url (its unused bits are set)"
     if not verify(key, Algorithm.ED25519, signature, signed):

@@ -25,8 +25,6 @@ certificates, found by the issuer name). Decisions where the references are sile
   is the certificate's identifier (`uvci` or `utci`).
 """
 
-import base64
-import binascii
 import datetime
 import json
 import math
@@ -36,6 +34,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
+from gate.b64 import unbase64
 from gate.credentials.fields import iso_date, iso_instant, small_int, text_value
 from gate.credentials.model import (
     Context,
@@ -287,12 +286,9 @@ def _unbase64url(text: object) -> bytes | None:
     """base64url, padding optional; any character outside the alphabet is an error."""
     if not isinstance(text, str) or not text:
         return None
-    stripped = text.rstrip("=")
     try:
-        return base64.b64decode(
-            stripped + "=" * (-len(stripped) % 4), altchars=b"-_", validate=True
-        )
-    except (binascii.Error, ValueError):
+        return unbase64(text)
+    except ValueError:
         return None
 
 

@@ -29,8 +29,6 @@ Beside the checks, the gate's own verdict on `PREFIX` (what `gate parse` says) i
 against the case: `verdict_disagreements`, summed up by `Tally` (docs/conformance.md).
 """
 
-import base64
-import binascii
 import datetime
 import json
 from collections import Counter
@@ -39,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gate.b64 import unbase64
 from gate.credentials import base45, cbor, dcc, parse, signed
 from gate.credentials.fields import iso_instant
 from gate.credentials.model import Credential
@@ -341,8 +340,8 @@ def _base64(value: object, where: str) -> bytes | None:
     if not isinstance(value, str):
         raise DccTestDataError(f"{where}: must be a base64 string")
     try:
-        return base64.b64decode(value, validate=False)
-    except binascii.Error as exc:
+        return unbase64("".join(value.split()))
+    except ValueError as exc:
         raise DccTestDataError(f"{where}: invalid base64") from exc
 
 

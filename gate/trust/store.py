@@ -24,7 +24,6 @@ is neither EC nor RSA) is a TrustError at load.
 """
 
 import base64
-import binascii
 import datetime
 import json
 from collections.abc import Iterable, Iterator, Mapping
@@ -39,6 +38,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from gate.b64 import unbase64
 from gate.errors import TrustError
 from gate.reasons import Reason
 from gate.trust.keys import PublicKey, ed25519_kid, key_id
@@ -390,10 +390,9 @@ def _kid_map(data: bytes, source: str) -> list[DocumentSigner]:
 
 def _unbase64(text: str, where: str) -> bytes:
     """Standard or URL-safe base64, padding optional."""
-    cleaned = "".join(text.split()).replace("-", "+").replace("_", "/")
     try:
-        return base64.b64decode(cleaned + "=" * (-len(cleaned) % 4), validate=True)
-    except binascii.Error as exc:
+        return unbase64("".join(text.split()))
+    except ValueError as exc:
         raise TrustError(f"{where}: invalid base64") from exc
 
 
