@@ -21,6 +21,16 @@ def _whole(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def newest_seq(meta_last_seq: int | None, newest_row: int | None) -> int | None:
+    """The newest seq a file has committed, None when neither number is known.
+
+    Commits leave `last_seq` in meta alone (one statement, one page) and deletions raise it
+    to the rows they remove: so it is the larger of that and the newest stored row.
+    """
+    known = [seq for seq in (meta_last_seq, newest_row) if seq is not None]
+    return max(known) if known else None
+
+
 def _iso(ms: int | None) -> str | None:
     if ms is None:
         return None
@@ -47,9 +57,7 @@ def summary(conn: sqlite3.Connection, path: Path) -> dict[str, object]:
         "last_unsent_seq": _whole(last),
         "oldest_unsent_at": _iso(oldest_ms),
         "oldest_unsent_age_s": None if oldest_ms is None else round(now - oldest_ms / 1000, 3),
-        "last_seq": max(
-            (s for s in (meta.get("last_seq"), _whole(last)) if s is not None), default=None
-        ),
+        "last_seq": newest_seq(meta.get("last_seq"), _whole(last)),
         "last_acked_seq": meta.get("last_acked_seq"),
         "last_acked_at": _iso(meta.get("last_acked_ms")),
         "sessions": meta.get("session"),

@@ -45,6 +45,7 @@ from gate.files import create_private_file, make_private_directory
 from gate.identity import clock_synced as system_clock_synced
 from gate.outbox.config import OutboxConfig, PrivacyConfig
 from gate.outbox.events import EventRenderer, uuid7
+from gate.outbox.reader import newest_seq
 from gate.privacy import load_key
 
 log = logging.getLogger(__name__)
@@ -316,9 +317,9 @@ class Outbox:
         rows, size = writer.execute(
             "SELECT count(*), coalesce(sum(length(payload)), 0) FROM events"
         ).fetchone()
-        last_seq = self._meta(writer, "last_seq") or 0
-        max_row = writer.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
-        self._rows, self._bytes, self._last_seq = rows, size, max(last_seq, max_row)
+        newest_row = writer.execute("SELECT max(seq) FROM events").fetchone()[0]
+        self._rows, self._bytes = rows, size
+        self._last_seq = newest_seq(self._meta(writer, "last_seq"), newest_row) or 0
         if rows >= self._config.max_rows or size >= self._config.max_bytes:
             self._full_cause = FullCause.CAP  # a gate restarted on a full store refuses at once
         self._update_high_water()
@@ -762,8 +763,8 @@ def _insert_row(conn: sqlite3.Connection, row: tuple[int, str, int, bytes]) -> N
     """A check-in: one statement, which SQLite commits as its own transaction (one lock, one
     fsync, and one hand-over of the interpreter where four statements took four).
 
-    `last_seq` in meta is not touched: deletions raise it to the rows they remove, so the
-    newest seq ever committed is the larger of it and the newest stored row.
+    `last_seq` in meta is not touched: `newest_seq` reads the newest seq from it and the
+    newest stored row.
     """
     conn.execute(
         "INSERT INTO events(seq, event_id, committed_ms, payload) VALUES (?, ?, ?, ?)", row
@@ -818,16 +819,16 @@ def _runs(seqs: Iterable[int]) -> Iterator[tuple[int, int]]:
 
 
 def _salvage_last_seq(path: Path) -> int | None:
-    """The newest seq a bad file shows, or None when that cannot be known.
-
-    Commits leave `last_seq` in meta alone (deletions raise it), so it is only a floor: the
-    newest stored row must be readable as well, or nothing is said.
+    """The newest seq a bad file shows, or None when that cannot be known: meta's
+    `last_seq` alone is only a floor (`newest_seq`), so the newest stored row must be
+    readable as well, or nothing is said.
     """
     newest = _peek(path, "mode=ro", "SELECT coalesce(max(seq), 0) FROM events")
     if newest is None:
         return None
-    floor = _peek(path, "mode=ro", "SELECT value FROM meta WHERE key = 'last_seq'")
-    return max(newest, floor or 0)
+    return newest_seq(
+        _peek(path, "mode=ro", "SELECT value FROM meta WHERE key = 'last_seq'"), newest
+    )
 
 
 def _peek(path: Path, mode: str, query: str) -> int | None:
