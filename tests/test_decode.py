@@ -4,11 +4,13 @@ Every backend importable here (zbar always, zxing where its wheel exists) and th
 decoder must give the symbol's exact bytes, never a charset guess.
 """
 
+import ctypes
+import ctypes.util
 import json
 import subprocess
 import sys
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import import_module
 from pathlib import Path
 
@@ -493,24 +495,43 @@ print([c.text for c in ZbarOnFirstUse()(qr_frame("read by zbar"))], "pyzbar" in 
     assert done.stdout.splitlines() == ["False", "['read by zbar'] True"]
 
 
-def broken_libzbar(module: str) -> object:
-    """As `_load` on a device whose libzbar is there but cannot be loaded."""
-    if module == "zbar":
-        raise OSError("libzbar.so.0: invalid ELF header")
-    return import_module(f"gate.decode.{module}")
+def libzbar_that(loads: bool) -> Callable[[], object]:
+    """pyzbar's loader of libzbar on a device where the library cannot be loaded, or is
+    a library without zbar's functions (as an old or wrong libzbar would be)."""
+
+    def load() -> object:
+        if not loads:
+            raise OSError("libzbar.so.0: invalid ELF header")
+        return ctypes.CDLL(ctypes.util.find_library("c")), []
+
+    return load
 
 
-@pytest.mark.parametrize("why", ["pyzbar is missing", "libzbar is broken"])
+@pytest.mark.parametrize(
+    ("why", "said"),
+    [
+        ("pyzbar is missing", "pyzbar"),
+        ("libzbar fails to load", "OSError: libzbar.so.0: invalid ELF header"),
+        ("libzbar lacks a function", "AttributeError: "),
+    ],
+)
 def test_a_zbar_rung_that_cannot_load_turns_itself_off_and_says_so_once(
-    why: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    why: str, said: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     decode._load.cache_clear()
     decode._why_unavailable.cache_clear()
+    monkeypatch.delitem(sys.modules, "gate.decode.zbar", raising=False)
     if why == "pyzbar is missing":
         monkeypatch.setitem(sys.modules, "pyzbar", None)
-        monkeypatch.delitem(sys.modules, "gate.decode.zbar", raising=False)
-    else:
-        monkeypatch.setattr(decode, "_load", broken_libzbar)
+    else:  # the real pyzbar, imported again over a libzbar that does not work
+        import pyzbar
+        from pyzbar import zbar_library
+
+        monkeypatch.delitem(sys.modules, "pyzbar.wrapper")
+        monkeypatch.delattr(pyzbar, "wrapper")
+        monkeypatch.setattr(zbar_library, "load", libzbar_that(loads="lacks" in why))
+        with pytest.raises(ImportError, match=said):  # whatever broke, the backend says
+            import_module("gate.decode.zbar")  # "unavailable" the one way
     try:
         rung = decode.ZbarOnFirstUse()
         assert rung(qr_frame(HUYNH)) == []  # no exception reaches the capture loop
@@ -522,4 +543,4 @@ def test_a_zbar_rung_that_cannot_load_turns_itself_off_and_says_so_once(
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1
     assert "zbar rescue rung is off" in warnings[0]
-    assert ("pyzbar" if why == "pyzbar is missing" else "invalid ELF header") in warnings[0]
+    assert said in warnings[0]

@@ -92,10 +92,8 @@ def _why_unavailable(backend: str) -> str | None:
     """None when the backend imports, else why not."""
     try:
         _load(backend)
-    except ImportError as exc:
+    except ImportError as exc:  # a backend there but broken says so as an ImportError too
         return str(exc)
-    except (OSError, AttributeError) as exc:  # there but broken: a bad libzbar, a missing symbol
-        return f"{type(exc).__name__}: {exc}"
     return None
 
 

@@ -25,10 +25,18 @@ from gate.errors import DecoderError
 
 try:
     from pyzbar import wrapper as _zw
+
+    _set_crop = _zw.zbar_function(
+        "zbar_image_set_crop", None, POINTER(_zw.zbar_image), c_uint, c_uint, c_uint, c_uint
+    )
 except ModuleNotFoundError as exc:
     raise ImportError(f"zbar backend unavailable: the pyzbar package is missing ({exc})") from exc
-except ImportError as exc:  # pyzbar is there, its ctypes load of libzbar failed
-    raise ImportError(f"zbar backend unavailable: libzbar cannot be loaded ({exc})") from exc
+except (ImportError, OSError, AttributeError) as exc:  # pyzbar is there, libzbar is not
+    # usable: not found, not loadable (a bad file, another architecture) or too old for a
+    # function this module calls; every caller needs to know only "unavailable, and why"
+    raise ImportError(
+        f"zbar backend unavailable: libzbar cannot be loaded ({type(exc).__name__}: {exc})"
+    ) from exc
 
 _ZBAR_NONE = 0
 _ZBAR_QRCODE = 64
@@ -37,10 +45,6 @@ _CFG_ENABLE = 0
 # pyzbar 0.1.9's ZBarConfig enum predates BINARY and calls 4 "CFG_NUM": do not use it.
 _CFG_BINARY = 4
 _Y800 = 0x30303859  # fourcc("Y", "8", "0", "0"): 8-bit grey, no conversion inside zbar
-
-_set_crop = _zw.zbar_function(
-    "zbar_image_set_crop", None, POINTER(_zw.zbar_image), c_uint, c_uint, c_uint, c_uint
-)
 
 
 def _destroy(scanner: object, image: object) -> None:
