@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 POLL_S = 0.2
 UPLINK_WAIT_S = 2.0
 STORAGE_CHECK_S = 1.0
+START_EXTEND_EVERY_S = 5.0  # while a start takes long, systemd is told this often...
+START_EXTEND_BY_S = 20.0  # ...to wait this much longer for READY...
+START_EXTEND_MAX_S = 600.0  # ...up to this long in all: a start that never ends is restarted
 
 
 class Request(StrEnum):
@@ -98,19 +101,63 @@ class GateApp:
         self.commands: CommandService | None = None
         self._commands_lock = threading.Lock()
         self._commands_closed = False
+        self._starting = ""
 
     # -- start and stop ----------------------------------------------------------------------
 
     def start(self) -> None:
         """Each step registers its stop before it can fail, so `stop` undoes a partial start."""
-        for name, step in (
-            ("outbox", self._start_outbox),
-            ("door", self._start_door),
-            ("uplink", self._start_uplink),
-            ("commands", self._start_commands),
-        ):
-            log.debug("starting %s", name)
-            step()
+        with self._keeping_systemd_waiting():
+            for name, step in (
+                ("outbox", self._start_outbox),
+                ("door", self._start_door),
+                ("uplink", self._start_uplink),
+                ("commands", self._start_commands),
+            ):
+                self._starting = name
+                log.debug("starting %s", name)
+                step()
+
+    @contextlib.contextmanager
+    def _keeping_systemd_waiting(self) -> Iterator[None]:
+        """While the start runs, a thread tells systemd to wait for READY, and which step is
+        slow: opening an outbox of a few GB on an SD card takes minutes, and the unit's
+        TimeoutStartSec would otherwise kill every start in turn (the door would never open).
+        """
+        if not self.notifier.enabled:
+            yield
+            return
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self._keep_systemd_waiting, args=(stop,), name="gate-start", daemon=True
+        )
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(JOIN_TIMEOUT_S)
+
+    def _keep_systemd_waiting(self, stop: threading.Event) -> None:
+        started, said = time.monotonic(), ""
+        while not stop.wait(START_EXTEND_EVERY_S):
+            if self.door is not None and self.door.serving.is_set():
+                return  # READY was sent
+            waited = time.monotonic() - started
+            if waited + START_EXTEND_BY_S > START_EXTEND_MAX_S:
+                log.error(
+                    "starting %s for %.0f s: systemd is not asked to wait longer",
+                    self._starting,
+                    waited,
+                )
+                return
+            if said != self._starting:  # once a step: the STATUS line counts the seconds
+                said = self._starting
+                log.warning("starting %s takes long (%.0f s so far)", said, waited)
+            self.notifier.notify(
+                f"EXTEND_TIMEOUT_USEC={round(START_EXTEND_BY_S * 1e6)}\n"
+                f"STATUS=starting: {self._starting} ({waited:.0f} s)"
+            )
 
     def stop(self) -> None:
         """The started steps' stops, in reverse order; one failing does not skip the rest."""

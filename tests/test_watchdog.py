@@ -1,5 +1,6 @@
 """The systemd watchdog means something: pings follow the capture loop's own progress."""
 
+import re
 import socket
 import threading
 import time
@@ -9,8 +10,12 @@ from itertools import pairwise
 import numpy as np
 import pytest
 from broker import free_port
+from conftest import ListSink
+from gpiozero.pins.mock import MockFactory
 from imagegen import empty_frame
 
+import gate.app as app_module
+from gate.app import GateApp
 from gate.app_config import GateConfig
 from gate.door import Gate
 from gate.notify import Notifier
@@ -157,3 +162,86 @@ def test_a_stopped_publisher_is_a_problem_for_the_watchdog(tmp_path):
         assert service.problem() == "the publisher thread is dead"
     finally:
         service.close()
+
+
+class SlowStore(ListSink):
+    """A store that takes `open_s` to open, as an outbox of a few GB does on an SD card."""
+
+    def __init__(self, open_s: float) -> None:
+        super().__init__()
+        time.sleep(open_s)
+
+
+def messages_until_ready(server: socket.socket, limit_s: float) -> list[str]:
+    """What the gate tells systemd until READY=1 and for 0.3 s after it."""
+    received: list[str] = []
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            received.append(server.recv(4096).decode())
+        except TimeoutError:
+            continue
+        if received[-1].startswith("READY=1"):
+            deadline = min(deadline, time.monotonic() + 0.3)
+    return received
+
+
+def start_slowly(
+    open_s: float, path: str, mock_factory: MockFactory
+) -> tuple[GateApp, threading.Thread]:
+    config = GateConfig.model_validate(
+        {"camera": {"source": "replay"}, "signals": {"pin_factory": "mock"}}
+    )
+    app = GateApp(
+        config,
+        open_store=lambda _: SlowStore(open_s),
+        source=StallingSource(flowing_s=30),
+        pin_factory=mock_factory,
+        notifier=Notifier({"NOTIFY_SOCKET": path}),
+    )
+    starting = threading.Thread(target=app.start, name="test-start")
+    starting.start()
+    return app, starting
+
+
+def test_a_long_start_asks_systemd_to_wait_and_says_which_step_until_ready(
+    notify_socket, mock_factory, monkeypatch, caplog
+):
+    server, path = notify_socket
+    monkeypatch.setattr(app_module, "START_EXTEND_EVERY_S", 0.1)
+    app, starting = start_slowly(0.55, path, mock_factory)
+    try:
+        received = messages_until_ready(server, 10)
+    finally:
+        starting.join(5)
+        app.stop()
+
+    ready = next(i for i, text in enumerate(received) if text.startswith("READY=1"))
+    extensions = [text for text in received if text.startswith("EXTEND_TIMEOUT_USEC=")]
+    assert len(extensions) >= 3
+    assert all(
+        text.startswith("EXTEND_TIMEOUT_USEC=20000000\nSTATUS=starting: outbox (")
+        for text in extensions
+    )
+    assert not any(text.startswith("EXTEND") for text in received[ready:])  # READY ends them
+    assert caplog.text.count("starting outbox takes long") == 1  # said once, counted in STATUS
+
+
+def test_a_start_longer_than_the_limit_is_left_to_the_units_timeout(
+    notify_socket, mock_factory, monkeypatch, caplog
+):
+    server, path = notify_socket
+    monkeypatch.setattr(app_module, "START_EXTEND_EVERY_S", 0.1)
+    monkeypatch.setattr(app_module, "START_EXTEND_BY_S", 0.2)
+    monkeypatch.setattr(app_module, "START_EXTEND_MAX_S", 0.45)
+    app, starting = start_slowly(1.2, path, mock_factory)
+    try:
+        received = messages_until(server, 1.0)
+    finally:
+        starting.join(5)
+        app.stop()
+
+    extensions = [at for at, text in received if text.startswith("EXTEND_TIMEOUT_USEC=200000\n")]
+    assert 1 <= len(extensions) <= 3
+    assert max(extensions) < 0.4  # none once another 0.2 s would pass 0.45 s in all
+    assert re.search(r"starting outbox for \d+ s: systemd is not asked to wait longer", caplog.text)
