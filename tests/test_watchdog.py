@@ -1,5 +1,6 @@
 """The systemd watchdog means something: pings follow the capture loop's own progress."""
 
+import contextlib
 import re
 import socket
 import threading
@@ -186,9 +187,9 @@ def messages_until_ready(server: socket.socket, limit_s: float) -> list[str]:
     return received
 
 
-def start_slowly(
-    open_s: float, path: str, mock_factory: MockFactory
-) -> tuple[GateApp, threading.Thread]:
+@contextlib.contextmanager
+def starting_slowly(open_s: float, path: str, mock_factory: MockFactory) -> Iterator[None]:
+    """A gate starting in another thread, its store taking `open_s` to open; stopped after."""
     config = GateConfig.model_validate(
         {"camera": {"source": "replay"}, "signals": {"pin_factory": "mock"}}
     )
@@ -201,7 +202,11 @@ def start_slowly(
     )
     starting = threading.Thread(target=app.start, name="test-start")
     starting.start()
-    return app, starting
+    try:
+        yield
+    finally:
+        starting.join(5)
+        app.stop()
 
 
 def test_a_long_start_asks_systemd_to_wait_and_says_which_step_until_ready(
@@ -209,12 +214,8 @@ def test_a_long_start_asks_systemd_to_wait_and_says_which_step_until_ready(
 ):
     server, path = notify_socket
     monkeypatch.setattr(app_module, "START_EXTEND_EVERY_S", 0.1)
-    app, starting = start_slowly(0.55, path, mock_factory)
-    try:
+    with starting_slowly(0.55, path, mock_factory):
         received = messages_until_ready(server, 10)
-    finally:
-        starting.join(5)
-        app.stop()
 
     ready = next(i for i, text in enumerate(received) if text.startswith("READY=1"))
     extensions = [text for text in received if text.startswith("EXTEND_TIMEOUT_USEC=")]
@@ -234,12 +235,8 @@ def test_a_start_longer_than_the_limit_is_left_to_the_units_timeout(
     monkeypatch.setattr(app_module, "START_EXTEND_EVERY_S", 0.1)
     monkeypatch.setattr(app_module, "START_EXTEND_BY_S", 0.2)
     monkeypatch.setattr(app_module, "START_EXTEND_MAX_S", 0.45)
-    app, starting = start_slowly(1.2, path, mock_factory)
-    try:
+    with starting_slowly(1.2, path, mock_factory):
         received = messages_until(server, 1.0)
-    finally:
-        starting.join(5)
-        app.stop()
 
     extensions = [at for at, text in received if text.startswith("EXTEND_TIMEOUT_USEC=200000\n")]
     assert 1 <= len(extensions) <= 3
