@@ -10,8 +10,8 @@ A first, uncounted run of each config compiles the bytecode, as installing the g
     .venv/bin/python bench/footprint.py [--rounds N] [--run-s S] [--against DIR]
 
 `--against DIR` runs another checkout of the gate (say `git worktree add DIR <commit>`)
-with the same interpreter and packages, round for round beside this one, so that the two
-are measured under the same load.
+with the same interpreter and packages, round for round beside this one, each tree first in
+every other round, so that the two are measured under the same load.
 
 Goals (issue 12): demo peak RSS <= 60 MB, READY <= 0.4 s on the development machine.
 Figures are of this machine; a Pi Zero 2 W is slower (see the README's estimates).
@@ -131,8 +131,11 @@ def main() -> None:
         for source in sources.values():  # not counted: compiles the bytecode, fills the caches
             with tempfile.TemporaryDirectory() as tmp:
                 measure(source, make(Path(tmp)), Path(tmp), 0.0)
-        for _ in range(args.rounds):
-            for tree, source in sources.items():
+        for round_number in range(args.rounds):
+            trees = list(sources.items())
+            if round_number % 2:  # each tree goes first as often: the first run of a round
+                trees.reverse()  # finds the page cache as the other tree left it
+            for tree, source in trees:
                 with tempfile.TemporaryDirectory() as tmp:
                     r, p = measure(source, make(Path(tmp)), Path(tmp), args.run_s)
                 ready[tree].append(r)
