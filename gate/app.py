@@ -102,6 +102,7 @@ class GateApp:
         self._commands_lock = threading.Lock()
         self._commands_closed = False
         self._starting = ""
+        self._leaving = False  # a stop or restart was asked: no uplink starts any more
 
     # -- start and stop ----------------------------------------------------------------------
 
@@ -220,13 +221,16 @@ class GateApp:
         while self.door is not None and self._requests.empty() and time.monotonic() < deadline:
             if self.door.serving.wait(POLL_S / 4):  # a stop asked meanwhile is served at once
                 break
+        if self._leaving:  # connecting only to say `online`, then `stopped`, helps nobody
+            log.info("stopping before the uplink started: it does not start")
+            return
         self.outbox.start_uplink()
 
     def _start_commands(self) -> None:
         """Remote commands load now when an operations key is configured. Without one they
         load when the first command arrives (to answer it `commands_disabled`, or run it if
         a reload has brought a key since): until then cryptography is not loaded."""
-        if self.outbox is None or self.door is None:
+        if self.outbox is None or self.outbox.publisher is None or self.door is None:
             return
         self._stops.append(("commands", self._stop_commands))
         if self.config.commands.public_keys:
@@ -268,6 +272,8 @@ class GateApp:
 
     def request(self, request: Request) -> None:
         """Ask the main thread for a stop, reload or restart; safe in a signal handler."""
+        if request is not Request.RELOAD:
+            self._leaving = True
         self._requests.put(request)
 
     def serve(self) -> int:

@@ -388,6 +388,7 @@ def test_a_stop_asked_while_the_uplink_waits_for_ready_is_served_at_once(
         app.start()
         assert time.monotonic() - started < 60  # not the 120 s the uplink may wait
         assert app.door is not None and not app.door.serving.is_set()
+        assert app.outbox is not None and app.outbox.publisher is None  # nor does the uplink
         assert app.serve() == 0
     finally:
         app.stop()
