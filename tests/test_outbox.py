@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -347,37 +347,39 @@ def test_a_meta_counter_that_is_not_a_number_is_corruption_set_aside(tmp_path: P
         box.close()
 
 
-def test_damaged_database_continues_seq_from_what_is_readable(tmp_path: Path) -> None:
-    box = open_outbox(tmp_path)
-    commit_checkins(box, 200)
-    box.close()
-    path = tmp_path / "outbox.sqlite3"
+def damage_event_pages(path: Path) -> None:
+    """Pages 3-6 are the events table's: the meta table stays readable."""
     data = bytearray(path.read_bytes())
-    data[2 * 4096 : 6 * 4096] = os.urandom(4 * 4096)  # event pages, not the meta table
+    data[2 * 4096 : 6 * 4096] = os.urandom(4 * 4096)
     path.write_bytes(bytes(data))
-    box = open_outbox(tmp_path)
-    assert box.stats().set_aside == 1
-    assert box.commit(make_checkin(1)).seq > 200
-    box.close()
 
 
-def test_a_set_aside_file_whose_newest_rows_cannot_be_read_never_lends_its_seqs_again(
-    tmp_path: Path,
-) -> None:
-    box = open_outbox(tmp_path)
-    commit_checkins(box, 10)
-    box.ack([1, 2, 3])  # `last_seq` in meta says 3; rows 4-10 wait, unsent
-    box.close()
-    path = tmp_path / "outbox.sqlite3"
+def damage_events_root(path: Path) -> None:
+    """The events table's root page: no row can be found, the newest included."""
     with sqlite3.connect(path) as conn:
         root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events'").fetchone()
     conn.close()
     data = bytearray(path.read_bytes())
-    data[(root[0] - 1) * 4096 : root[0] * 4096] = os.urandom(4096)  # the events table's root
+    data[(root[0] - 1) * 4096 : root[0] * 4096] = os.urandom(4096)
     path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("acked", "damage"),
+    [([], damage_event_pages), ([1, 2, 3], damage_events_root)],
+    ids=["from what is readable", "not from meta alone, which says 3"],
+)
+def test_a_damaged_file_is_set_aside_and_its_seqs_are_never_lent_again(
+    tmp_path: Path, acked: list[int], damage: Callable[[Path], None]
+) -> None:
+    box = open_outbox(tmp_path)
+    commit_checkins(box, 200)
+    box.ack(acked)  # deletions raise `last_seq` in meta; the rest wait, unsent
+    box.close()
+    damage(tmp_path / "outbox.sqlite3")
     box = open_outbox(tmp_path)
     assert box.stats().set_aside == 1
-    assert box.commit(make_checkin(11)).seq > 10  # 4-10 are still in the file set aside
+    assert box.commit(make_checkin(201)).seq > 200  # the unsent rows stay in the file set aside
     box.close()
 
 
