@@ -102,48 +102,40 @@ class GateApp:
         self._commands_lock = threading.Lock()
         self._commands_closed = False
         self._starting = ""
+        self._waiting: threading.Thread | None = None
+        self._waiting_stop = threading.Event()
         self._leaving = False  # a stop or restart was asked: no uplink starts any more
 
     # -- start and stop ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Each step registers its stop before it can fail, so `stop` undoes a partial start."""
-        with self._keeping_systemd_waiting():
-            for name, step in (
-                ("outbox", self._start_outbox),
-                ("door", self._start_door),
-                ("uplink", self._start_uplink),
-                ("commands", self._start_commands),
-            ):
-                self._starting = name
-                log.debug("starting %s", name)
-                step()
+        """Each step registers its stop before it can fail, so `stop` undoes a partial start.
+        Until READY, a thread asks systemd to wait (`_keep_systemd_waiting`)."""
+        if self.notifier.enabled:
+            self._waiting = threading.Thread(
+                target=self._keep_systemd_waiting, name="gate-start", daemon=True
+            )
+            self._waiting.start()
+        for name, step in (
+            ("outbox", self._start_outbox),
+            ("door", self._start_door),
+            ("uplink", self._start_uplink),
+            ("commands", self._start_commands),
+        ):
+            self._starting = name
+            log.debug("starting %s", name)
+            step()
+        self._starting = "door"  # READY waits for its first frame, or a fault saying why none
 
-    @contextlib.contextmanager
-    def _keeping_systemd_waiting(self) -> Iterator[None]:
-        """While the start runs, a thread tells systemd to wait for READY, and which step is
-        slow: opening an outbox of a few GB on an SD card takes minutes, and the unit's
+    def _keep_systemd_waiting(self) -> None:
+        """Every few seconds until READY: EXTEND_TIMEOUT_USEC, and a STATUS naming the slow
+        step. Opening an outbox of a few GB on an SD card takes minutes, and the unit's
         TimeoutStartSec would otherwise kill every start in turn (the door would never open).
         """
-        if not self.notifier.enabled:
-            yield
-            return
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=self._keep_systemd_waiting, args=(stop,), name="gate-start", daemon=True
-        )
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join(JOIN_TIMEOUT_S)
-
-    def _keep_systemd_waiting(self, stop: threading.Event) -> None:
         started, said = time.monotonic(), ""
-        while not stop.wait(START_EXTEND_EVERY_S):
-            if self.door is not None and self.door.serving.is_set():
-                return  # READY was sent
+        while not self._waiting_stop.wait(START_EXTEND_EVERY_S):
+            if self._leaving:
+                return  # a stop asked now has TimeoutStopSec, not minutes more
             waited = time.monotonic() - started
             if waited + START_EXTEND_BY_S > START_EXTEND_MAX_S:
                 log.error(
@@ -152,16 +144,23 @@ class GateApp:
                     waited,
                 )
                 return
-            if said != self._starting:  # once a step: the STATUS line counts the seconds
-                said = self._starting
-                log.warning("starting %s takes long (%.0f s so far)", said, waited)
-            self.notifier.notify(
+            message = (
                 f"EXTEND_TIMEOUT_USEC={round(START_EXTEND_BY_S * 1e6)}\n"
                 f"STATUS=starting: {self._starting} ({waited:.0f} s)"
             )
+            if self.door is None:
+                self.notifier.notify(message)
+            elif not self.door.notify_before_ready(message):
+                return  # READY was sent
+            if said != self._starting:  # once a step: the STATUS line counts the seconds
+                said = self._starting
+                log.warning("starting %s takes long (%.0f s so far)", said, waited)
 
     def stop(self) -> None:
         """The started steps' stops, in reverse order; one failing does not skip the rest."""
+        self._waiting_stop.set()
+        if self._waiting is not None:
+            self._waiting.join(JOIN_TIMEOUT_S)
         self.notifier.notify("STOPPING=1")
         if self.door is not None:
             self.door.make_safe()  # before waiting for commands, the lock and the threads

@@ -84,6 +84,7 @@ class Gate:
         self._health = health
         self.faults = faults or Faults()
         self._ready_sent = False
+        self._ready_lock = threading.Lock()  # READY, and what may be sent only before it
         self._first_frame = threading.Event()
         self.serving = threading.Event()
         """Set once READY is sent (frames flow, or a fault says why they cannot)."""
@@ -456,8 +457,9 @@ class Gate:
             summary = self.faults.summary()
             if not self._ready_sent:
                 if self._first_frame.is_set() or summary is not None:
-                    self._notifier.notify(f"READY=1\nSTATUS={summary or 'running'}")
-                    self._ready_sent, shown = True, summary
+                    with self._ready_lock:
+                        self._notifier.notify(f"READY=1\nSTATUS={summary or 'running'}")
+                        self._ready_sent, shown = True, summary
                     self.serving.set()
                 continue
             if summary != shown:
@@ -471,6 +473,14 @@ class Gate:
             elif problem != reported:
                 log.error("%s: withholding watchdog pings", problem)
             reported = problem
+
+    def notify_before_ready(self, message: str) -> bool:
+        """Send `message` to systemd if READY has not been sent; False once it has (a
+        starting STATUS after READY would stay until the next status line)."""
+        with self._ready_lock:
+            if not self._ready_sent:
+                self._notifier.notify(message)
+            return not self._ready_sent
 
     def _problem(self, stall_s: float) -> str | None:
         capturing = any(thread.name == "capture" for thread in self._threads)

@@ -1086,6 +1086,14 @@ def test_the_registry_names_the_line_that_is_wrong(tmp_path):
     assert list(device.read_registry(registry)) == [TARGET]
 
 
+@pytest.mark.parametrize("public_key", [123, None, ["AAAA"]])
+def test_a_registry_key_that_is_not_text_is_refused_with_its_line(tmp_path, public_key):
+    registry = tmp_path / "devices.jsonl"
+    registry.write_text(json.dumps({"gate": TARGET, "public_key": public_key}) + "\n")
+    with pytest.raises(CommandError, match=r"devices.jsonl:1: expected .*base64 public key"):
+        device.read_registry(registry)
+
+
 def test_a_registry_key_with_a_character_outside_base64_is_refused_not_skipped(tmp_path):
     key = ed25519.Ed25519PrivateKey.generate()
     entry = device.registration(TARGET, key)

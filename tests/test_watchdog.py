@@ -16,7 +16,7 @@ from gpiozero.pins.mock import MockFactory
 from imagegen import empty_frame
 
 import gate.app as app_module
-from gate.app import GateApp
+from gate.app import GateApp, Request
 from gate.app_config import GateConfig
 from gate.door import Gate
 from gate.notify import Notifier
@@ -187,26 +187,44 @@ def messages_until_ready(server: socket.socket, limit_s: float) -> list[str]:
     return received
 
 
+class LateSource(StallingSource):
+    """Its first frame comes `late_s` after it opens, as a camera slow to settle."""
+
+    def __init__(self, late_s: float) -> None:
+        super().__init__(flowing_s=30)
+        self._late_s = late_s
+
+    def frames(self, stop: threading.Event) -> Iterator[np.ndarray]:
+        if not stop.wait(self._late_s):
+            yield from super().frames(stop)
+
+
 @contextlib.contextmanager
-def starting_slowly(open_s: float, path: str, mock_factory: MockFactory) -> Iterator[None]:
-    """A gate starting in another thread, its store taking `open_s` to open; stopped after."""
+def starting_slowly(
+    open_s: float, path: str, mock_factory: MockFactory, first_frame_s: float = 0.0
+) -> Iterator[GateApp]:
+    """A gate starting in another thread, its store taking `open_s` to open and its camera
+    `first_frame_s` to give a frame; stopped after."""
     config = GateConfig.model_validate(
         {"camera": {"source": "replay"}, "signals": {"pin_factory": "mock"}}
     )
     app = GateApp(
         config,
         open_store=lambda _: SlowStore(open_s),
-        source=StallingSource(flowing_s=30),
+        source=LateSource(first_frame_s),
         pin_factory=mock_factory,
         notifier=Notifier({"NOTIFY_SOCKET": path}),
     )
     starting = threading.Thread(target=app.start, name="test-start")
     starting.start()
     try:
-        yield
+        yield app
     finally:
         starting.join(5)
         app.stop()
+
+
+EXTEND_20_S = "EXTEND_TIMEOUT_USEC=20000000\nSTATUS=starting: "
 
 
 def test_a_long_start_asks_systemd_to_wait_and_says_which_step_until_ready(
@@ -220,12 +238,39 @@ def test_a_long_start_asks_systemd_to_wait_and_says_which_step_until_ready(
     ready = next(i for i, text in enumerate(received) if text.startswith("READY=1"))
     extensions = [text for text in received if text.startswith("EXTEND_TIMEOUT_USEC=")]
     assert len(extensions) >= 3
-    assert all(
-        text.startswith("EXTEND_TIMEOUT_USEC=20000000\nSTATUS=starting: outbox (")
-        for text in extensions
-    )
+    assert all(text.startswith(f"{EXTEND_20_S}outbox (") for text in extensions[:3])
+    assert all(re.fullmatch(rf"{EXTEND_20_S}[a-z]+ \(\d+ s\)", text) for text in extensions)
     assert not any(text.startswith("EXTEND") for text in received[ready:])  # READY ends them
     assert caplog.text.count("starting outbox takes long") == 1  # said once, counted in STATUS
+
+
+def test_systemd_is_asked_to_wait_until_ready_even_after_the_start_steps_are_done(
+    notify_socket, mock_factory, monkeypatch
+):
+    server, path = notify_socket
+    monkeypatch.setattr(app_module, "START_EXTEND_EVERY_S", 0.1)
+    monkeypatch.setattr(app_module, "UPLINK_WAIT_S", 0.2)  # the steps end before the frame
+    with starting_slowly(0.0, path, mock_factory, first_frame_s=1.0):
+        received = messages_until_ready(server, 10)
+
+    ready = next(i for i, text in enumerate(received) if text.startswith("READY=1"))
+    waiting_for_the_door = [text for text in received if text.startswith(f"{EXTEND_20_S}door (")]
+    assert len(waiting_for_the_door) >= 3
+    assert not any(text.startswith("EXTEND") for text in received[ready:])
+
+
+def test_a_stop_asked_during_a_long_start_ends_the_waiting(
+    notify_socket, mock_factory, monkeypatch
+):
+    server, path = notify_socket
+    monkeypatch.setattr(app_module, "START_EXTEND_EVERY_S", 0.1)
+    with starting_slowly(1.5, path, mock_factory) as app:
+        threading.Timer(0.35, app.request, args=(Request.STOP,)).start()
+        received = messages_until(server, 1.2)
+
+    extensions = [at for at, text in received if text.startswith("EXTEND_TIMEOUT_USEC=")]
+    assert extensions  # it was asking
+    assert max(extensions) < 0.6  # and stopped: the stop has TimeoutStopSec, not 20 s more
 
 
 def test_a_start_longer_than_the_limit_is_left_to_the_units_timeout(

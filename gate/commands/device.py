@@ -91,9 +91,11 @@ def read_registry(path: Path) -> dict[str, ed25519.Ed25519PublicKey]:
         try:
             entry = json.loads(line)
             gate, text = entry["gate"], entry["public_key"]
+            if not isinstance(gate, str) or not isinstance(text, str):
+                raise ValueError("not a gate and a base64 public key")
             raw = unbase64(text)
-            if not isinstance(gate, str) or len(raw) != _RAW_KEY_BYTES:
-                raise ValueError("not a gate and a 32-byte public key")
+            if len(raw) != _RAW_KEY_BYTES:
+                raise ValueError("not a 32-byte public key")
             keys[gate] = ed25519.Ed25519PublicKey.from_public_bytes(raw)
         except (ValueError, KeyError, TypeError) as exc:  # binascii.Error is a ValueError
             raise CommandError(
