@@ -16,8 +16,9 @@ Prints, asserts nothing. Starts its own mosquitto on loopback (tests/broker.py).
    pair says little). Goal: at least 0.9x bare. In the same turns, paho driven from
    one thread as the publisher drives it (the bare loop uses two: paho's and the
    publishing one), the same payloads and window: the ceiling of the publisher's
-   shape. Then what the publisher does that the bare loops do not, timed alone:
-   reading and deleting the backlog, per row.
+   shape; and the CPU time an event of the publisher's thread beside that loop's (the
+   machine's scheduling left out). Then what the publisher does that the bare loops do
+   not, timed alone: reading and deleting the backlog, per row.
 """
 
 import argparse
@@ -143,19 +144,26 @@ def commits_alone(template: Path, directory: Path, interval: float, count: int) 
     return times
 
 
-def drain_publisher(template: Path, directory: Path, broker: Broker, window: int) -> float:
-    """Events per second for the Publisher to empty the backlog (from start to empty)."""
+def drain_publisher(
+    template: Path, directory: Path, broker: Broker, window: int
+) -> tuple[float, float]:
+    """Events per second for the Publisher to empty the backlog (from start to empty), and
+    its thread's CPU microseconds per event (connecting and the last deletions included)."""
     outbox = backlog(template, directory)
     events = outbox.depth
     publisher = publisher_for(outbox, directory, broker, window)
     started = time.perf_counter()
     publisher.start()
+    thread = next(t for t in threading.enumerate() if t.name == "gate-publisher")
+    assert thread.ident is not None
+    clock = time.pthread_getcpuclockid(thread.ident)
     while outbox.depth:
         time.sleep(0.002)
     elapsed = time.perf_counter() - started
+    cpu = time.clock_gettime(clock)
     publisher.stop()
     outbox.close()
-    return events / elapsed
+    return events / elapsed, cpu * 1e6 / events
 
 
 def drain_bare(payloads: list[bytes], broker: Broker, window: int) -> float:
@@ -184,11 +192,13 @@ def drain_bare(payloads: list[bytes], broker: Broker, window: int) -> float:
     return acked / elapsed  # after a timeout, only what was acknowledged
 
 
-def drain_one_thread(payloads: list[bytes], broker: Broker, window: int) -> float:
+def drain_one_thread(payloads: list[bytes], broker: Broker, window: int) -> tuple[float, float]:
     """Events per second for a paho QoS 1 loop in one thread, the shape of the publisher's:
     publish up to the window, select on the socket, read the PUBACKs, again; nothing else.
-    As the publisher does: TCP_NODELAY, and never `loop()` (its wake-up socket pair)."""
+    As the publisher does: TCP_NODELAY, and never `loop()` (its wake-up socket pair). And
+    the thread's CPU microseconds per event, connecting included."""
     acked = 0
+    cpu = time.thread_time()
 
     def on_publish(*_: object) -> None:
         nonlocal acked
@@ -217,10 +227,11 @@ def drain_one_thread(payloads: list[bytes], broker: Broker, window: int) -> floa
         if writable and client.loop_write() != mqtt.MQTT_ERR_SUCCESS:
             break
     elapsed = time.perf_counter() - started
+    cpu = time.thread_time() - cpu
     if acked < len(payloads):
         print(f"  (one-thread drain stopped at {acked} of {len(payloads)} acknowledged)")
     client.disconnect()
-    return acked / elapsed
+    return acked / elapsed, cpu * 1e6 / max(acked, 1)
 
 
 def store_alone(template: Path, directory: Path, chunk: int) -> tuple[float, float]:
@@ -282,6 +293,8 @@ def main() -> int:
         ours: list[float] = []
         bare: list[float] = []
         one_thread: list[float] = []
+        ours_cpu: list[float] = []
+        one_thread_cpu: list[float] = []
         bare_cpu: list[float] = []
         store: list[tuple[float, float]] = []
         with Broker(root / "broker") as broker:
@@ -298,7 +311,9 @@ def main() -> int:
                 for turn in range(args.drain_pairs):  # in turns: each kind first, second, third
 
                     def publisher(folder: Path = root / f"drain-{run}-{turn}") -> None:
-                        ours.append(drain_publisher(template, folder, broker, args.window))
+                        rate, cpu = drain_publisher(template, folder, broker, args.window)
+                        ours.append(rate)
+                        ours_cpu.append(cpu)
 
                     def bare_loop() -> None:
                         cpu = time.process_time()
@@ -306,7 +321,9 @@ def main() -> int:
                         bare_cpu.append((time.process_time() - cpu) * 1e6 / args.events)
 
                     def one_thread_loop() -> None:
-                        one_thread.append(drain_one_thread(payloads, broker, args.window))
+                        rate, cpu = drain_one_thread(payloads, broker, args.window)
+                        one_thread.append(rate)
+                        one_thread_cpu.append(cpu)
 
                     kinds = [publisher, bare_loop, one_thread_loop]
                     for drain in kinds[turn % 3 :] + kinds[: turn % 3]:
@@ -339,6 +356,11 @@ def main() -> int:
             f"  median ratio publisher/paho in one thread: "
             f"{statistics.median(ours) / statistics.median(one_thread):.2f}x, "
             f"one thread/bare: {statistics.median(one_thread) / statistics.median(bare):.2f}x"
+        )
+        print(
+            f"  thread CPU an event (median): publisher {statistics.median(ours_cpu):.0f} us, "
+            f"paho in one thread {statistics.median(one_thread_cpu):.0f} us: "
+            f"{statistics.median(one_thread_cpu) / statistics.median(ours_cpu):.2f}x"
         )
         read = statistics.median(r for r, _ in store)
         deleted = statistics.median(d for _, d in store)
