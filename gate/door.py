@@ -83,7 +83,6 @@ class Gate:
         self._online = online
         self._health = health
         self.faults = faults or Faults()
-        self._ready_sent = False
         self._ready_lock = threading.Lock()  # READY, and what may be sent only before it
         self._first_frame = threading.Event()
         self.serving = threading.Event()
@@ -445,7 +444,7 @@ class Gate:
         reported: str | None = None
         shown = self.faults.summary()
         while not stop.is_set():
-            if self._ready_sent:
+            if self.serving.is_set():
                 if stop.wait(period):
                     break
             else:
@@ -455,12 +454,12 @@ class Gate:
             if self.signals is not None:
                 self.signals.set_out_of_service(self.faults.out_of_service)
             summary = self.faults.summary()
-            if not self._ready_sent:
+            if not self.serving.is_set():
                 if self._first_frame.is_set() or summary is not None:
                     with self._ready_lock:
                         self._notifier.notify(f"READY=1\nSTATUS={summary or 'running'}")
-                        self._ready_sent, shown = True, summary
-                    self.serving.set()
+                        self.serving.set()
+                    shown = summary
                 continue
             if summary != shown:
                 self._notifier.notify(f"STATUS={summary or 'running'}")
@@ -478,9 +477,10 @@ class Gate:
         """Send `message` to systemd if READY has not been sent; False once it has (a
         starting STATUS after READY would stay until the next status line)."""
         with self._ready_lock:
-            if not self._ready_sent:
-                self._notifier.notify(message)
-            return not self._ready_sent
+            if self.serving.is_set():
+                return False
+            self._notifier.notify(message)
+            return True
 
     def _problem(self, stall_s: float) -> str | None:
         capturing = any(thread.name == "capture" for thread in self._threads)
