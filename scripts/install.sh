@@ -722,7 +722,7 @@ source_files() { # NUL-separated relative paths of what a release copies and has
             done | LC_ALL=C sort -z
         return
     fi
-    (cd "$SOURCE" && find . \( -name .venv -o -name 'venv' -o -name '.venv-*' -o -name '*.key' \
+    (cd "$SOURCE" && find . \( -name .git -o -name .venv -o -name 'venv' -o -name '.venv-*' -o -name '*.key' \
         -o -name __pycache__ -o -name '*.pyc' -o -name '*.egg-info' -o -name .pytest_cache \
         -o -name .ruff_cache -o -name .mypy_cache -o -name .hypothesis -o -path ./build \
         -o -path ./dist -o -path ./var \) -prune -o \( -type f -o -type l \) -print0 |

@@ -251,9 +251,26 @@ def test_first_install_builds_the_tree(root, source):
     assert "systemctl not run" in result.stdout
 
 
-@pytest.mark.parametrize("kind", ["git checkout", "copy without git"])
-def test_a_key_or_venv_lying_in_the_source_never_reaches_the_release(root, source, kind):
-    if kind == "git checkout":
+def path_without(command: str, folder: Path) -> str:
+    """A PATH of one folder linking every command of this PATH but `command` (a Pi OS Lite
+    without git, say)."""
+    folder.mkdir()
+    for directory in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(directory):
+            continue
+        for entry in os.scandir(directory):
+            target = folder / entry.name
+            if entry.name != command and not target.exists() and not target.is_symlink():
+                target.symlink_to(entry.path)
+    return str(folder)
+
+
+@pytest.mark.parametrize("kind", ["git checkout", "copy without git", "checkout, no git here"])
+def test_a_key_or_venv_lying_in_the_source_never_reaches_the_release(root, source, kind, tmp_path):
+    env = (
+        {"PATH": path_without("git", tmp_path / "bin")} if kind == "checkout, no git here" else None
+    )
+    if kind != "copy without git":
         git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(source)]
         subprocess.run([*git, "init", "-q"], check=True)
         subprocess.run([*git, "add", "-A"], check=True)
@@ -263,11 +280,12 @@ def test_a_key_or_venv_lying_in_the_source_never_reaches_the_release(root, sourc
     (source / ".venv-pi" / "bin").mkdir(parents=True)
     (source / ".venv-pi" / "bin" / "python").write_text("")
 
-    install(root, source, *FLAGS)
+    install(root, source, *FLAGS, env=env)
 
     app = root / "opt/gate/current/app"
     assert (app / "gate/__init__.py").exists()
     assert not (app / "this-gate.key").exists() and not (app / ".venv-pi").exists()
+    assert not (app / ".git").exists()  # nor the history, copied file by file without git
 
 
 def test_first_install_adds_the_gate_user_and_groups(root, source):
