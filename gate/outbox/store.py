@@ -296,7 +296,9 @@ class Outbox:
             raise StorageError(f"outbox {self.path}: cannot use WAL (journal_mode={mode})")
         writer.execute("PRAGMA synchronous=FULL")
         writer.execute(f"PRAGMA wal_autocheckpoint={_WRITER_CHECKPOINT_PAGES}")
-        writer.execute("PRAGMA secure_delete=ON")  # so are pages it frees or checkpoints
+        writer.execute("PRAGMA secure_delete=ON")  # its page splits free content too
+        writer.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")  # whichever connection
+        # writes first after a checkpoint starts the WAL again and cuts it: mostly the door's
         version = writer.execute("PRAGMA user_version").fetchone()[0]
         if version > DB_VERSION:
             raise StorageError(f"outbox {self.path}: written by a newer gate (v{version})")
@@ -312,8 +314,7 @@ class Outbox:
         drain.execute("PRAGMA synchronous=NORMAL")
         drain.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run outside the write turn
         drain.execute("PRAGMA secure_delete=ON")  # a sent check-in leaves no trace in the file
-        drain.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")  # cut by its deletions,
-        # not by the door's commits: the truncation stays off the commit path
+        drain.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
         rows, size = writer.execute(
             "SELECT count(*), coalesce(sum(length(payload)), 0) FROM events"
         ).fetchone()
