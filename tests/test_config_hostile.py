@@ -1,5 +1,6 @@
 """A hostile config file gets a clear error, not minutes of work or all the memory."""
 
+import re
 import threading
 
 import pytest
@@ -108,11 +109,31 @@ def test_a_value_yaml_or_the_section_cannot_take_is_a_config_error(tmp_path, val
             "omap is not used in a gate config",
         ),
         ("signals:\n  relay:\n    pin: 1e300\n", "relay.pin: expected a whole number or text"),
+        (  # PyYAML 6.0-6.0.3 (Debian's) built this in 75 s and 1.7 GB, before any count
+            "a0: &a0 {x: 1}\n"
+            + "".join(
+                f"a{n}: &a{n} {{<<: [{', '.join([f'*a{n - 1}'] * 10)}]}}\n" for n in range(1, 9)
+            ),
+            "2: .*a merge key \\(<<\\) is not used in a gate config",
+        ),
     ],
-    ids=["alias inside itself", "ordered map", "whole number as a float"],
+    ids=["alias inside itself", "ordered map", "whole number as a float", "merge keys"],
 )
 def test_a_config_standing_for_more_than_it_says_is_refused(tmp_path, text, message):
     path = tmp_path / "gate.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+def test_what_a_config_error_repeats_of_the_file_cannot_write_on_the_terminal(tmp_path):
+    path = tmp_path / "gate.yaml"
+    path.write_text(
+        'camera:\n  "fps\\e[31m\\nFAKE: ok": 1\n  fps: "\\e[2J\\u202e' + "x" * 300 + '"\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    shown = str(raised.value)
+    assert "\x1b" not in shown and "\u202e" not in shown and "\nFAKE" not in shown
+    assert "camera.fps\\x1b[31m\\x0aFAKE: ok: unknown key" in shown  # escaped, still named
+    assert re.search(r"\(got '\\x1b\[2J\\u202ex{75}\.\.\.\(\+225 characters\)'\)", shown)

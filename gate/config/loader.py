@@ -11,6 +11,7 @@ import yaml
 from gate.config.base import MAX_WHOLE_NUMBER, Problem, Section, ValidationError
 from gate.errors import ConfigError
 from gate.files import read_bounded
+from gate.logtext import printable
 
 M = TypeVar("M", bound=Section)
 
@@ -28,7 +29,7 @@ class ConfigProblem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.key or '(top level)'}: {self.message}"
+        return f"{where}: {printable(self.key) if self.key else '(top level)'}: {self.message}"
 
 
 class InvalidConfig(ConfigError):
@@ -59,8 +60,17 @@ class ConfigYaml(yaml.SafeLoader):
     - whole numbers are at most MAX_WHOLE_NUMBER, and a number of more than 70 characters is
       refused before it is built (PyYAML builds base-60 numbers in quadratic time);
     - the collection tags no config uses (`!!omap`, `!!pairs`, `!!set`, `!!binary`,
-      `!!timestamp`) are refused: the value count of the loader cannot see into them.
+      `!!timestamp`) are refused: the value count of the loader cannot see into them;
+    - so are merge keys (`<<`): PyYAML builds them before any count, and up to 6.0.3 (Debian
+      bookworm has 6.0) with every repeat, so 534 bytes took 75 s and 1.7 GB; 6.0.4 also
+      changed which merged mapping wins.
     """
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        for key, _value in node.value:
+            if key.tag == "tag:yaml.org,2002:merge":
+                raise _refused(key, "a merge key (<<) is not used in a gate config")
+        super().flatten_mapping(node)
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         if len(str(node.value).replace("_", "")) > _NUMBER_DIGITS:
@@ -121,7 +131,7 @@ def parse_yaml(text: str, file: str) -> tuple[yaml.Node | None, Any]:
         raise InvalidConfig([ConfigProblem(file, "", line, f"invalid YAML: {problem}")]) from None
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         # what PyYAML's constructors raise on an explicit tag they cannot build (`!!bool foo`)
-        reason = str(exc).split(";")[0]  # without Python's advice to the programmer
+        reason = printable(str(exc).split(";")[0], _SHOWN_CHARS)  # not Python's advice
         problem = f"invalid YAML: cannot read a value: {type(exc).__name__} {reason}"
         raise InvalidConfig([ConfigProblem(file, "", None, problem)]) from None
 
@@ -202,9 +212,7 @@ def _message(problem: Problem, model: type[Section]) -> str:
     got = problem.value
     if not isinstance(got, str | int | float | bool):
         return problem.message
-    shown = repr(got)
-    if len(shown) > _SHOWN_CHARS:
-        shown = f"{shown[: _SHOWN_CHARS - 3]}..."
+    shown = f"'{printable(got, _SHOWN_CHARS)}'" if isinstance(got, str) else repr(got)
     return f"{problem.message} (got {shown})"
 
 
