@@ -21,6 +21,10 @@ INDENT = 2
 """The indent of a key added to a section that has no other key."""
 
 
+_OTHER_LINE_BREAK = re.compile("\r(?!\n)|[\x85\u2028\u2029]")
+"""What YAML takes for a line break besides `\n` and `\r\n`."""
+
+
 class UneditableConfig(ConfigError):
     """The file's layout keeps a key from being changed line by line."""
 
@@ -115,7 +119,12 @@ def _quoted(text: str) -> str:
 
 def edited_text(text: str, updates: Sequence[tuple[str, str]]) -> str:
     """`text` with each dotted key set to its value, every other line as it was."""
-    lines = re.split(r"\r?\n", text.removesuffix("\n"))  # only newlines end a YAML line
+    other_break = _OTHER_LINE_BREAK.search(text)
+    if other_break is not None and updates:  # YAML ends a line there too: the lines would
+        raise UneditableConfig(  # not be those YAML reads, and a key could be lost
+            f"{updates[0][0]}: the file breaks a line with {other_break.group()!r}, not a newline"
+        )
+    lines = re.split(r"\r?\n", text.removesuffix("\n"))
     for key, value in updates:
         if not key or not all(part.strip() for part in key.split(".")):
             raise ConfigError(f"{key!r}: expected a dotted key such as mqtt.host")

@@ -118,6 +118,18 @@ def test_layouts_it_cannot_edit_line_by_line_are_refused_by_key(tmp_path, capsys
     assert flow.read_text().startswith("site: {") and "    broker" in folded.read_text()
 
 
+@pytest.mark.parametrize("line_break", ["\r", "\x85", "\u2028", "\u2029"])
+def test_a_file_breaking_lines_otherwise_than_with_newlines_is_left_alone(
+    tmp_path, capsys, line_break
+):
+    path = tmp_path / "gate.yaml"
+    text = f"mqtt:\n  host: a{line_break}  port: 1884\n"  # YAML reads two keys here
+    path.write_text(text, encoding="utf-8", newline="")
+    assert main(["config", "set", str(path), "mqtt.host", "b"]) == 1
+    assert "cannot set mqtt.host: the file breaks a line with" in capsys.readouterr().err
+    assert path.read_bytes().decode() == text  # port was not dropped
+
+
 def test_a_key_without_a_value_is_a_usage_error(config, capsys):
     assert main(["config", "set", str(config), "mqtt.port"]) == 2
     assert "'mqtt.port' has no VALUE" in capsys.readouterr().err
