@@ -473,12 +473,18 @@ def test_the_publisher_gives_way_while_a_commit_is_under_way() -> None:
     turn.give_way()  # no commit: returns at once
 
 
-def test_an_export_writes_any_stored_payload_as_its_bytes(tmp_path: Path) -> None:
-    """A set-aside file's payload column may hold text or numbers: exported, never a crash."""
+def test_an_export_writes_each_stored_event_as_one_line_and_skips_the_rest(
+    tmp_path: Path,
+) -> None:
+    """A set-aside file's payload column may hold anything: never a crash, never a line that
+    is not one event."""
     conn = sqlite3.connect(tmp_path / "set-aside.sqlite3")
     conn.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, payload)")
-    conn.executemany("INSERT INTO events VALUES (?, ?)", [(1, '{"a":1}'), (2, -1), (3, 1.5)])
+    payloads = [b'{"a":1}', '{"b":2}', -1, 1.5, None, b"", b"{}", b"[1]", b'{"c":"}']
+    payloads += [b'{"d":1}\n{"forged":true}', b'{"e":1} ', b"{\xff}", b"{" * 100_000 + b"}"]
+    conn.executemany("INSERT INTO events VALUES (?, ?)", enumerate(payloads, 1))
     out = io.BytesIO()
-    assert export(conn, out) == 3
-    assert json.loads(out.getvalue().splitlines()[0]) == {"a": 1, "replayed": True}
+    assert export(conn, out) == (2, len(payloads) - 2)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines == [{"a": 1, "replayed": True}, {"b": 2, "replayed": True}]
     conn.close()

@@ -65,10 +65,10 @@ def run_queue(args: argparse.Namespace, config: QueueConfig | None) -> int:
             info = summary(conn, path)
             if args.export:
                 if to_stdout:
-                    info["exported"] = export(conn, sys.stdout.buffer)
+                    info["exported"], info["skipped"] = export(conn, sys.stdout.buffer)
                 else:
                     with open(args.export, "wb") as out:
-                        info["exported"] = export(conn, out)
+                        info["exported"], info["skipped"] = export(conn, out)
     except (sqlite3.Error, OSError) as exc:
         print(f"gate queue: cannot read {path}: {exc}", file=sys.stderr)
         return 1

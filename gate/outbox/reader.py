@@ -4,6 +4,7 @@ For `gate queue` and the self-test; safe beside a running gate (WAL readers do n
 writer), and on a file set aside as corrupt, whose values may be anything.
 """
 
+import json
 import sqlite3
 import time
 from datetime import UTC, datetime
@@ -64,14 +65,34 @@ def summary(conn: sqlite3.Connection, path: Path) -> dict[str, object]:
     }
 
 
-def export(conn: sqlite3.Connection, out: IO[bytes]) -> int:
-    """Every unsent event as one JSON line, in seq order; returns how many."""
-    count = 0
-    # CAST: a set-aside file's payload may be text or a number; written as its bytes
+def export(conn: sqlite3.Connection, out: IO[bytes]) -> tuple[int, int]:
+    """Every unsent event as one JSON line, in seq order: (exported, skipped).
+
+    A row of a file set aside as corrupt may hold anything: only a JSON object is written
+    (with `replayed`), so that each line is one event; the rest are counted as skipped.
+    """
+    exported = skipped = 0
     cursor = conn.execute("SELECT CAST(payload AS BLOB) FROM events ORDER BY seq")
     while rows := cursor.fetchmany(_EXPORT_BATCH):
         for (payload,) in rows:
-            out.write(with_replayed(payload, True) + b"\n")
-            count += 1
+            if _is_event(payload):
+                out.write(with_replayed(payload, True) + b"\n")
+                exported += 1
+            else:
+                skipped += 1
     out.flush()
-    return count
+    return exported, skipped
+
+
+def _is_event(payload: bytes | None) -> bool:
+    """A payload as the store writes it: a JSON object with members, on one line, from its
+    first byte to its last (`with_replayed` adds a member before the last)."""
+    if not payload or payload[:1] != b"{" or payload[-1:] != b"}":
+        return False
+    if b"\n" in payload or b"\r" in payload:
+        return False
+    try:
+        event = json.loads(payload)
+    except (ValueError, RecursionError):  # json.JSONDecodeError and bad UTF-8 are ValueErrors
+        return False
+    return isinstance(event, dict) and bool(event)
