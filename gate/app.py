@@ -17,6 +17,9 @@ that cannot work stops the start (ConfigError: exit 78, not restarted).
 import contextlib
 import logging
 import queue
+import select
+import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -48,6 +51,9 @@ STORAGE_CHECK_S = 1.0
 START_EXTEND_EVERY_S = 5.0  # while a start takes long, systemd is told this often...
 START_EXTEND_BY_S = 20.0  # ...to wait this much longer for READY...
 START_EXTEND_MAX_S = 600.0  # ...up to this long in all: a start that never ends is restarted
+_LEAVE = b"\0"
+_LEAVING = frozenset({_LEAVE[0], signal.SIGTERM, signal.SIGINT})
+"""What the wake socket carries when a stop is asked: our byte, or a signal's number."""
 
 
 class Request(StrEnum):
@@ -103,8 +109,10 @@ class GateApp:
         self._commands_closed = False
         self._starting = ""
         self._waiting: threading.Thread | None = None
-        self._waiting_stop = threading.Event()
         self._leaving = False  # a stop or restart was asked: no uplink starts any more
+        self._wake_r, self._wake_w = socket.socketpair()  # ends the waiting: a stop, asked
+        self._wake_r.setblocking(False)  # by `request`, `stop` or a signal (`wakeup_fd`)
+        self._wake_w.setblocking(False)
 
     # -- start and stop ----------------------------------------------------------------------
 
@@ -133,8 +141,9 @@ class GateApp:
         TimeoutStartSec would otherwise kill every start in turn (the door would never open).
         """
         started, said = time.monotonic(), ""
-        while not self._waiting_stop.wait(START_EXTEND_EVERY_S):
-            if self._leaving:
+        while True:
+            woken, _, _ = select.select([self._wake_r], [], [], START_EXTEND_EVERY_S)
+            if woken and _LEAVING.intersection(self._read_wake()):
                 return  # a stop asked now has TimeoutStopSec, not minutes more
             waited = time.monotonic() - started
             if waited + START_EXTEND_BY_S > START_EXTEND_MAX_S:
@@ -158,7 +167,7 @@ class GateApp:
 
     def stop(self) -> None:
         """The started steps' stops, in reverse order; one failing does not skip the rest."""
-        self._waiting_stop.set()
+        self._wake()
         if self._waiting is not None:
             self._waiting.join(JOIN_TIMEOUT_S)
         self.notifier.notify("STOPPING=1")
@@ -172,6 +181,8 @@ class GateApp:
             except Exception:  # the next steps (relay safe, store closed) must still run
                 log.exception("stopping %s failed", name)
         self.notifier.close()
+        self._wake_r.close()
+        self._wake_w.close()
 
     def _start_outbox(self) -> None:
         try:
@@ -273,7 +284,27 @@ class GateApp:
         """Ask the main thread for a stop, reload or restart; safe in a signal handler."""
         if request is not Request.RELOAD:
             self._leaving = True
+            self._wake()
         self._requests.put(request)
+
+    @property
+    def wakeup_fd(self) -> int:
+        """For `signal.set_wakeup_fd`: a SIGTERM or SIGINT ends the start's waiting at once,
+        even while the main thread, which runs Python's handlers, is inside a long C call
+        (the first read of a large outbox)."""
+        return self._wake_w.fileno()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):  # full: woken anyway; closed: stopped
+            self._wake_w.send(_LEAVE)
+
+    def _read_wake(self) -> bytes:
+        try:
+            return self._wake_r.recv(256)
+        except BlockingIOError:  # nothing after all
+            return b""
+        except OSError:  # closed: stopped
+            return _LEAVE
 
     def serve(self) -> int:
         """Run until asked to stop (0), to restart (EXIT_RESTART), or a finite replay ends."""

@@ -63,11 +63,13 @@ def run(
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, lambda _signum, _frame: app.request(Request.RELOAD))
+    previous = signal.set_wakeup_fd(app.wakeup_fd, warn_on_full_buffer=False)
     try:
         status = _start(app)
         if status is None:
             status = app.serve()
     finally:
+        signal.set_wakeup_fd(previous)  # before `stop` closes the socket behind it
         app.stop()
     log.info("stopped")
     return status

@@ -1,12 +1,17 @@
 """The systemd watchdog means something: pings follow the capture loop's own progress."""
 
 import contextlib
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from itertools import pairwise
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +21,7 @@ from gpiozero.pins.mock import MockFactory
 from imagegen import empty_frame
 
 import gate.app as app_module
-from gate.app import GateApp, Request
+from gate.app import GateApp
 from gate.app_config import GateConfig
 from gate.door import Gate
 from gate.notify import Notifier
@@ -249,7 +254,6 @@ def test_systemd_is_asked_to_wait_until_ready_even_after_the_start_steps_are_don
 ):
     server, path = notify_socket
     monkeypatch.setattr(app_module, "START_EXTEND_EVERY_S", 0.1)
-    monkeypatch.setattr(app_module, "UPLINK_WAIT_S", 0.2)  # the steps end before the frame
     with starting_slowly(0.0, path, mock_factory, first_frame_s=1.0):
         received = messages_until_ready(server, 10)
 
@@ -259,18 +263,50 @@ def test_systemd_is_asked_to_wait_until_ready_even_after_the_start_steps_are_don
     assert not any(text.startswith("EXTEND") for text in received[ready:])
 
 
-def test_a_stop_asked_during_a_long_start_ends_the_waiting(
-    notify_socket, mock_factory, monkeypatch
-):
-    server, path = notify_socket
-    monkeypatch.setattr(app_module, "START_EXTEND_EVERY_S", 0.1)
-    with starting_slowly(1.5, path, mock_factory) as app:
-        threading.Timer(0.35, app.request, args=(Request.STOP,)).start()
-        received = messages_until(server, 1.2)
+STUCK_IN_SQLITE = """
+import sqlite3, sys
+sys.path.insert(0, {tests!r})
+import gate.app as app_module
+from conftest import ListSink
+from gate.app_config import GateConfig
+from gate.daemon import run
 
-    extensions = [at for at, text in received if text.startswith("EXTEND_TIMEOUT_USEC=")]
-    assert extensions  # it was asking
-    assert max(extensions) < 0.6  # and stopped: the stop has TimeoutStopSec, not 20 s more
+app_module.START_EXTEND_EVERY_S = 0.1
+
+def open_store(_config):  # one long C call, as the first read of a large outbox: Python's
+    count = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {rows})"
+    sqlite3.connect(":memory:").execute(count + " SELECT count(*) FROM c").fetchone()
+    return ListSink()  # signal handlers wait for its end
+
+config = {{"camera": {{"source": "replay"}}, "signals": {{"pin_factory": "mock"}}}}
+sys.exit(run(GateConfig.model_validate(config), None, open_store=open_store))
+"""
+
+
+@pytest.mark.slow
+def test_a_sigterm_during_a_long_start_ends_the_waiting_at_once(notify_socket):
+    server, path = notify_socket
+    program = STUCK_IN_SQLITE.format(tests=str(Path(__file__).parent), rows=20_000_000)
+    gate = subprocess.Popen(
+        [sys.executable, "-c", program],
+        env={**os.environ, "NOTIFY_SOCKET": path},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        server.settimeout(20)  # a gate that never asks fails the test
+        before: list[str] = []  # three requests to wait: the gate is inside the long open
+        while sum(text.startswith("EXTEND_TIMEOUT_USEC=") for text in before) < 3:
+            before.append(server.recv(4096).decode())
+        server.settimeout(0.05)
+        gate.send_signal(signal.SIGTERM)
+        after = messages_until(server, 0.8)
+        assert gate.wait(30) == 0
+    finally:
+        gate.kill()
+
+    late = [text for at, text in after if at > 0.3 and text.startswith("EXTEND")]
+    assert late == []  # and no more: the stop has TimeoutStopSec, not 20 s more each time
 
 
 def test_a_start_longer_than_the_limit_is_left_to_the_units_timeout(
