@@ -325,6 +325,31 @@ def test_an_image_larger_than_any_camera_frame_is_refused_before_it_is_decoded(
         load_grey(path)
 
 
+def test_a_jpeg_larger_than_any_camera_frame_is_read_at_a_fraction_of_its_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A phone's 48 MP photo: libjpeg decodes it at 1/2, 1/4 or 1/8, in grey."""
+    from PIL import Image
+
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(qr_frame(CCCD)).save(path, quality=95)
+    monkeypatch.setattr(decode, "MAX_IMAGE_PIXELS", 640 * 480 // 4)  # 1/2 of each side fits
+    grey = load_grey(path)
+    assert grey.shape == (240, 320)
+    assert [c.text for c in make_decoder(DecoderConfig()).decode(grey)] == [CCCD]
+    monkeypatch.setattr(decode, "MAX_IMAGE_PIXELS", 640 * 480 // 64 - 1)  # beyond 1/8
+    with pytest.raises(ImageReadError, match=r"photo\.jpg: 80x60 is larger than any camera"):
+        load_grey(path)
+
+
+def test_an_images_bytes_are_read_as_its_file_and_named_as_told(tmp_path: Path) -> None:
+    path = tmp_path / "frame.png"
+    save_png(qr_frame(CCCD), path)
+    assert np.array_equal(load_grey(path.read_bytes()), load_grey(path))
+    with pytest.raises(ImageReadError, match=r"^a test case's PNG: not an image Pillow can"):
+        load_grey(b"not a png", "a test case's PNG")
+
+
 def test_load_grey_names_the_file_it_cannot_read(tmp_path: Path) -> None:
     with pytest.raises(ImageReadError, match=r"absent\.png"):
         load_grey(tmp_path / "absent.png")

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from gate.cli.parse import add_judge_options, argument_bytes, instant, judge_config, report
 from gate.credentials.model import Kind
 from gate.decode import DecoderConfig, load_grey, make_decoder
-from gate.errors import DccTestDataError, PassError
+from gate.errors import DccTestDataError, ImageReadError, PassError
 from gate.judge import load_judge
 from gate.remote_lists import trust_paths
 from gate.trust import dgc_testdata, passes
@@ -192,17 +192,12 @@ def _case_files(paths: list[Path]) -> Iterator[Path]:
 
 def _picture_decoder() -> dgc_testdata.PictureDecoder:
     """PNG bytes to QR texts with the gate's own decoder."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
     decoder = make_decoder(DecoderConfig())
 
     def texts(png: bytes) -> list[str]:
         try:
-            grey = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
-        except (OSError, ValueError, Image.DecompressionBombError):  # not a readable PNG
+            grey = load_grey(png, "a test case's PNG")
+        except ImageReadError:  # not a readable image, or too large for one
             return []
         return [code.text for code in decoder.decode(grey)]
 

@@ -4,6 +4,7 @@ zxing-cpp is the fast path where its wheel exists; zbar (pyzbar's ctypes binding
 works. Both are restricted to QR and return the symbol's bytes, never a charset guess.
 """
 
+import io
 import logging
 from collections.abc import Iterable, Iterator
 from functools import cache
@@ -175,32 +176,42 @@ def make_decoder(config: DecoderConfig) -> Decoder:
 
 
 MAX_IMAGE_PIXELS = 4608 * 3472
-"""The largest frame a camera gives (Camera Module 3, full resolution): a file beyond it is
-refused before it is decoded (a 150 MP photo is 450 MB of pixels on a 512 MB Pi)."""
+"""The largest frame a camera gives (Camera Module 3, full resolution). A larger JPEG (a
+phone's 48 MP photo) is decoded at 1/2, 1/4 or 1/8 of its size, which libjpeg does at
+little cost; any other image beyond it is refused before it is decoded (a 150 MP PNG is
+450 MB of pixels on a 512 MB Pi)."""
 
 
-def load_grey(path: str | Path) -> np.ndarray:
-    """An image file as a 2-D uint8 grey array; ImageReadError says which file and why."""
-    p = Path(path)
-    if p.is_dir():
-        raise ImageReadError(f"{p}: is a directory, not an image file")
+def load_grey(source: str | Path | bytes, name: str = "image") -> np.ndarray:
+    """An image file, or an image's bytes (`name` says which in errors), as a 2-D uint8 grey
+    array; ImageReadError says which image and why."""
+    opened: io.BytesIO | Path
+    if isinstance(source, bytes):
+        where, opened = name, io.BytesIO(source)
+    else:
+        where = str(source)
+        if Path(source).is_dir():
+            raise ImageReadError(f"{where}: is a directory, not an image file")
+        opened = Path(source)
     try:
-        with Image.open(p) as img:
-            if img.width * img.height > MAX_IMAGE_PIXELS:
+        with Image.open(opened) as img:
+            pixels = img.width * img.height
+            scale = next((s for s in (1, 2, 4, 8) if pixels <= MAX_IMAGE_PIXELS * s * s), 16)
+            img.draft("L", (img.width // scale, img.height // scale))  # a JPEG: grey, scaled
+            if img.width * img.height > MAX_IMAGE_PIXELS:  # not a JPEG, or beyond 1/8
                 raise ImageReadError(
-                    f"{p}: {img.width}x{img.height} is larger than any camera frame "
+                    f"{where}: {img.width}x{img.height} is larger than any camera frame "
                     f"({MAX_IMAGE_PIXELS} pixels)"
                 )
-            img.draft("L", img.size)  # a JPEG is decoded straight to grey, at no cost elsewhere
             return np.asarray(img if img.mode == "L" else img.convert("L"))  # grey: no copy
     except ImageReadError:
         raise
     except FileNotFoundError as exc:
-        raise ImageReadError(f"{p}: no such file") from exc
+        raise ImageReadError(f"{where}: no such file") from exc
     except UnidentifiedImageError as exc:
-        raise ImageReadError(f"{p}: not an image Pillow can read") from exc
+        raise ImageReadError(f"{where}: not an image Pillow can read") from exc
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ImageReadError(f"{p}: cannot read image: {exc}") from exc
+        raise ImageReadError(f"{where}: cannot read image: {exc}") from exc
 
 
 def decode_files(paths: Iterable[str | Path], decoder: Decoder) -> Iterator[dict[str, Any]]:
