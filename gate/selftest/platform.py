@@ -15,6 +15,7 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
 from gate.app_config import GateConfig
+from gate.decode.base import PYZBAR_MISSING
 from gate.selftest.report import Row, Status
 
 TESTED_FLOORS = {"numpy": (1, 24), "pillow": (9, 4)}
@@ -54,7 +55,7 @@ def _version_of(distribution: str) -> str | None:
 
 def _why_not_importable(module: str) -> str | None:
     """None when the module imports, else the reason in one line: missing, or there but
-    broken (a libzbar that cannot load, a missing symbol, RPi.GPIO on another board)."""
+    broken (RPi.GPIO on another board; the decoders say so as an ImportError)."""
     try:
         import_module(module)
     except ImportError as exc:
@@ -123,7 +124,8 @@ def platform_row(config: GateConfig, probe: Probe | None = None) -> Row:
         actions.append("reinstall the gate on a 64-bit system (zxing-cpp wheel)")
     elif "zbar" in config.decoder.rescue and "zbar" not in available:
         warnings.append("the zbar rescue rung is off (hard codes are read less often)")
-        actions.append("apt install libzbar0")
+        pyzbar_missing = any(PYZBAR_MISSING in reason for reason in unavailable)
+        actions.append("reinstall the gate (pyzbar)" if pyzbar_missing else "apt install libzbar0")
 
     factory = config.signals.pin_factory
     names = [factory] if factory != "default" else ["lgpio", "rpigpio", "pigpio", "native"]
