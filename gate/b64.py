@@ -1,8 +1,14 @@
-"""Base64 as credentials, key files, trust lists and commands write it: one strict reader."""
+"""Base64 as credentials, key files, trust lists and commands write it: one strict reader,
+and the one writer of the unpadded URL-safe form that keys and signatures use."""
 
 import base64
 
 _URL_SAFE_TO_STANDARD = str.maketrans("-_", "+/")
+
+
+def base64url(data: bytes) -> str:
+    """`data` as URL-safe base64 without padding (RFC 7515's form)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def unbase64(text: str) -> bytes:

@@ -5,7 +5,7 @@ import base64
 
 import pytest
 
-from gate.b64 import unbase64
+from gate.b64 import base64url, unbase64
 
 DATA = bytes(range(256))
 
@@ -44,3 +44,10 @@ def test_anything_else_is_an_error_not_skipped(text: str) -> None:
 
 def test_the_empty_text_is_no_bytes() -> None:
     assert unbase64("") == b""
+
+
+def test_the_writer_gives_unpadded_url_safe_text_the_reader_reads_back() -> None:
+    text = base64url(DATA)
+    assert "=" not in text and "+" not in text and "/" not in text
+    assert text == base64.urlsafe_b64encode(DATA).decode().rstrip("=")
+    assert unbase64(text) == DATA

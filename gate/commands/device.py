@@ -9,14 +9,13 @@ line, `{"gate": "<province>/<venue_id>/<gate_id>", "public_key": "<base64url raw
 a later line for the same gate replaces an earlier one (a replaced SD card).
 """
 
-import base64
 import json
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from gate.b64 import unbase64
+from gate.b64 import base64url, unbase64
 from gate.commands.envelope import CommandError
 from gate.files import create_exclusively, read_bounded, warn_if_readable_by_others
 from gate.trust.keys import ed25519_kid
@@ -67,7 +66,7 @@ def check_owner(state_dir: Path, uid: int) -> None:
 def public_text(key: ed25519.Ed25519PublicKey) -> str:
     """The raw public key, base64url without padding, as the registry holds it."""
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return base64url(raw)
 
 
 def registration(gate: str, key: ed25519.Ed25519PrivateKey) -> dict[str, str]:

@@ -45,7 +45,6 @@ The sender believes a result only when `result_problem` finds it signed by the k
 registered for that gate and answering that gate's nonce.
 """
 
-import base64
 import json
 import re
 import secrets
@@ -58,7 +57,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from gate.b64 import unbase64
+from gate.b64 import base64url, unbase64
 from gate.credentials.vds_nc import canonical
 from gate.errors import GateError, TrustError
 from gate.trust.keys import Algorithm, ed25519_kid, verify
@@ -289,7 +288,7 @@ def signature_problem(document: Mapping[str, Any], key: ed25519.Ed25519PublicKey
     except ValueError:  # nested too deep, a lone surrogate, a non-finite number
         return "the members cannot be put in canonical form"
     signature = unbase64(sig)
-    if base64.urlsafe_b64encode(signature).rstrip(b"=").decode("ascii") != sig:
+    if base64url(signature) != sig:
         return "`sig` is not in canonical base64url (its unused bits are set)"
     if not verify(key, Algorithm.ED25519, signature, signed):
         return "the signature does not verify"
@@ -300,7 +299,7 @@ def _signed(key: ed25519.Ed25519PrivateKey, document: dict[str, Any]) -> dict[st
     """`document` with `key_id` and `sig` added (see the module docstring)."""
     document = {**document, "key_id": ed25519_kid(key.public_key()).hex()}
     signature = key.sign(canonical(document).encode("utf-8"))
-    document["sig"] = base64.urlsafe_b64encode(signature).rstrip(b"=").decode("ascii")
+    document["sig"] = base64url(signature)
     return document
 
 
