@@ -6,7 +6,7 @@ from typing import Any, Literal, TypeVar
 
 from gate.camera.config import CameraConfig
 from gate.commands.config import CommandsConfig
-from gate.config.base import Field, Section, section_default
+from gate.config.base import Field, Section
 from gate.config.loader import load_model
 from gate.config.site import SiteConfig
 from gate.decode import DecoderConfig
@@ -48,37 +48,35 @@ RESTART_SECTIONS = ("site", "outbox", "mqtt", "privacy")
 
 
 class GateConfig(Section):
-    site: SiteConfig = Field(default_factory=section_default(), description="Who this gate is.")
-    camera: CameraConfig = Field(default_factory=section_default(), description="The frame source.")
-    decoder: DecoderConfig = Field(default_factory=section_default(), description="QR decoding.")
+    site: SiteConfig = Field(default_factory=SiteConfig, description="Who this gate is.")
+    camera: CameraConfig = Field(default_factory=CameraConfig, description="The frame source.")
+    decoder: DecoderConfig = Field(default_factory=DecoderConfig, description="QR decoding.")
     presentation: PresentationConfig = Field(
-        default_factory=section_default(), description="One check-in per presentation."
+        default_factory=PresentationConfig, description="One check-in per presentation."
     )
-    policy: PolicyConfig = Field(default_factory=section_default(), description="Who may pass.")
+    policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Who may pass.")
     trust: TrustConfig = Field(
-        default_factory=section_default(),
+        default_factory=TrustConfig,
         description="Signers pinned on the device (offline trust).",
     )
     signals: SignalsConfig = Field(
-        default_factory=section_default(),
+        default_factory=SignalsConfig,
         description="LEDs, buzzer, relay, exit button, door contact.",
     )
     outbox: OutboxConfig = Field(
-        default_factory=section_default(),
+        default_factory=OutboxConfig,
         description="The durable store of check-ins not yet sent.",
     )
-    mqtt: MqttConfig = Field(
-        default_factory=section_default(), description="The provincial broker."
-    )
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description="The provincial broker.")
     privacy: PrivacyConfig = Field(
-        default_factory=section_default(), description="What of a person leaves the device."
+        default_factory=PrivacyConfig, description="What of a person leaves the device."
     )
-    log: LogConfig = Field(default_factory=section_default(), description="Logging.")
+    log: LogConfig = Field(default_factory=LogConfig, description="Logging.")
     service: ServiceConfig = Field(
-        default_factory=section_default(), description="Supervision by systemd."
+        default_factory=ServiceConfig, description="Supervision by systemd."
     )
     commands: CommandsConfig = Field(
-        default_factory=section_default(),
+        default_factory=CommandsConfig,
         description="Remote commands over MQTT, signed by the operations team.",
     )
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Self
 
-from gate.config.base import Field, Section, field_validator, model_validator, section_default
+from gate.config.base import Field, Section, field_validator, model_validator
 from gate.config.site import SiteConfig
 from gate.credentials.model import (
     REFUSED_KINDS,
@@ -201,11 +201,11 @@ class PolicyConfig(Section):
         "and dates alone, like a plain-text card). A bad signature is always refused.",
     )
     health: HealthRules = Field(
-        default_factory=section_default(),
+        default_factory=HealthRules,
         description="Rules for health certificates (HC1 and VDS-NC).",
     )
-    deny: DenyList = Field(default_factory=section_default(), description="Who never passes.")
-    allow: AllowList = Field(default_factory=section_default(), description="Allow-list mode.")
+    deny: DenyList = Field(default_factory=DenyList, description="Who never passes.")
+    allow: AllowList = Field(default_factory=AllowList, description="Allow-list mode.")
     opening_hours: list[OpeningHours] = Field(
         default_factory=list,
         description="Periods the gate opens in, in the site's time zone; outside them every "

@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 
 from gpiozero import LED, Button, Buzzer, Device, DigitalOutputDevice, Factory, OutputDevice
 
-from gate.config.base import Field, Section, field_validator, model_validator, section_default
+from gate.config.base import Field, Section, field_validator, model_validator
 from gate.errors import SignalError
 
 log = logging.getLogger(__name__)
@@ -73,10 +73,10 @@ class Pattern(Section):
         return max((b.duration_s for b in (self.green, self.red, self.buzzer) if b), default=0.0)
 
 
-def _pattern(**parts: tuple[float, float, int]) -> Callable[[], Any]:
+def _pattern(**parts: tuple[float, float, int]) -> Callable[[], "Pattern"]:
     """A pattern's default from (on_s, off_s, times) per part."""
-    return section_default(
-        **{name: {"on_s": on, "off_s": off, "times": n} for name, (on, off, n) in parts.items()}
+    return lambda: Pattern(
+        **{name: Blink(on_s=on, off_s=off, times=n) for name, (on, off, n) in parts.items()}
     )
 
 
@@ -102,12 +102,12 @@ class Patterns(Section):
         description="Check-in store full, scan refused: red and green flashing with a long beep.",
     )
     offline: Blink = Field(
-        default_factory=section_default(on_s=0.05, off_s=4.95, times=1),
+        default_factory=lambda: Blink(on_s=0.05, off_s=4.95, times=1),
         description="While the broker is unreachable, the red LED repeats this blink when idle "
         "(check-ins are kept on the device meanwhile).",
     )
     out_of_service: Blink = Field(
-        default_factory=section_default(on_s=1.0, off_s=1.0, times=1),
+        default_factory=lambda: Blink(on_s=1.0, off_s=1.0, times=1),
         description="While a fault keeps the gate from reading scans (no camera, no decoder), "
         "the red LED repeats this blink; the exit button still opens.",
     )
@@ -122,16 +122,20 @@ class SignalsConfig(Section):
         description="gpiozero pin factory; `default` honours GPIOZERO_PIN_FACTORY, then "
         "gpiozero's own order. `mock` (no hardware) logs every pin change: the demo.",
     )
-    green_led: OutputPin = Field(default_factory=section_default(pin=17), description="Green LED.")
-    red_led: OutputPin = Field(default_factory=section_default(pin=27), description="Red LED.")
-    buzzer: OutputPin = Field(default_factory=section_default(pin=22), description="Active buzzer.")
+    green_led: OutputPin = Field(
+        default_factory=lambda: OutputPin(pin=17), description="Green LED."
+    )
+    red_led: OutputPin = Field(default_factory=lambda: OutputPin(pin=27), description="Red LED.")
+    buzzer: OutputPin = Field(
+        default_factory=lambda: OutputPin(pin=22), description="Active buzzer."
+    )
     relay: OutputPin = Field(
-        default_factory=section_default(pin=23),
+        default_factory=lambda: OutputPin(pin=23),
         description="Relay driving the door strike, turnstile or barrier. Many relay boards "
         "are active-low: set active_high false for them.",
     )
     exit_button: InputPin | None = Field(
-        default_factory=section_default(pin=24),
+        default_factory=lambda: InputPin(pin=24),
         description="Request-to-exit button: opens the relay. null when there is none.",
     )
     door_contact: InputPin | None = Field(
@@ -150,9 +154,7 @@ class SignalsConfig(Section):
     exit_pulse_s: float = Field(
         default=5.0, gt=0, le=60, description="How long the exit button opens."
     )
-    patterns: Patterns = Field(
-        default_factory=section_default(), description="Light and sound per outcome."
-    )
+    patterns: Patterns = Field(default_factory=Patterns, description="Light and sound per outcome.")
 
     @model_validator(mode="after")
     def _one_device_per_pin(self) -> "SignalsConfig":

@@ -19,7 +19,6 @@ from gate.config.base import (
     ValidationError,
     field_validator,
     model_validator,
-    section_default,
 )
 from gate.errors import GateError
 
@@ -44,7 +43,7 @@ class Outer(Section):
     colours: frozenset[Colour] = Field(default=frozenset(), description="A set of enums.")
     steps: tuple[str, ...] = Field(default=(), max_length=2, description="A short tuple.")
     limits: dict[Colour, int] = Field(default_factory=dict, description="A mapping.")
-    inner: Inner = Field(default_factory=section_default(pin=17), description="A subsection.")
+    inner: Inner = Field(default_factory=lambda: Inner(pin=17), description="A subsection.")
     spare: Inner | None = Field(default=None, description="An optional subsection.")
 
 
@@ -181,7 +180,7 @@ def test_a_section_is_frozen_compares_by_value_and_copies_with_changes() -> None
 def test_fields_are_described_for_the_reference_in_declaration_order() -> None:
     assert list(Inner.model_fields) == ["pin", "on"]
     assert Inner.model_fields["pin"].is_required()
-    assert Outer.model_fields["inner"].get_default() == {"pin": 17}
+    assert Outer.model_fields["inner"].get_default() == Inner(pin=17)
     assert Outer.model_fields["count"].description == "A bounded whole number."
 
 

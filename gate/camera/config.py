@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
-from gate.config.base import Field, Section, field_validator, section_default
+from gate.config.base import Field, Section, field_validator
 
 
 class ReplayConfig(Section):
@@ -79,7 +79,7 @@ class CameraConfig(Section):
         "the daemon exits so that systemd restarts it.",
     )
     replay: ReplayConfig = Field(
-        default_factory=section_default(), description="Settings of the replay source."
+        default_factory=ReplayConfig, description="Settings of the replay source."
     )
 
     @field_validator("width", "height")

@@ -144,12 +144,6 @@ def model_validator(*, mode: Literal["after"]) -> Callable[[_F], _F]:
     return mark
 
 
-def section_default(**values: Any) -> Callable[[], Any]:
-    """The default of a subsection, as its keys would be written in the config:
-    `Field(default_factory=section_default(pin=17))`."""
-    return lambda: dict(values)
-
-
 @dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(Field,))
 class Section:
     """A config section. Every field carries a description: the reference is generated from it."""

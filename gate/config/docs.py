@@ -30,8 +30,6 @@ def config_reference(
         annotation = field.annotation
         nested = _section_type(annotation)
         default = None if field.is_required() else field.get_default()
-        if nested is not None and isinstance(default, dict):
-            default = nested.model_validate(default)  # a section's default, as it is read
         shown = "required" if field.is_required() else _default(default)
         description = field.description or ""
         if nested is not None and nested in seen:
