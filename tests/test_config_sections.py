@@ -184,35 +184,11 @@ def test_fields_are_described_for_the_reference_in_declaration_order() -> None:
     assert Outer.model_fields["count"].description == "A bounded whole number."
 
 
-class Base(Section):
-    level: int = Field(default=1, description="A level.")
+def test_a_section_derived_from_another_is_refused_when_the_class_is_made() -> None:
+    with pytest.raises(TypeError, match="derives from Section alone"):
 
-    @field_validator("level")
-    @classmethod
-    def _odd(cls, value: int) -> int:
-        if not value % 2:
-            raise ValueError("must be odd")
-        return value
-
-
-class Middle(Base):
-    level: int = Field(default=3, description="A level, higher.")
-
-
-class Derived(Middle):
-    @field_validator("level")
-    @classmethod
-    def _odd(cls, value: int) -> int:
-        if value > 5:
-            raise ValueError("must be at most 5")
-        return value
-
-
-def test_a_derived_section_takes_its_nearest_declaration_and_overridden_checks() -> None:
-    assert Derived().level == 3  # Middle's default, not Base's
-    assert problems({"level": 7}, Derived) == [("level", "must be at most 5")]  # ran once
-    assert Derived(level=4).level == 4  # Base's check was overridden
-    assert problems({"level": 4}, Middle) == [("level", "must be odd")]
+        class Wider(Inner):
+            extra: int = Field(default=1, description="Not inherited: refused.")
 
 
 def test_a_field_check_that_is_not_a_classmethod_is_refused_when_the_class_is_made() -> None:

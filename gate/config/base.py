@@ -155,23 +155,19 @@ class Section:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        inherited: dict[str, FieldInfo] = {}
-        for base in reversed(cls.__mro__[1:]):  # the nearest base's declaration wins
-            inherited |= vars(base).get("model_fields", {})
+        if cls.__bases__ != (Section,):  # no section needs another's fields, so none has them
+            raise TypeError(f"{cls.__name__}: a section derives from Section alone")
         fields: dict[str, FieldInfo] = {}
         for name, annotation in get_type_hints(cls).items():
             if origin_of(annotation) is ClassVar or name.startswith("_"):
                 continue
-            declared = cls.__dict__.get(name, inherited.get(name, _REQUIRED))
+            declared = cls.__dict__.get(name, _REQUIRED)
             info = declared if isinstance(declared, FieldInfo) else FieldInfo(default=declared)
             fields[name] = replace(info, annotation=annotation)
         cls.model_fields = fields
         cls._field_checks = {name: [] for name in fields}
         cls._section_checks = []
-        methods: dict[str, Any] = {}
-        for klass in reversed(cls.__mro__):  # an override replaces the method it overrides
-            methods |= vars(klass)
-        for attribute, method in methods.items():
+        for attribute, method in vars(cls).items():
             cls._register_check(attribute, method)
         for name in fields:  # the class attribute is the declaration, not a value
             if name in cls.__dict__:
