@@ -473,6 +473,44 @@ def test_the_publisher_gives_way_while_a_commit_is_under_way() -> None:
     turn.give_way()  # no commit: returns at once
 
 
+def test_the_door_is_quiet_only_a_while_after_the_last_commit() -> None:
+    now = [100.0]
+    turn = WriteTurn(clock=lambda: now[0])
+    assert turn.door_quiet()  # nothing committed yet
+    with turn.commit():
+        assert not turn.door_quiet()  # a commit under way
+    now[0] += store_module._DOOR_QUIET_S / 2
+    assert not turn.door_quiet()  # one just ended: more may follow
+    now[0] += store_module._DOOR_QUIET_S / 2
+    assert turn.door_quiet()
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_deletions_take_short_transactions_while_check_ins_come_and_long_ones_when_quiet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quiet: bool
+) -> None:
+    transactions: list[str] = []
+    connect = sqlite3.connect
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = connect(*args, **kwargs)
+        conn.set_trace_callback(
+            lambda sql: transactions.append(sql) if sql == "BEGIN IMMEDIATE" else None
+        )
+        return conn
+
+    monkeypatch.setattr(store_module.sqlite3, "connect", traced)
+    monkeypatch.setattr(WriteTurn, "door_quiet", lambda self: quiet)
+    box = open_outbox(tmp_path)
+    stored = commit_checkins(box, 600)
+    transactions.clear()
+    assert box.ack([s.seq for s in stored[:512]]) == 512
+    size = store_module._DELETE_CHUNK_QUIET if quiet else store_module._DELETE_CHUNK
+    assert len(transactions) == 512 // size
+    assert [s.seq for s in box.fetch(0, 600)] == list(range(513, 601))
+    box.close()
+
+
 def test_an_export_writes_each_stored_event_as_one_line_and_skips_the_rest(
     tmp_path: Path,
 ) -> None:

@@ -7,13 +7,13 @@ message ids is paho. The real-broker soaks are in test_publisher*.py.
 import itertools
 import json
 import random
+from typing import NamedTuple
 
 import pytest
 
 from gate.outbox.drain import (
     DELETE_BATCH,
     DELETE_EVERY_S,
-    DELETE_PER_WINDOW,
     FETCH_ROWS,
     LIVE_POLL_S,
     Backoff,
@@ -35,14 +35,22 @@ def row(seq: int) -> StoredEvent:
     return StoredEvent(seq, f"id-{seq}", 0, json.dumps({"seq": seq}).encode())
 
 
+class Sent(NamedTuple):
+    """One event of a `Publish`, as paho would send it."""
+
+    seq: int
+    payload: bytes
+    lane: Lane
+
+
 class Shell:
-    """Does what the drain asks against a dict outbox; `sent` holds (mid, Publish) in order."""
+    """Does what the drain asks against a dict outbox; `sent` holds (mid, Sent) in order."""
 
     def __init__(self, stored: int = 0, window: int = WINDOW, ack_timeout_s: float = 60) -> None:
         self.store = {seq: row(seq) for seq in range(1, stored + 1)}
         self.last_seq = stored
         self.drain = Drain(window, ack_timeout_s, Backoff(1.0, 8.0, rng=lambda: 1.0))
-        self.sent: list[tuple[int, Publish]] = []
+        self.sent: list[tuple[int, Sent]] = []
         self.flying: list[int] = []  # mids of this connection without a PUBACK yet
         self.epochs: list[int] = []  # of each sent message: how many rewinds came before it
         self.rewinds = 0
@@ -71,12 +79,14 @@ class Shell:
                         self.fetched_flying.append(self.drain.inflight)
                     rows = [self.store[s] for s in sorted(self.store) if after < s <= upto]
                     self.drain.fetched(lane, rows[:limit])
-                case Publish():
-                    self.sent.append((self.next_mid, action))
-                    self.flying.append(self.next_mid)
-                    self.epochs.append(self.rewinds)
-                    self.drain.sent(self.next_mid, action, self.now)
-                    self.next_mid += 1
+                case Publish(lane, seqs, payloads):
+                    mids = range(self.next_mid, self.next_mid + len(seqs))
+                    for mid, seq, payload in zip(mids, seqs, payloads, strict=True):
+                        self.sent.append((mid, Sent(seq, payload, lane)))
+                        self.flying.append(mid)
+                        self.epochs.append(self.rewinds)
+                    self.drain.sent(action, mids, self.now)
+                    self.next_mid += len(seqs)
                 case Delete(seqs):
                     for seq in seqs:
                         self.store.pop(seq, None)
@@ -142,7 +152,8 @@ def test_deletions_are_batched_by_time_and_size_and_flushed_when_idle() -> None:
     assert len(shell.deleted) == WINDOW
     shell.ack(*shell.mids()[-WINDOW:])
     shell.turn()
-    assert len(shell.deleted) == WINDOW + DELETE_PER_WINDOW  # the size limit
+    assert len(shell.acknowledged) - WINDOW >= DELETE_BATCH
+    assert shell.deleted == shell.acknowledged  # the size limit: the whole batch
     shell = Shell(stored=3)
     shell.connect()
     shell.ack(*shell.mids())
@@ -150,7 +161,7 @@ def test_deletions_are_batched_by_time_and_size_and_flushed_when_idle() -> None:
     assert shell.deleted == [1, 2, 3]  # nothing else to send: no reason to wait
 
 
-def test_a_due_deletion_waits_for_a_full_window_and_takes_one_run_per_window() -> None:
+def test_a_due_deletion_waits_until_the_window_is_full_again() -> None:
     shell = Shell(stored=2000)
     shell.connect()
     turns = 0
@@ -160,20 +171,35 @@ def test_a_due_deletion_waits_for_a_full_window_and_takes_one_run_per_window() -
         shell.turn()
         turns += 1
     assert turns * WINDOW >= DELETE_BATCH
-    assert shell.order == ["Publish"] * WINDOW + ["Delete"]  # sent first, deleted while flying
-    assert shell.deleted == list(range(1, DELETE_PER_WINDOW + 1))
-    shell.turn()
-    assert len(shell.deleted) == DELETE_PER_WINDOW  # one run per window, not the whole batch
-    shell.now += DELETE_EVERY_S  # the batch is due by its age now: a run per window
-    for _ in range(3):
-        shell.ack(*list(shell.flying))
-        shell.turn()
-    assert len(shell.deleted) == 4 * DELETE_PER_WINDOW
+    assert shell.order == ["Publish", "Delete"]  # sent first, deleted while flying
+    assert len(shell.flying) == WINDOW  # the whole window in that one burst
+    assert shell.deleted == shell.acknowledged  # the whole batch
     in_flight = {publish.seq for mid, publish in shell.sent if mid in shell.flying}
     assert not in_flight & set(shell.deleted)
+    shell.ack(shell.flying[0])
+    shell.turn()
+    assert len(shell.deleted) == len(shell.acknowledged) - 1  # a new batch, not yet due
+    shell.now += DELETE_EVERY_S
+    shell.order.clear()
+    shell.turn()
+    assert shell.order == ["Delete"]  # due by its age, the window full: deleted while flying
+    assert shell.deleted == shell.acknowledged
 
 
-@pytest.mark.parametrize("window", [WINDOW, 3 * DELETE_PER_WINDOW])
+def test_the_free_part_of_the_window_goes_out_in_one_publish_of_one_lane() -> None:
+    shell = Shell(stored=100)
+    shell.connect()
+    shell.ack(*shell.mids()[:4])
+    shell.commit(2)
+    shell.order.clear()
+    shell.turn()
+    assert shell.order == ["Publish", "Publish"]  # the live events first, then the backlog
+    assert shell.seqs(Lane.LIVE) == [101, 102]
+    assert shell.seqs(Lane.BACKLOG) == list(range(1, WINDOW + 3))
+    assert shell.drain.inflight == WINDOW
+
+
+@pytest.mark.parametrize("window", [WINDOW, 3 * DELETE_BATCH])
 def test_deletions_keep_up_with_acknowledgements_whatever_the_window(window: int) -> None:
     shell = Shell(stored=20 * window, window=window)
     shell.connect()
@@ -188,7 +214,7 @@ def test_deletions_keep_up_with_acknowledgements_whatever_the_window(window: int
 
 
 def test_acknowledged_rows_do_not_wait_for_one_slow_puback() -> None:
-    stored = 3 * DELETE_PER_WINDOW
+    stored = 3 * DELETE_BATCH
     shell = Shell(stored=stored)
     shell.connect()
     slow = shell.flying[0]  # its PUBACK does not come

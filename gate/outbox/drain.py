@@ -18,16 +18,16 @@ The rules:
   with exponential backoff, then rewinds both lanes to what is stored.
 - An event unacknowledged for `ack_timeout_s` means the connection is stuck.
 - Acknowledged rows are deleted in batches of `DELETE_BATCH` or `DELETE_EVERY_S`
-  after the first, once nothing more can be sent: with the window full, a run of
-  at least a window's worth per window (the deletion overlaps the broker's work
-  instead of delaying the next events); with nothing left to send, the whole
-  batch; at once when nothing is in flight, and always before a lane reset
-  (until deleted, only the lane cursors keep them from being sent again).
+  after the first, once nothing more can be sent: with the window full (the
+  deletion overlaps the broker's work instead of delaying the next events) or
+  nothing left to send; at once when nothing is in flight, and always before a
+  lane reset (until deleted, only the lane cursors keep them from being sent
+  again).
 """
 
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -37,7 +37,6 @@ from gate.outbox.store import MAX_SEQ, StoredEvent
 FETCH_ROWS = 64  # rows read from the outbox at a time, per lane
 DELETE_BATCH = 256  # acknowledged rows deleted together...
 DELETE_EVERY_S = 0.05  # ...or this long after the first of them was acknowledged
-DELETE_PER_WINDOW = 64  # rows deleted per full window while events are in flight
 LIVE_POLL_S = 0.5  # look for live events without a wake-up this often
 
 
@@ -78,11 +77,16 @@ class Fetch:
 
 @dataclass(frozen=True, slots=True)
 class Publish:
-    """Publish `payload` (QoS 1) for the row `seq`; answer with `sent(mid, ...)`."""
+    """Publish each of `payloads` (QoS 1), in order, for the rows `seqs` of one lane; answer
+    with `sent(...)` and the message ids paho gave them.
 
-    seq: int
-    payload: bytes
+    All that fits the window at once: the shell publishes them back to back, so the
+    broker gets them in one burst and the drain is asked once, not once an event.
+    """
+
     lane: Lane
+    seqs: tuple[int, ...]
+    payloads: tuple[bytes, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +166,6 @@ class Drain:
         self._acked_lately = False  # since the last `next_action`
         self._batch_opened = False  # `_batch_started` is stamped at the next `next_action`
         self._batch_started = 0.0  # when the first row of the coming deletion was acknowledged
-        self._deleted_in_window = False  # a run was handed out since the last event was sent
         self._retry_by = 0.0
         self._backlog = _Cursor(0, 0)
         self._live = _Cursor(0, MAX_SEQ)
@@ -200,13 +203,15 @@ class Drain:
             cursor.after = cursor.upto  # the backlog is done
         # an empty live lane waits for a wake-up or the next poll
 
-    def sent(self, mid: int, publish: Publish, now: float) -> None:
-        """Answer to `Publish`: paho took it as message `mid`."""
-        self._inflight[mid] = _Sent(publish.seq, now, publish.lane)
-        self._deleted_in_window = False
-        if publish.lane is Lane.LIVE:
-            self._live_inflight += 1
-        self.counters.published += 1
+    def sent(self, publish: Publish, mids: Sequence[int], now: float) -> None:
+        """Answer to `Publish`: paho took its first `len(mids)` events as these messages
+        (fewer than asked when publishing failed: the connection is then dropped)."""
+        inflight, lane = self._inflight, publish.lane
+        for seq, mid in zip(publish.seqs, mids, strict=False):
+            inflight[mid] = _Sent(seq, now, lane)
+        if lane is Lane.LIVE:
+            self._live_inflight += len(mids)
+        self.counters.published += len(mids)
 
     def puback(self, mid: int, refusal: str | None) -> bool:
         """A PUBACK: `refusal` is the reason of a failure code, None on success.
@@ -263,18 +268,11 @@ class Drain:
             return None
         if not self._inflight:
             return self._delete(now)  # idle: no reason to wait for a batch
-        batch_due = len(self._acked) >= DELETE_BATCH or now >= self._batch_started + DELETE_EVERY_S
-        if not batch_due:
-            return None
-        if len(self._inflight) < self._window:
-            return self._delete(now)  # nothing more to send: the whole batch, now
-        # The window is full: delete a run while the broker works on what is in flight, not
-        # before sending, and one run per window (at least a window's worth, so deletions
-        # keep up with acknowledgements), so the deletion costs the drain nothing.
-        if self._deleted_in_window:
-            return None
-        self._deleted_in_window = True
-        return self._delete(now, max(DELETE_PER_WINDOW, self._window))
+        if len(self._acked) >= DELETE_BATCH or now >= self._batch_started + DELETE_EVERY_S:
+            # Nothing more can be sent now (`_fill` had nothing to do): the window is full,
+            # so the broker works on what is in flight meanwhile, or nothing is left to send.
+            return self._delete(now)
+        return None
 
     def take_deletions(self) -> tuple[int, ...]:
         """Every acknowledged row not yet handed out: at a clean stop or a lost connection."""
@@ -304,34 +302,42 @@ class Drain:
         self._rewind = True
         return Refused(len(refused), refused[0][0], refused[0][1], delay)
 
-    def _delete(self, now: float, most: int | None = None) -> Delete:
-        """The acknowledged rows, or the `most` first of them, handed out for deletion."""
+    def _delete(self, now: float) -> Delete:
+        """Every acknowledged row, handed out for deletion."""
         self._retry_by = now + DELETE_EVERY_S
-        if most is None or most >= len(self._acked):
-            seqs = self.take_deletions()
-        else:
-            seqs, self._acked = tuple(self._acked[:most]), self._acked[most:]
-        return Delete(seqs)
+        return Delete(self.take_deletions())
 
     def _fill(self, now: float) -> Fetch | Publish | None:
         """Live first (up to half the window), then backlog, then live; with the window
         full, the backlog's next rows are read ahead while the broker works."""
-        if len(self._inflight) >= self._window:
+        room = self._window - len(self._inflight)
+        if room <= 0:
             backlog = self._backlog
             if len(backlog.rows) < self._window and backlog.after < backlog.upto:
                 return Fetch(Lane.BACKLOG, backlog.after, backlog.upto, FETCH_ROWS)
             return None
-        under_share = self._live_inflight < self._live_share
-        order = (Lane.LIVE, Lane.BACKLOG) if under_share else (Lane.BACKLOG, Lane.LIVE)
+        live_room = self._live_share - self._live_inflight
+        order = (Lane.LIVE, Lane.BACKLOG) if live_room > 0 else (Lane.BACKLOG, Lane.LIVE)
         for lane in order:
             cursor = self._cursor(lane)
             if cursor.rows:
-                row = cursor.rows.popleft()
-                return Publish(row.seq, with_replayed(row.payload, lane is Lane.BACKLOG), lane)
+                most = min(room, live_room) if lane is Lane.LIVE and live_room > 0 else room
+                return self._publish(lane, cursor.rows, most)
             fetch = self._fetch(lane, now)
             if fetch is not None:
                 return fetch
         return None
+
+    @staticmethod
+    def _publish(lane: Lane, rows: deque[StoredEvent], most: int) -> Publish:
+        """The next `most` rows of a lane (or all it has), as one `Publish`."""
+        taken = [rows.popleft() for _ in range(min(most, len(rows)))]
+        replayed = lane is Lane.BACKLOG
+        return Publish(
+            lane,
+            tuple(row.seq for row in taken),
+            tuple(with_replayed(row.payload, replayed) for row in taken),
+        )
 
     def _fetch(self, lane: Lane, now: float) -> Fetch | None:
         cursor = self._cursor(lane)

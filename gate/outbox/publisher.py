@@ -502,11 +502,7 @@ class Publisher:
             case Fetch(lane, after, upto, limit):
                 self._drain.fetched(lane, self._outbox.fetch(after, limit, upto))
             case Publish():
-                info = client.publish(self.event_topic, action.payload, qos=1)
-                if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                    log.warning("publish failed (%s): reconnecting", mqtt.error_string(info.rc))
-                    return False
-                self._drain.sent(info.mid, action, now)
+                return self._publish_events(client, action, now)
             case Delete(seqs):
                 self._outbox.ack(seqs)
             case Rewind():
@@ -527,6 +523,19 @@ class Publisher:
                 )
                 return False
         return True
+
+    def _publish_events(self, client: mqtt.Client, action: Publish, now: float) -> bool:
+        """Hand a `Publish`'s events to paho back to back; False: drop the connection."""
+        mids: list[int] = []
+        for payload in action.payloads:
+            info = client.publish(self.event_topic, payload, qos=1)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                log.warning("publish failed (%s): reconnecting", mqtt.error_string(info.rc))
+                break
+            mids.append(info.mid)
+            self._outbox.give_way()
+        self._drain.sent(action, mids, now)
+        return len(mids) == len(action.payloads)
 
     def _send_outgoing(self, client: mqtt.Client) -> None:
         """Hand what `publish` queued to paho."""
