@@ -8,7 +8,10 @@ Prints, asserts nothing. Starts its own mosquitto on loopback (tests/broker.py).
    committed `--interval-ms` apart, `synchronous=FULL` on the file system of
    `--dir`, once with the publisher stopped and once while it drains a
    `--events` backlog; the same number of commits in both, pooled over `--runs`.
-   Goal: p99 beside the drain at most 1.5x p99 alone.
+   Goal: p99 beside the drain at most 1.5x p99 alone. Then `--drain-pairs` lone
+   check-ins per run, each 100-150 ms into a drain begun at a quiet door, when the
+   deletions run in their long transactions: what the first person after a quiet
+   spell may wait.
 2. Drain rate: the Publisher empties a `--events` backlog (QoS 1, window
    `max_inflight`), beside a bare paho QoS 1 loop publishing the same payloads
    with the same window to the same broker; `--drain-pairs` of each per run, in
@@ -23,6 +26,7 @@ Prints, asserts nothing. Starts its own mosquitto on loopback (tests/broker.py).
 
 import argparse
 import importlib.metadata
+import math
 import os
 import platform
 import select
@@ -35,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -67,8 +72,24 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-def open_box(directory: Path) -> Outbox:
-    return Outbox(OutboxConfig(), make_site(directory), PrivacyConfig(), privacy_key=KEY)
+class WatchedOutbox(Outbox):
+    """An outbox that says when its last row is deleted: the bench waits for that without
+    polling, as the bare loop waits for its last PUBACK (a poll every 2 ms took the
+    interpreter from the publisher's thread 500 times a second)."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(OutboxConfig(), make_site(directory), PrivacyConfig(), privacy_key=KEY)
+        self.emptied = threading.Event()
+
+    def ack(self, seqs: Iterable[int]) -> int:
+        deleted = super().ack(seqs)
+        if not self.depth:
+            self.emptied.set()
+        return deleted
+
+
+def open_box(directory: Path) -> WatchedOutbox:
+    return WatchedOutbox(directory)
 
 
 def make_backlog(directory: Path, events: int) -> Path:
@@ -79,7 +100,7 @@ def make_backlog(directory: Path, events: int) -> Path:
     return outbox.path
 
 
-def backlog(template: Path, directory: Path) -> Outbox:
+def backlog(template: Path, directory: Path) -> WatchedOutbox:
     """A copy of the backlog file, opened: every run starts from the same bytes."""
     directory.mkdir(parents=True)
     shutil.copyfile(template, directory / template.name)
@@ -136,6 +157,27 @@ def commits_beside_drain(
     return times
 
 
+def lone_commit(
+    template: Path, directory: Path, broker: Broker | None, window: int, delay: float
+) -> float:
+    """The latency of one check-in committed `delay` seconds after the backlog is opened
+    (the door quiet until then): with a `broker`, into the publisher's drain of it, whose
+    deletions then run in their long transactions, so the commit may wait for one."""
+    outbox = backlog(template, directory)
+    publisher = None if broker is None else publisher_for(outbox, directory, broker, window)
+    if publisher is not None:
+        publisher.start()
+    time.sleep(delay)
+    started = time.perf_counter()
+    outbox.commit(make_checkin(200_000))
+    latency = (time.perf_counter() - started) * 1000
+    missed = publisher is not None and outbox.depth <= 1  # the drain was over
+    if publisher is not None:
+        publisher.stop()
+    outbox.close()
+    return math.nan if missed else latency
+
+
 def commits_alone(template: Path, directory: Path, interval: float, count: int) -> list[float]:
     """Latencies of `count` commits beside the same stored backlog, nothing draining it."""
     outbox = backlog(template, directory)
@@ -157,8 +199,7 @@ def drain_publisher(
     thread = next(t for t in threading.enumerate() if t.name == "gate-publisher")
     assert thread.ident is not None
     clock = time.pthread_getcpuclockid(thread.ident)
-    while outbox.depth:
-        time.sleep(0.002)
+    outbox.emptied.wait(120)
     elapsed = time.perf_counter() - started
     cpu = time.clock_gettime(clock)
     publisher.stop()
@@ -297,6 +338,8 @@ def main() -> int:
         one_thread_cpu: list[float] = []
         bare_cpu: list[float] = []
         store: list[tuple[float, float]] = []
+        lone: list[float] = []
+        lone_alone: list[float] = []
         with Broker(root / "broker") as broker:
             template = make_backlog(root / "template", args.events)
             probe = backlog(template, root / "payloads")
@@ -329,6 +372,11 @@ def main() -> int:
                     for drain in kinds[turn % 3 :] + kinds[: turn % 3]:
                         drain()
                 store.append(store_alone(template, root / f"store-{run}", 64))
+                for turn in range(args.drain_pairs):  # a commit 100-150 ms in, both ways
+                    delay = 0.1 + 0.05 * turn / args.drain_pairs
+                    folder = root / f"lone-{run}-{turn}"
+                    lone_alone.append(lone_commit(template, folder, None, args.window, delay))
+                    lone.append(lone_commit(template, folder / "drain", broker, args.window, delay))
         print(
             f"commit latency, check-ins {args.interval_ms:g} ms apart, synchronous=FULL, "
             f"on {filesystem(root)}, {args.runs} runs pooled:"
@@ -340,6 +388,18 @@ def main() -> int:
             f"  p99 beside/alone: {ratio:.2f}x  (goal <= 1.5x; "
             f"max beside/alone {max(beside) / max(alone):.2f}x; one frame at 30 fps: 33.3 ms)"
         )
+        print("a lone check-in after a quiet door, 100-150 ms after the backlog is opened:")
+        print(latency_line("alone", lone_alone))
+        lone_drained = [t for t in lone if not math.isnan(t)]
+        if lone_drained:
+            print(
+                latency_line("into a drain", lone_drained)
+                + f"   ({len(lone) - len(lone_drained)} came after it)"
+            )
+            print(
+                "    (the deletions run in their long transactions then: the check-in may "
+                "wait for one)"
+            )
         print(
             f"drain of a {args.events}-event backlog to local mosquitto, QoS 1, "
             f"window {args.window}:"
