@@ -485,28 +485,34 @@ def test_the_door_is_quiet_only_a_while_after_the_last_commit() -> None:
     assert turn.door_quiet()
 
 
-@pytest.mark.parametrize("quiet", [False, True])
+@pytest.mark.parametrize(
+    ("quiet", "sizes"),
+    [
+        ([False], [64] * 8),  # check-ins come: a commit waits for at most a short one
+        ([True], [256, 256]),  # the door is quiet: fewer, cheaper transactions
+        ([True, False], [256, 64, 64, 64, 64]),  # asked again before each transaction
+    ],
+)
 def test_deletions_take_short_transactions_while_check_ins_come_and_long_ones_when_quiet(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quiet: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quiet: list[bool], sizes: list[int]
 ) -> None:
-    transactions: list[str] = []
+    deletes: list[str] = []
     connect = sqlite3.connect
 
     def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
         conn = connect(*args, **kwargs)
-        conn.set_trace_callback(
-            lambda sql: transactions.append(sql) if sql == "BEGIN IMMEDIATE" else None
-        )
+        conn.set_trace_callback(lambda sql: deletes.append(sql) if "DELETE" in sql else None)
         return conn
 
+    answers = iter(quiet)
     monkeypatch.setattr(store_module.sqlite3, "connect", traced)
-    monkeypatch.setattr(WriteTurn, "door_quiet", lambda self: quiet)
+    monkeypatch.setattr(WriteTurn, "door_quiet", lambda self: next(answers, quiet[-1]))
     box = open_outbox(tmp_path)
     stored = commit_checkins(box, 600)
-    transactions.clear()
+    deletes.clear()
     assert box.ack([s.seq for s in stored[:512]]) == 512
-    size = store_module._DELETE_CHUNK_QUIET if quiet else store_module._DELETE_CHUNK
-    assert len(transactions) == 512 // size
+    bounds = [[int(n) for n in sql.split("BETWEEN ")[1].split(" AND ")] for sql in deletes]
+    assert [last - first + 1 for first, last in bounds] == sizes
     assert [s.seq for s in box.fetch(0, 600)] == list(range(513, 601))
     box.close()
 

@@ -269,8 +269,8 @@ class Drain:
         if not self._inflight:
             return self._delete(now)  # idle: no reason to wait for a batch
         if len(self._acked) >= DELETE_BATCH or now >= self._batch_started + DELETE_EVERY_S:
-            # Nothing more can be sent now (`_fill` had nothing to do): the window is full,
-            # so the broker works on what is in flight meanwhile, or nothing is left to send.
+            # Nothing more can be sent now (the window is full, so the broker works on what
+            # is in flight meanwhile; or nothing is left to send; or a refusal pauses us).
             return self._delete(now)
         return None
 
