@@ -7,11 +7,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 # What the demo needs; the tests need more: shellcheck and systemd (systemd-analyze) for the
 # installer's and the unit's tests, python3-numpy and python3-pil for the Pi-environment leg
-# (Debian's, as on a Pi), git, mmdebstrap, qemu-user-static and binfmt-support for the arm64
+# (Debian's, as on a Pi), git, mmdebstrap, arch-test (which mmdebstrap only recommends, but
+# needs to build a foreign root filesystem), qemu-user-static and binfmt-support for the arm64
 # leg (scripts/pi-check).
 DEMO_PACKAGES=(python3-venv python3-pip libzbar0 mosquitto mosquitto-clients openssl)
 TEST_PACKAGES=("${DEMO_PACKAGES[@]}" systemd shellcheck python3-numpy python3-pil git
-    mmdebstrap qemu-user-static binfmt-support)
+    mmdebstrap arch-test qemu-user-static binfmt-support)
 APT_PACKAGES=()
 
 as_root() {
