@@ -47,7 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gate.outbox.config import MqttConfig, OutboxConfig, PrivacyConfig
+from gate.outbox.config import MqttConfig, OutboxConfig, PrivacyConfig, Transport
+from gate.outbox.drain import DELETE_BATCH, FETCH_ROWS
 from gate.outbox.events import with_replayed
 from gate.outbox.publisher import Publisher
 from gate.outbox.store import Outbox
@@ -104,7 +105,9 @@ def backlog(template: Path, directory: Path) -> WatchedOutbox:
 
 
 def publisher_for(outbox: Outbox, directory: Path, broker: Broker, window: int) -> Publisher:
-    config = MqttConfig(host=broker.host, port=broker.port, transport="plain", max_inflight=window)
+    config = MqttConfig(
+        host=broker.host, port=broker.port, transport=Transport.PLAIN, max_inflight=window
+    )
     return Publisher(
         config, make_site(directory), outbox, dict, client_id="gate-bench", boot_id="b"
     )
@@ -273,19 +276,20 @@ def drain_one_thread(payloads: list[bytes], broker: Broker, window: int) -> tupl
     return acked / elapsed, cpu * 1e6 / max(acked, 1)
 
 
-def store_alone(template: Path, directory: Path, chunk: int) -> tuple[float, float]:
-    """Process CPU microseconds per row to read the backlog and to delete it, `chunk`
-    consecutive rows at a time (the drain's usual case), nothing else running: the
-    publisher's share that a bare loop does not have (checkpoints, once a second, left out)."""
+def store_alone(template: Path, directory: Path) -> tuple[float, float]:
+    """Process CPU microseconds per row to read the backlog and to delete it as a drain does
+    at a quiet door (`FETCH_ROWS` consecutive rows a read, `DELETE_BATCH` a deletion),
+    nothing else running: the publisher's share that a bare loop does not have
+    (checkpoints, once a second, left out)."""
     outbox = backlog(template, directory)
     started = time.process_time()
     after = rows = 0
-    while batch := outbox.fetch(after, chunk):
+    while batch := outbox.fetch(after, FETCH_ROWS):
         after, rows = batch[-1].seq, rows + len(batch)
     read = time.process_time() - started
     started = time.process_time()
-    for first in range(1, after + 1, chunk):
-        outbox.ack(range(first, min(first + chunk, after + 1)))
+    for first in range(1, after + 1, DELETE_BATCH):
+        outbox.ack(range(first, min(first + DELETE_BATCH, after + 1)))
     deleted = time.process_time() - started
     outbox.close()
     return read * 1e6 / rows, deleted * 1e6 / rows
@@ -369,7 +373,7 @@ def main() -> int:
                     kinds = [publisher, bare_loop, one_thread_loop]
                     for drain in kinds[turn % 3 :] + kinds[: turn % 3]:
                         drain()
-                store.append(store_alone(template, root / f"store-{run}", 64))
+                store.append(store_alone(template, root / f"store-{run}"))
                 for turn in range(args.drain_pairs):  # a commit 100-150 ms in, both ways
                     delay = 0.1 + 0.05 * turn / args.drain_pairs
                     folder = root / f"lone-{run}-{turn}"
@@ -423,8 +427,8 @@ def main() -> int:
         read = statistics.median(r for r, _ in store)
         deleted = statistics.median(d for _, d in store)
         print(
-            f"  the publisher's share, alone, in process CPU: read {read:.1f} us and delete "
-            f"{deleted:.1f} us a row (64 consecutive at a time), beside "
+            f"  the publisher's share, alone, in process CPU: read {read:.1f} us a row "
+            f"({FETCH_ROWS} at a time), delete {deleted:.1f} us ({DELETE_BATCH} at a time), beside "
             f"{statistics.median(bare_cpu):.0f} us an event for the bare loop"
         )
         print(f"load average at the end: {os.getloadavg()[0]:.1f} (figures share the machine)")
