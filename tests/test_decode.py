@@ -325,10 +325,10 @@ def test_an_image_larger_than_any_camera_frame_is_refused_before_it_is_decoded(
         load_grey(path)
 
 
-def test_a_jpeg_larger_than_any_camera_frame_is_read_at_a_fraction_of_its_size(
+def test_a_jpeg_larger_than_any_camera_frame_is_read_at_half_its_size(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A phone's 48 MP photo: libjpeg decodes it at 1/2, 1/4 or 1/8, in grey."""
+    """A phone's 48 MP photo: libjpeg decodes it at half its width and height, in grey."""
     from PIL import Image
 
     path = tmp_path / "photo.jpg"
@@ -337,9 +337,24 @@ def test_a_jpeg_larger_than_any_camera_frame_is_read_at_a_fraction_of_its_size(
     grey = load_grey(path)
     assert grey.shape == (240, 320)
     assert [c.text for c in make_decoder(DecoderConfig()).decode(grey)] == [CCCD]
-    monkeypatch.setattr(decode, "MAX_IMAGE_PIXELS", 640 * 480 // 64 - 1)  # beyond 1/8
-    with pytest.raises(ImageReadError, match=r"photo\.jpg: 80x60 is larger than any camera"):
+    monkeypatch.setattr(decode, "MAX_IMAGE_PIXELS", 640 * 480 // 4 - 1)  # beyond 1/2
+    with pytest.raises(ImageReadError, match=r"photo\.jpg: 320x240 is larger than any camera"):
         load_grey(path)
+
+
+def test_a_progressive_jpeg_larger_than_any_camera_frame_is_refused_before_it_is_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libjpeg keeps a progressive JPEG whole in memory, however small it is read."""
+    from PIL import Image
+
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(qr_frame(CCCD)).save(path, quality=95, progressive=True)
+    monkeypatch.setattr(decode, "MAX_IMAGE_PIXELS", 640 * 480 // 4)
+    with pytest.raises(ImageReadError, match=r"640x480 .* a progressive JPEG is read at its full"):
+        load_grey(path)
+    monkeypatch.setattr(decode, "MAX_IMAGE_PIXELS", 640 * 480)
+    assert load_grey(path).shape == (480, 640)  # as large as a camera frame: read
 
 
 def test_an_images_bytes_are_read_as_its_file_and_named_as_told(tmp_path: Path) -> None:

@@ -176,10 +176,12 @@ def make_decoder(config: DecoderConfig) -> Decoder:
 
 
 MAX_IMAGE_PIXELS = 4608 * 3472
-"""The largest frame a camera gives (Camera Module 3, full resolution). A larger JPEG (a
-phone's 48 MP photo) is decoded at 1/2, 1/4 or 1/8 of its size, which libjpeg does at
-little cost; any other image beyond it is refused before it is decoded (a 150 MP PNG is
-450 MB of pixels on a 512 MB Pi)."""
+"""The largest frame a camera gives (Camera Module 3, full resolution). A baseline JPEG up
+to four times as large (a phone's 48 MP photo) is decoded at half its width and height,
+which libjpeg does a few rows at a time; any other image beyond it is refused before it
+is decoded, on a 512 MB Pi: a 150 MP PNG is 450 MB of pixels, and libjpeg keeps a whole
+progressive JPEG in memory at its full size, however small it is read (a 541-byte file
+claiming 168 MP took 527 MB)."""
 
 
 def load_grey(source: str | Path | bytes, name: str = "image") -> np.ndarray:
@@ -195,13 +197,14 @@ def load_grey(source: str | Path | bytes, name: str = "image") -> np.ndarray:
         opened = Path(source)
     try:
         with Image.open(opened) as img:
-            pixels = img.width * img.height
-            scale = next((s for s in (1, 2, 4, 8) if pixels <= MAX_IMAGE_PIXELS * s * s), 16)
+            progressive = bool(img.info.get("progressive"))
+            scale = 2 if img.width * img.height > MAX_IMAGE_PIXELS and not progressive else 1
             img.draft("L", (img.width // scale, img.height // scale))  # a JPEG: grey, scaled
-            if img.width * img.height > MAX_IMAGE_PIXELS:  # not a JPEG, or beyond 1/8
+            if img.width * img.height > MAX_IMAGE_PIXELS:  # not a baseline JPEG, or over 4x
                 raise ImageReadError(
                     f"{where}: {img.width}x{img.height} is larger than any camera frame "
                     f"({MAX_IMAGE_PIXELS} pixels)"
+                    + (": a progressive JPEG is read at its full size" if progressive else "")
                 )
             return np.asarray(img if img.mode == "L" else img.convert("L"))  # grey: no copy
     except ImageReadError:
