@@ -526,6 +526,7 @@ def test_an_export_writes_each_stored_event_as_one_line_and_skips_the_rest(
     conn.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, payload)")
     payloads = [b'{"a":1}', '{"b":2}', -1, 1.5, None, b"", b"{}", b"[1]", b'{"c":"}']
     payloads += [b'{"d":1}\n{"forged":true}', b'{"e":1} ', b"{\xff}", b"{" * 100_000 + b"}"]
+    payloads += [b'{"f":"' + b"x" * (2 << 20) + b'"}']  # an event, but no event is that long
     conn.executemany("INSERT INTO events VALUES (?, ?)", enumerate(payloads, 1))
     out = io.BytesIO()
     assert export(conn, out) == (2, len(payloads) - 2)

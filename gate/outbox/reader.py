@@ -13,7 +13,9 @@ from typing import IO
 
 from gate.outbox.events import with_replayed
 
-_EXPORT_BATCH = 500
+_EXPORT_ROW_BYTES = 1 << 20
+"""A row longer than this is skipped unread: far beyond any event the gate writes (a QR code
+holds under 3 KB), while a set-aside file's row may hold up to a gigabyte."""
 
 
 def _whole(value: object) -> int | None:
@@ -68,18 +70,21 @@ def summary(conn: sqlite3.Connection, path: Path) -> dict[str, object]:
 def export(conn: sqlite3.Connection, out: IO[bytes]) -> tuple[int, int]:
     """Every unsent event as one JSON line, in seq order: (exported, skipped).
 
-    A row of a file set aside as corrupt may hold anything: only a JSON object is written
-    (with `replayed`), so that each line is one event; the rest are counted as skipped.
+    A row of a file set aside as corrupt may hold anything: only a JSON object of a sane
+    size is written (with `replayed`), so that each line is one event; the rest are counted
+    as skipped. One row in memory at a time.
     """
     exported = skipped = 0
-    cursor = conn.execute("SELECT CAST(payload AS BLOB) FROM events ORDER BY seq")
-    while rows := cursor.fetchmany(_EXPORT_BATCH):
-        for (payload,) in rows:
-            if _is_event(payload):
-                out.write(with_replayed(payload, True) + b"\n")
-                exported += 1
-            else:
-                skipped += 1
+    for (payload,) in conn.execute(
+        "SELECT CASE WHEN length(CAST(payload AS BLOB)) <= ? THEN CAST(payload AS BLOB) END "
+        "FROM events ORDER BY seq",
+        (_EXPORT_ROW_BYTES,),
+    ):
+        if _is_event(payload):
+            out.write(with_replayed(payload, True) + b"\n")
+            exported += 1
+        else:
+            skipped += 1
     out.flush()
     return exported, skipped
 
