@@ -12,11 +12,14 @@ def printable(text: object, limit: int = DEFAULT_LIMIT) -> str:
     """`text` (str() of it) with control, format (bidi, zero-width), separator, surrogate
     and unassigned characters written as `\\xNN` / `\\uNNNN` / `\\UNNNNNNNN` escapes and a
     backslash doubled, cut to `limit` characters of the original with the rest counted."""
-    original = str(text)
-    shown = original[:limit]
-    escaped = "".join(_escape(char) for char in shown)
-    cut = len(original) - len(shown)
-    return f"{escaped}...(+{cut} characters)" if cut else escaped
+    return "".join(_escape(char) for char in shortened(str(text), limit))
+
+
+def shortened(text: str, limit: int = DEFAULT_LIMIT) -> str:
+    """`text` cut to `limit` characters with the rest counted, for a part of a line that is
+    made `printable` as a whole."""
+    cut = len(text) - limit
+    return f"{text[:limit]}...(+{cut} characters)" if cut > 0 else text
 
 
 def _escape(char: str) -> str:

@@ -137,3 +137,22 @@ def test_what_a_config_error_repeats_of_the_file_cannot_write_on_the_terminal(tm
     assert "\x1b" not in shown and "\u202e" not in shown and "\nFAKE" not in shown
     assert "camera.fps\\x1b[31m\\x0aFAKE: ok: unknown key" in shown  # escaped, still named
     assert re.search(r"\(got '\\x1b\[2J\\u202ex{75}\.\.\.\(\+225 characters\)'\)", shown)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'mqtt:\n  topic_root: "gate/{\\e]0;pwned\\a\\u202eevil}"\n',  # a message built from it
+        "site:\n  timezone: " + "x" * 3000 + "\n",  # a message that repeats it
+        "camera: !<tag:" + "a" * 3000 + "> 1\n",  # what PyYAML says of it
+    ],
+    ids=["placeholder", "time zone", "yaml tag"],
+)
+def test_every_part_of_a_config_error_line_is_escaped_and_cut(tmp_path, text):
+    path = tmp_path / "gate.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    for line in str(raised.value).splitlines():
+        assert not any(ch in line for ch in "\x1b\x07\u202e"), line
+        assert len(line) < 1200, line[:200]

@@ -11,7 +11,7 @@ import yaml
 from gate.config.base import MAX_WHOLE_NUMBER, Problem, Section, ValidationError
 from gate.errors import ConfigError
 from gate.files import read_bounded
-from gate.logtext import printable
+from gate.logtext import printable, shortened
 
 M = TypeVar("M", bound=Section)
 
@@ -28,8 +28,10 @@ class ConfigProblem:
     message: str
 
     def __str__(self) -> str:
+        """One line, escaped and cut as a whole: its key, message and value may all come
+        from the file's text."""
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {printable(self.key) if self.key else '(top level)'}: {self.message}"
+        return printable(f"{where}: {self.key or '(top level)'}: {self.message}", _LINE_CHARS)
 
 
 class InvalidConfig(ConfigError):
@@ -45,6 +47,7 @@ MAX_CONFIG_VALUES = 100_000
 a small file stand for billions, each of which would be checked."""
 
 _SHOWN_CHARS = 80  # of a wrong value, in its error: enough to recognise it
+_LINE_CHARS = 1000  # of a whole error line: a message naming every allowed key fits
 _INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _NUMBER_DIGITS = 70  # more than any number under MAX_WHOLE_NUMBER or a float's 17 digits needs
@@ -127,11 +130,11 @@ def parse_yaml(text: str, file: str) -> tuple[yaml.Node | None, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = shortened(getattr(exc, "problem", None) or str(exc), _SHOWN_CHARS)
         raise InvalidConfig([ConfigProblem(file, "", line, f"invalid YAML: {problem}")]) from None
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         # what PyYAML's constructors raise on an explicit tag they cannot build (`!!bool foo`)
-        reason = printable(str(exc).split(";")[0], _SHOWN_CHARS)  # not Python's advice
+        reason = shortened(str(exc).split(";")[0], _SHOWN_CHARS)  # not Python's advice
         problem = f"invalid YAML: cannot read a value: {type(exc).__name__} {reason}"
         raise InvalidConfig([ConfigProblem(file, "", None, problem)]) from None
 
@@ -212,7 +215,7 @@ def _message(problem: Problem, model: type[Section]) -> str:
     got = problem.value
     if not isinstance(got, str | int | float | bool):
         return problem.message
-    shown = f"'{printable(got, _SHOWN_CHARS)}'" if isinstance(got, str) else repr(got)
+    shown = f"'{shortened(got, _SHOWN_CHARS)}'" if isinstance(got, str) else repr(got)
     return f"{problem.message} (got {shown})"
 
 
