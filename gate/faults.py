@@ -11,6 +11,8 @@ import threading
 from collections.abc import Callable
 from enum import StrEnum
 
+from gate.logtext import printable
+
 
 class Fault(StrEnum):
     CAMERA_MISSING = "camera_missing"  # no frame source: not found, not installed, failed
@@ -18,6 +20,8 @@ class Fault(StrEnum):
     GPIO_UNAVAILABLE = "gpio_unavailable"  # no pin factory, or the pins cannot be claimed
     STORAGE_FULL = "storage_full"  # the outbox is full or cannot be opened: scans refused
 
+
+_SUMMARY_CHARS = 1000  # of the summary line: every fault with a detail of some length
 
 OUT_OF_SERVICE = frozenset({Fault.CAMERA_MISSING, Fault.NO_DECODER, Fault.GPIO_UNAVAILABLE})
 """Faults that stop scans from being read or answered at all."""
@@ -64,8 +68,11 @@ class Faults:
         return [{"code": str(fault), "detail": detail} for fault, detail in raised]
 
     def summary(self) -> str | None:
-        """One line for systemd's STATUS and the log; None when nothing is wrong."""
+        """One line for systemd's STATUS and the log; None when nothing is wrong. A detail
+        is an error's text (a path, what a driver said): escaped, so that a newline in it
+        cannot add a field to the notify message (`WATCHDOG=1`) or a line to the log."""
         listing = self.listing()
         if not listing:
             return None
-        return "degraded: " + "; ".join(f"{f['code']} ({f['detail']})" for f in listing)
+        line = "degraded: " + "; ".join(f"{f['code']} ({f['detail']})" for f in listing)
+        return printable(line, _SUMMARY_CHARS)

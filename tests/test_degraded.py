@@ -31,6 +31,7 @@ from gate.app_config import GateConfig
 from gate.checkin import CheckIn
 from gate.daemon import run
 from gate.errors import EXIT_CONFIG, EXIT_START_FAILED
+from gate.faults import Fault, Faults
 from gate.judge import load_judge
 from gate.notify import Notifier
 from gate.outbox.store import Outbox, outbox_path
@@ -322,3 +323,10 @@ def test_published_faults_follow_their_schema(tmp_path, broker, notify_socket, m
     faults = json.loads(retained(broker, f"{ROOT}/status") or b"{}")["faults"]
     assert check(faults, schema) == []
     assert all(check(fault, schema["items"]) == [] for fault in faults)
+
+
+def test_a_fault_detail_cannot_add_a_field_to_systemds_notify_message() -> None:
+    faults = Faults()
+    faults.report(Fault.CAMERA_MISSING, "replay: /srv/frames\nWATCHDOG=1\x1b[2J")
+    summary = faults.summary()
+    assert summary == "degraded: camera_missing (replay: /srv/frames\\x0aWATCHDOG=1\\x1b[2J)"
