@@ -109,7 +109,7 @@ class GateApp:
         self._commands_closed = False
         self._starting = ""
         self._waiting: threading.Thread | None = None
-        self._leaving = False  # a stop or restart was asked: no uplink starts any more
+        self._leaving = False  # a stop or restart was asked: no further step starts
         self._wake_r, self._wake_w = socket.socketpair()  # ends the waiting: a stop, asked
         self._wake_r.setblocking(False)  # by `request`, `stop` or a signal (`wakeup_fd`)
         self._wake_w.setblocking(False)
@@ -127,9 +127,13 @@ class GateApp:
         for name, step in (
             ("outbox", self._start_outbox),
             ("door", self._start_door),
+            ("door", self._await_door),
             ("uplink", self._start_uplink),
             ("commands", self._start_commands),
         ):
+            if self._leaving:  # a stop or restart asked meanwhile: nothing more starts
+                log.info("asked to stop while starting: %s and what follows do not start", name)
+                return
             self._starting = name
             log.debug("starting %s", name)
             step()
@@ -221,26 +225,25 @@ class GateApp:
         with _held(self.lock, JOIN_TIMEOUT_S * 2):  # a command's reload finishes first
             self.door.close()
 
-    def _start_uplink(self) -> None:
-        """The publisher, once the door serves (READY sent) or after `UPLINK_WAIT_S`: loading
-        paho beside the first frame would delay READY. It stops with the outbox (after the
-        door's last commit)."""
-        if self.outbox is None:
-            return
+    def _await_door(self) -> None:
+        """Until the door serves (READY sent), for at most `UPLINK_WAIT_S`, or a request:
+        loading paho for the uplink beside the first frame would delay READY."""
+        assert self.door is not None
         deadline = time.monotonic() + UPLINK_WAIT_S
-        while self.door is not None and self._requests.empty() and time.monotonic() < deadline:
-            if self.door.serving.wait(POLL_S / 4):  # a stop asked meanwhile is served at once
-                break
-        if self._leaving:  # connecting only to say `online`, then `stopped`, helps nobody
-            log.info("stopping before the uplink started: it does not start")
-            return
-        self.outbox.start_uplink()
+        while self._requests.empty() and time.monotonic() < deadline:
+            if self.door.serving.wait(POLL_S / 4):
+                return
+
+    def _start_uplink(self) -> None:
+        """The publisher; it stops with the outbox (after the door's last commit)."""
+        if self.outbox is not None:
+            self.outbox.start_uplink()
 
     def _start_commands(self) -> None:
         """Remote commands load now when an operations key is configured. Without one they
         load when the first command arrives (to answer it `commands_disabled`, or run it if
         a reload has brought a key since): until then cryptography is not loaded."""
-        if self.outbox is None or self.outbox.publisher is None or self.door is None:
+        if self.outbox is None:
             return
         self._stops.append(("commands", self._stop_commands))
         if self.config.commands.public_keys:
@@ -307,14 +310,15 @@ class GateApp:
             return _LEAVE
 
     def serve(self) -> int:
-        """Run until asked to stop (0), to restart (EXIT_RESTART), or a finite replay ends."""
-        assert self.door is not None
+        """Run until asked to stop (0), to restart (EXIT_RESTART), or a finite replay ends.
+        Without a door (a stop asked before it started) that request is already queued."""
+        door = self.door
         checked = time.monotonic()
         while True:
             try:
                 request = self._requests.get(timeout=POLL_S)
             except queue.Empty:
-                if self.door.finished.is_set():
+                if door is None or door.finished.is_set():
                     return 0
                 if time.monotonic() - checked >= STORAGE_CHECK_S:
                     checked = time.monotonic()
@@ -324,9 +328,9 @@ class GateApp:
                 return 0
             if request is Request.RESTART:
                 return EXIT_RESTART
-            if not self.door.finished.is_set():
+            if door is not None and not door.finished.is_set():
                 with self.lock:
-                    restart = self.door.reload()
+                    restart = door.reload()
                 if restart:
                     return EXIT_RESTART
 

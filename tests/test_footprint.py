@@ -39,6 +39,7 @@ from gate.daemon import MALLOC_ARENAS
 from gate.errors import CameraError
 from gate.judge import load_judge, verifies
 from gate.notify import Notifier
+from gate.outbox.service import OutboxService, open_outbox
 from gate.reasons import Reason
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -369,6 +370,32 @@ class SilentCamera(ReplaySource):
     def frames(self, stop: threading.Event) -> Iterator[np.ndarray]:
         stop.wait()
         return iter(())
+
+
+def test_a_stop_asked_while_the_outbox_opens_starts_nothing_after_it(
+    tmp_path: Path, mock_factory: MockFactory
+) -> None:
+    config = GateConfig.model_validate(
+        {"site": {"state_dir": str(tmp_path), "device_id": "stop-in-open"}}
+    )
+
+    def open_while_asked_to_stop(config: GateConfig) -> OutboxService:
+        app.request(Request.STOP)  # as a SIGTERM does, while the first read runs
+        return open_outbox(config)
+
+    app = GateApp(
+        config,
+        source=SilentCamera([]),
+        pin_factory=mock_factory,
+        open_store=open_while_asked_to_stop,
+    )
+    try:
+        app.start()
+        assert app.outbox is not None and app.door is None  # no pins, no camera, no threads
+        assert app.serve() == 0
+    finally:
+        app.stop()
+    assert app.outbox.publisher is None
 
 
 def test_a_stop_asked_while_the_uplink_waits_for_ready_is_served_at_once(
