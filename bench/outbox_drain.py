@@ -21,7 +21,8 @@ Prints, asserts nothing. Starts its own mosquitto on loopback (tests/broker.py).
    publishing one), the same payloads and window: the ceiling of the publisher's
    shape; and the CPU time an event of the publisher's thread beside that loop's (the
    machine's scheduling left out). Then what the publisher does that the bare loops do
-   not, timed alone: reading and deleting the backlog, per row.
+   not, timed alone: reading and deleting the backlog, per row (deleting in the store's
+   short and in its long transactions).
 """
 
 import argparse
@@ -48,10 +49,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gate.outbox.config import MqttConfig, OutboxConfig, PrivacyConfig, Transport
-from gate.outbox.drain import DELETE_BATCH, FETCH_ROWS
+from gate.outbox.drain import FETCH_ROWS
 from gate.outbox.events import with_replayed
 from gate.outbox.publisher import Publisher
-from gate.outbox.store import Outbox
+from gate.outbox.store import DELETE_ROWS_BUSY, DELETE_ROWS_QUIET, Outbox
 from tests.broker import MOSQUITTO, Broker
 from tests.outbox_driver import KEY, commit_checkins, make_checkin, make_site
 
@@ -276,23 +277,27 @@ def drain_one_thread(payloads: list[bytes], broker: Broker, window: int) -> tupl
     return acked / elapsed, cpu * 1e6 / max(acked, 1)
 
 
-def store_alone(template: Path, directory: Path) -> tuple[float, float]:
-    """Process CPU microseconds per row to read the backlog and to delete it as a drain does
-    at a quiet door (`FETCH_ROWS` consecutive rows a read, `DELETE_BATCH` a deletion),
-    nothing else running: the publisher's share that a bare loop does not have
-    (checkpoints, once a second, left out)."""
-    outbox = backlog(template, directory)
+def store_alone(template: Path, directory: Path) -> tuple[float, float, float]:
+    """Process CPU microseconds per row to read the backlog (`FETCH_ROWS` consecutive rows
+    a read, as the drain does), and to delete it in the store's short and in its long
+    transactions (one transaction an `ack` of that many rows), nothing else running: the
+    publisher's share that a bare loop does not have (checkpoints, once a second, left out)."""
+    outbox = backlog(template, directory / "read")
     started = time.process_time()
     after = rows = 0
     while batch := outbox.fetch(after, FETCH_ROWS):
         after, rows = batch[-1].seq, rows + len(batch)
     read = time.process_time() - started
-    started = time.process_time()
-    for first in range(1, after + 1, DELETE_BATCH):
-        outbox.ack(range(first, min(first + DELETE_BATCH, after + 1)))
-    deleted = time.process_time() - started
     outbox.close()
-    return read * 1e6 / rows, deleted * 1e6 / rows
+    deleted = []
+    for size in (DELETE_ROWS_BUSY, DELETE_ROWS_QUIET):
+        outbox = backlog(template, directory / f"delete-{size}")
+        started = time.process_time()
+        for first in range(1, after + 1, size):
+            outbox.ack(range(first, min(first + size, after + 1)))
+        deleted.append((time.process_time() - started) * 1e6 / rows)
+        outbox.close()
+    return read * 1e6 / rows, deleted[0], deleted[1]
 
 
 def latency_line(label: str, times: list[float]) -> str:
@@ -339,7 +344,7 @@ def main() -> int:
         ours_cpu: list[float] = []
         one_thread_cpu: list[float] = []
         bare_cpu: list[float] = []
-        store: list[tuple[float, float]] = []
+        store: list[tuple[float, float, float]] = []
         lone: list[float] = []
         lone_alone: list[float] = []
         with Broker(root / "broker") as broker:
@@ -424,11 +429,12 @@ def main() -> int:
             f"paho in one thread {statistics.median(one_thread_cpu):.0f} us: "
             f"{statistics.median(one_thread_cpu) / statistics.median(ours_cpu):.2f}x"
         )
-        read = statistics.median(r for r, _ in store)
-        deleted = statistics.median(d for _, d in store)
+        read, busy, quiet = (statistics.median(figures) for figures in zip(*store, strict=True))
         print(
             f"  the publisher's share, alone, in process CPU: read {read:.1f} us a row "
-            f"({FETCH_ROWS} at a time), delete {deleted:.1f} us ({DELETE_BATCH} at a time), beside "
+            f"({FETCH_ROWS} at a time), delete {busy:.1f} us in transactions of "
+            f"{DELETE_ROWS_BUSY} (while check-ins come), {quiet:.1f} us in transactions of "
+            f"{DELETE_ROWS_QUIET} (at a quiet door); beside "
             f"{statistics.median(bare_cpu):.0f} us an event for the bare loop"
         )
         print(f"load average at the end: {os.getloadavg()[0]:.1f} (figures share the machine)")

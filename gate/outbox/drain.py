@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from gate.outbox.events import with_replayed
-from gate.outbox.store import MAX_SEQ, StoredEvent
+from gate.outbox.store import DELETE_ROWS_QUIET, MAX_SEQ, StoredEvent
 
 FETCH_ROWS = 64  # rows read from the outbox at a time, per lane
-DELETE_BATCH = 256  # acknowledged rows deleted together...
+DELETE_BATCH = DELETE_ROWS_QUIET  # acknowledged rows deleted together (one long transaction)...
 DELETE_EVERY_S = 0.05  # ...or this long after the first of them was acknowledged
 LIVE_POLL_S = 0.5  # look for live events without a wake-up this often
 

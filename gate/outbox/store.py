@@ -10,11 +10,10 @@ One SQLite file in WAL mode, two connections, so the door never waits for the up
   the consumer de-duplicates by `event_id`). Its reads are WAL snapshots that never
   hold the writer up; its deletions go in transactions that give way to a waiting
   commit (`WriteTurn`), short while check-ins come, and it checkpoints the WAL
-  outside of them. Between
-  its steps the publisher waits while a commit is under way (`give_way`). Deleted rows
-  are overwritten with zeros (`secure_delete`, Debian's default made sure of), and the
-  WAL is cut back to `WAL_KEEP_BYTES` when it starts again: a check-in sent is personal
-  data that the card should not keep.
+  outside of them. Between its steps the publisher waits while a commit is under way
+  (`give_way`). Deleted rows are overwritten with zeros (`secure_delete`, Debian's
+  default made sure of), and the WAL is cut back to `WAL_KEEP_BYTES` when it starts
+  again: a check-in sent is personal data that the card should not keep.
 
 The store does not build events: `append` takes a `render(seq, event_id)` callback
 and calls it with the pair it assigns, under the write turn, so seq order is commit
@@ -58,8 +57,8 @@ _SQLITE_FULL = 13
 _SQLITE_NOTADB = 26
 MAX_SEQ = 2**63 - 1
 _LATENCY_WINDOW = 2048
-_DELETE_CHUNK = 64  # rows per deleting transaction while check-ins come: a commit waits little
-_DELETE_CHUNK_QUIET = 256  # ...and once none came for `_DOOR_QUIET_S`: cheaper a row
+DELETE_ROWS_BUSY = 64  # rows per deleting transaction while check-ins come: a commit waits little
+DELETE_ROWS_QUIET = 256  # ...and once none came for `_DOOR_QUIET_S`: cheaper a row
 _DOOR_QUIET_S = 1.0
 _CHECKPOINT_EVERY_S = 1.0  # the drain connection checkpoints the WAL at most this often
 _WRITER_CHECKPOINT_PAGES = 4000  # backstop for a gate that is offline (nobody drains)
@@ -533,9 +532,9 @@ class Outbox:
     def ack(self, seqs: Iterable[int]) -> int:
         """Delete acknowledged events (P2: only after a successful PUBACK); returns how many.
 
-        In transactions of `_DELETE_CHUNK` rows while check-ins come (a commit waits for at
-        most one of them), of `_DELETE_CHUNK_QUIET` once the door is quiet (a row then costs
-        2.3 us instead of 3.8, measured alone: a transaction's fixed cost is large); each
+        In transactions of `DELETE_ROWS_BUSY` rows while check-ins come (a commit waits for at
+        most one of them), of `DELETE_ROWS_QUIET` once the door is quiet (a row then costs
+        a fifth less: a transaction's fixed cost is large; bench/outbox_drain.py); each
         gives way to a waiting commit. Then, at most once a second, a passive checkpoint that
         holds no write lock.
         """
@@ -546,7 +545,7 @@ class Outbox:
                 return 0
             deleted = start = 0
             while start < len(batch):
-                size = _DELETE_CHUNK_QUIET if self._turn.door_quiet() else _DELETE_CHUNK
+                size = DELETE_ROWS_QUIET if self._turn.door_quiet() else DELETE_ROWS_BUSY
                 done = self._delete(batch[start : start + size])
                 if done is None:
                     self._unapplied_acks = batch[start:]
