@@ -13,7 +13,6 @@ import numpy as np
 import PIL
 
 from gate.app_config import GateConfig
-from gate.decode.base import PYZBAR_MISSING
 from gate.selftest.platform import REFLASH, platform_row, this_machine
 from gate.selftest.report import Status
 
@@ -96,12 +95,13 @@ def test_a_zbar_that_cannot_load_warns_that_its_rescue_rung_is_off():
 
 
 def test_a_missing_pyzbar_is_mended_by_reinstalling_the_gate_not_by_apt():
-    def why_not(module: str) -> str | None:
-        if module == "gate.decode.zbar":  # as gate/decode/zbar.py says it
-            return f"zbar backend unavailable: {PYZBAR_MISSING} (No module named 'pyzbar')"
-        return this_machine().why_not_importable(module)
-
-    row = platform_row(config(), dataclasses.replace(this_machine(), why_not_importable=why_not))
+    machine = this_machine()
+    no_pyzbar = dataclasses.replace(
+        machine,
+        why_not_importable=missing("gate.decode.zbar"),
+        version_of=lambda name: None if name == "pyzbar" else machine.version_of(name),
+    )
+    row = platform_row(config(), no_pyzbar)
     assert row.status is Status.WARN and "zbar rescue rung is off" in row.detail
     assert "reinstall the gate (pyzbar)" in row.action and "libzbar0" not in row.action
 

@@ -7,10 +7,6 @@ import numpy as np
 
 from gate.errors import DecoderError
 
-PYZBAR_MISSING = "the pyzbar package is missing"
-"""How the zbar backend says that pyzbar itself, not libzbar, is what is missing (the fix is
-another: reinstall the gate, not apt)."""
-
 
 @dataclass(frozen=True, slots=True)
 class Code:

@@ -20,7 +20,7 @@ except ImportError:  # numpy 1.x, as Debian bookworm and Raspberry Pi OS ship it
     # the installed stubs are numpy 2's, which has no numpy.byte_bounds
     from numpy import byte_bounds  # type: ignore[attr-defined,no-redef]
 
-from gate.decode.base import PYZBAR_MISSING, Box, Code, check_frame, utf8_or_none
+from gate.decode.base import Box, Code, check_frame, utf8_or_none
 from gate.errors import DecoderError
 
 try:
@@ -30,7 +30,7 @@ try:
         "zbar_image_set_crop", None, POINTER(_zw.zbar_image), c_uint, c_uint, c_uint, c_uint
     )
 except ModuleNotFoundError as exc:
-    raise ImportError(f"zbar backend unavailable: {PYZBAR_MISSING} ({exc})") from exc
+    raise ImportError(f"zbar backend unavailable: the pyzbar package is missing ({exc})") from exc
 except (ImportError, OSError, AttributeError) as exc:  # pyzbar is there, libzbar is not
     # usable: not found, not loadable (a bad file, another architecture) or too old for a
     # function this module calls; every caller needs to know only "unavailable, and why"

@@ -15,7 +15,6 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
 from gate.app_config import GateConfig
-from gate.decode.base import PYZBAR_MISSING
 from gate.selftest.report import Row, Status
 
 TESTED_FLOORS = {"numpy": (1, 24), "pillow": (9, 4)}
@@ -124,7 +123,7 @@ def platform_row(config: GateConfig, probe: Probe | None = None) -> Row:
         actions.append("reinstall the gate on a 64-bit system (zxing-cpp wheel)")
     elif "zbar" in config.decoder.rescue and "zbar" not in available:
         warnings.append("the zbar rescue rung is off (hard codes are read less often)")
-        pyzbar_missing = any(PYZBAR_MISSING in reason for reason in unavailable)
+        pyzbar_missing = probe.version_of("pyzbar") is None  # else libzbar is what is missing
         actions.append("reinstall the gate (pyzbar)" if pyzbar_missing else "apt install libzbar0")
 
     factory = config.signals.pin_factory
