@@ -133,8 +133,8 @@ def main() -> None:
                 measure(source, make(Path(tmp)), Path(tmp), 0.0)
         for round_number in range(args.rounds):
             trees = list(sources.items())
-            if round_number % 2:  # each tree goes first as often: the first run of a round
-                trees.reverse()  # finds the page cache as the other tree left it
+            if round_number % 2:  # each tree goes first in every other round (as often, for
+                trees.reverse()  # an even --rounds): the first run finds the other's page cache
             for tree, source in trees:
                 with tempfile.TemporaryDirectory() as tmp:
                     r, p = measure(source, make(Path(tmp)), Path(tmp), args.run_s)

@@ -320,6 +320,6 @@ def test_a_start_longer_than_the_limit_is_left_to_the_units_timeout(
         received = messages_until(server, 1.0)
 
     extensions = [at for at, text in received if text.startswith("EXTEND_TIMEOUT_USEC=200000\n")]
-    assert 1 <= len(extensions) <= 3
+    assert 1 <= len(extensions) <= 2  # ticks at 0.1 and 0.2 s; 0.3 + 0.2 would pass 0.45 s
     assert max(extensions) < 0.4  # none once another 0.2 s would pass 0.45 s in all
     assert re.search(r"starting outbox for \d+ s: systemd is not asked to wait longer", caplog.text)
